@@ -1,0 +1,208 @@
+//! The jobs behind the CLI: run, check, replay, generate. main.rs only maps their errors to exit codes.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{self, Config, ConfigError, FileSourceConfig, OutputFormat, Seconds};
+use crate::pipeline::{self, PipelineError, RunOptions, RunReport};
+
+/// Errors of a job; the exit code depends on the kind.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl AppError {
+    /// 2 for anything the user must fix in the config, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            AppError::Config(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// Cancels `token` on the first SIGINT/SIGTERM; exits at once on the second.
+pub fn spawn_signal_handler(token: CancellationToken) {
+    tokio::spawn(async move {
+        wait_signal().await;
+        tracing::info!("shutdown requested: draining (signal again to quit at once)");
+        token.cancel();
+        wait_signal().await;
+        tracing::warn!("second signal: quitting without draining");
+        std::process::exit(130);
+    });
+}
+
+async fn wait_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// `rampart run`: the main job.
+pub async fn run(config_path: &Path, dry_run: bool) -> Result<RunReport, AppError> {
+    let cfg = config::load_file(config_path)?;
+    if dry_run {
+        tracing::info!("dry-run: responders record what they would do and change nothing");
+    }
+    let shutdown = CancellationToken::new();
+    spawn_signal_handler(shutdown.clone());
+    let running = pipeline::start(&cfg, RunOptions::default(), shutdown).await?;
+    let report = running.wait().await?;
+    tracing::info!(
+        records = report.records,
+        events = report.events,
+        dead_letters = report.dead_letters,
+        "pipeline stopped"
+    );
+    Ok(report)
+}
+
+/// `rampart check`: validates and says what would run.
+pub fn check(config_path: &Path) -> Result<String, AppError> {
+    let cfg = config::load_file(config_path)?;
+    let s = &cfg.sources;
+    let mut parts = Vec::new();
+    if let Some(k) = &s.kafka {
+        parts.push(format!("kafka ({})", k.topics.join(", ")));
+    }
+    if let Some(w) = &s.webhook {
+        parts.push(format!("webhook ({}{})", w.listen, w.path));
+    }
+    for f in &s.files {
+        parts.push(format!(
+            "file ({}{})",
+            f.path.display(),
+            if f.follow { ", follow" } else { "" }
+        ));
+    }
+    Ok(format!(
+        "{}: ok; sources: {}",
+        config_path.display(),
+        parts.join("; ")
+    ))
+}
+
+/// `rampart replay FILE`: reads the file once through the pipeline, with a progress bar and a summary.
+pub async fn replay(
+    file: &Path,
+    config_path: Option<&Path>,
+    quiet: bool,
+) -> Result<(RunReport, Duration), AppError> {
+    let mut cfg = match config_path {
+        Some(p) => config::load_file(p)?,
+        None if Path::new("rampart.yaml").exists() => config::load_file(Path::new("rampart.yaml"))?,
+        None => Config::default(),
+    };
+    cfg.sources = config::SourcesConfig {
+        files: vec![FileSourceConfig {
+            path: file.to_owned(),
+            follow: false,
+            poll_interval: Seconds::from_millis(250),
+            cluster: None,
+        }],
+        ..Default::default()
+    };
+    cfg.telemetry.listen = None;
+    if quiet {
+        cfg.output.console = OutputFormat::Off;
+    }
+    let total = std::fs::metadata(file)?.len();
+    let progress = Arc::new(AtomicU64::new(0));
+    let bar = progress_bar(total);
+    let shutdown = CancellationToken::new();
+    spawn_signal_handler(shutdown.clone());
+    let started = Instant::now();
+    let running = pipeline::start(
+        &cfg,
+        RunOptions {
+            progress: Some(progress.clone()),
+        },
+        shutdown,
+    )
+    .await?;
+    let ticker = bar.clone().map(|bar| {
+        let progress = progress.clone();
+        tokio::spawn(async move {
+            loop {
+                bar.set_position(progress.load(Ordering::Relaxed));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    });
+    let report = running.wait().await;
+    if let Some(t) = ticker {
+        t.abort();
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    Ok((report?, started.elapsed()))
+}
+
+fn progress_bar(total: u64) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
+    ) {
+        bar.set_style(style);
+    }
+    Some(bar)
+}
+
+/// The summary printed after a replay.
+pub fn replay_summary(file: &Path, r: &RunReport, elapsed: Duration) -> String {
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    format!(
+        "replayed {}\n  records       {:>10}\n  events        {:>10}\n  dead-lettered {:>10}\n  elapsed       {:>9.2}s\n  rate          {:>10.0} events/s",
+        file.display(),
+        r.records,
+        r.events,
+        r.dead_letters,
+        secs,
+        r.events as f64 / secs
+    )
+}
+
+/// `rampart generate`: a synthetic audit log on stdout.
+pub fn generate(count: usize, seed: u64) -> Result<(), AppError> {
+    let mut g = crate::synth::Generator::new(seed);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for _ in 0..count {
+        let (ev, _) = g.next_event();
+        writeln!(out, "{ev}")?;
+    }
+    out.flush()?;
+    Ok(())
+}

@@ -1,0 +1,61 @@
+//! The command line: one subcommand per job, global flags for logging and dry-run.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::telemetry::LogFormat;
+
+/// rampart: enrich Kubernetes audit events and respond to what they reveal.
+#[derive(Debug, Parser)]
+#[command(name = "rampart", version, about)]
+pub struct Cli {
+    /// Log filter: a level (info, debug) or per-target directives (rampart=debug,rdkafka=warn).
+    #[arg(long, global = true, default_value = "info", env = "RAMPART_LOG")]
+    pub log_level: String,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Record what responders would do without doing it.
+    #[arg(long, global = true)]
+    pub dry_run: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The jobs.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the pipeline on a config until the sources end or a signal arrives.
+    Run {
+        /// Config file.
+        #[arg(short, long, default_value = "rampart.yaml")]
+        config: PathBuf,
+    },
+    /// Validate a config: every problem is listed; exit 0 if valid, 2 if not.
+    Check {
+        /// Config file.
+        #[arg(short, long, default_value = "rampart.yaml")]
+        config: PathBuf,
+    },
+    /// Process an audit log file to the end, with progress and a summary.
+    Replay {
+        /// JSON-lines audit log (one event, EventList or wrapped event per line).
+        file: PathBuf,
+        /// Config file for everything but the sources (defaults apply if it is absent).
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// Do not print the events, only the summary.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Write a synthetic, realistic audit log (JSON lines) to stdout.
+    Generate {
+        /// Number of events.
+        #[arg(short = 'n', long, default_value_t = 1000)]
+        count: usize,
+        /// Seed for reproducible output.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}

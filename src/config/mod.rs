@@ -1,0 +1,344 @@
+//! Configuration: serde types for `rampart.yaml`, each field documented, with defaults beside it.
+
+mod load;
+mod units;
+mod validate;
+
+pub use load::{load_file, load_str, ConfigError, Problem};
+pub use units::{ByteSize, Seconds, Secret};
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// How each event's cluster name is found.
+    #[serde(default)]
+    pub cluster: ClusterConfig,
+    /// The Kafka connection shared by the source, the dead-letter topic and the webhook bridge.
+    #[serde(default)]
+    pub kafka: Option<KafkaConnection>,
+    /// Where audit events come from.
+    #[serde(default)]
+    pub sources: SourcesConfig,
+    /// How records are decoded into events.
+    #[serde(default)]
+    pub decode: DecodeConfig,
+    /// Where undecodable records go.
+    #[serde(default)]
+    pub dead_letter: DeadLetterConfig,
+    /// Where decoded events are written (until responders take over).
+    #[serde(default)]
+    pub output: OutputConfig,
+    /// Worker count, channel sizes, shutdown.
+    #[serde(default)]
+    pub pipeline: PipelineConfig,
+    /// Metrics and health endpoints.
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+    /// Local state (file positions; later the state store).
+    #[serde(default)]
+    pub state: StateConfig,
+}
+
+/// Cluster-name resolution, in precedence order: header, key, topic, annotation, default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Name used when nothing else says which cluster an event is from.
+    #[serde(default = "default_cluster")]
+    pub default: String,
+    /// Kafka header carrying the cluster name.
+    #[serde(default = "default_cluster_header")]
+    pub header: Option<String>,
+    /// Take the cluster name from the Kafka record key.
+    #[serde(default)]
+    pub from_key: bool,
+    /// Topic name to cluster name.
+    #[serde(default)]
+    pub topics: BTreeMap<String, String>,
+    /// Event annotation carrying the cluster name.
+    #[serde(default)]
+    pub annotation: Option<String>,
+}
+
+fn default_cluster() -> String {
+    "default".to_owned()
+}
+fn default_cluster_header() -> Option<String> {
+    Some("cluster".to_owned())
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            default: default_cluster(),
+            header: default_cluster_header(),
+            from_key: false,
+            topics: BTreeMap::new(),
+            annotation: None,
+        }
+    }
+}
+
+/// Connection to the Kafka cluster.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConnection {
+    /// Bootstrap servers, `host:port[,host:port]`.
+    pub brokers: String,
+    /// librdkafka properties passed through as they are (security.protocol,
+    /// sasl.mechanism, sasl.username, sasl.password, ssl.ca.location, ...).
+    /// Values are secrets as far as logs are concerned.
+    #[serde(default)]
+    pub properties: BTreeMap<String, Secret>,
+}
+
+/// The sources; any combination may be enabled.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourcesConfig {
+    #[serde(default)]
+    pub kafka: Option<KafkaSourceConfig>,
+    #[serde(default)]
+    pub webhook: Option<WebhookConfig>,
+    #[serde(default)]
+    pub files: Vec<FileSourceConfig>,
+}
+
+/// Where a new consumer group starts reading.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartFrom {
+    #[default]
+    Earliest,
+    Latest,
+}
+
+/// The Kafka consumer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSourceConfig {
+    /// Consumer group id; instances sharing it split the partitions.
+    pub group_id: String,
+    /// Topics to consume.
+    pub topics: Vec<String>,
+    /// Offset reset policy for a group without committed offsets.
+    #[serde(default)]
+    pub start_from: StartFrom,
+    /// How long outstanding events may take to finish before partitions are released.
+    #[serde(default = "default_drain")]
+    pub drain_timeout: Seconds,
+    /// How often offsets are committed (stored offsets only ever cover finished events).
+    #[serde(default = "default_commit_interval")]
+    pub commit_interval: Seconds,
+    /// How often consumer lag is refreshed for the metric.
+    #[serde(default = "default_lag_interval")]
+    pub lag_interval: Seconds,
+    /// Extra librdkafka properties for the consumer only.
+    #[serde(default)]
+    pub properties: BTreeMap<String, Secret>,
+}
+
+fn default_drain() -> Seconds {
+    Seconds::from_secs(10)
+}
+fn default_commit_interval() -> Seconds {
+    Seconds::from_secs(1)
+}
+fn default_lag_interval() -> Seconds {
+    Seconds::from_secs(10)
+}
+
+/// The API server's webhook audit backend.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Request path the API server posts to.
+    #[serde(default = "default_webhook_path")]
+    pub path: String,
+    /// Largest accepted body, before and after gzip.
+    #[serde(default = "default_max_body")]
+    pub max_body: ByteSize,
+    /// TLS server certificate and key (PEM); add `client_ca` for mTLS.
+    #[serde(default)]
+    pub tls: Option<WebhookTls>,
+    /// Bearer token the API server must present (its kubeconfig `token`).
+    #[serde(default)]
+    pub bearer_token: Option<Secret>,
+    /// Produce each batch to this Kafka topic (acks=all) and answer once it is durable there.
+    #[serde(default)]
+    pub bridge_topic: Option<String>,
+    /// Longest a request waits for its batch to be durable before answering 503.
+    #[serde(default = "default_ack_timeout")]
+    pub ack_timeout: Seconds,
+    /// Cluster name for events received here (overrides the default).
+    #[serde(default)]
+    pub cluster: Option<String>,
+}
+
+fn default_webhook_path() -> String {
+    "/audit".to_owned()
+}
+fn default_max_body() -> ByteSize {
+    ByteSize(16 * 1024 * 1024)
+}
+fn default_ack_timeout() -> Seconds {
+    Seconds::from_secs(30)
+}
+
+/// TLS for the webhook listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Require client certificates signed by this CA (mTLS).
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+}
+
+/// A JSON-lines audit log file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSourceConfig {
+    pub path: PathBuf,
+    /// Keep reading as the file grows, across rotation and truncation (`tail -F`).
+    #[serde(default)]
+    pub follow: bool,
+    /// How often a followed file is checked for growth and rotation.
+    #[serde(default = "default_poll")]
+    pub poll_interval: Seconds,
+    /// Cluster name for events from this file.
+    #[serde(default)]
+    pub cluster: Option<String>,
+}
+
+fn default_poll() -> Seconds {
+    Seconds::from_millis(250)
+}
+
+/// Decoder settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecodeConfig {
+    /// Fields under which log shippers wrap the event JSON.
+    #[serde(default = "default_wrapped")]
+    pub wrapped_fields: Vec<String>,
+}
+
+fn default_wrapped() -> Vec<String> {
+    vec!["log".to_owned(), "message".to_owned()]
+}
+
+impl Default for DecodeConfig {
+    fn default() -> Self {
+        Self {
+            wrapped_fields: default_wrapped(),
+        }
+    }
+}
+
+/// Dead-letter destination: a JSON-lines file or a Kafka topic (exactly one).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterConfig {
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    #[serde(default)]
+    pub topic: Option<String>,
+}
+
+/// How decoded events are shown.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    #[default]
+    Text,
+    Json,
+    Off,
+}
+
+/// The console / JSON-lines output of decoded events.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    /// What goes to stdout.
+    #[serde(default)]
+    pub console: OutputFormat,
+    /// Also append every event as JSON to this file.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+}
+
+/// Pipeline sizing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Worker tasks; records of one partition always go to the same worker.
+    #[serde(default = "default_workers")]
+    pub workers: usize,
+    /// Capacity of each bounded channel between stages.
+    #[serde(default = "default_capacity")]
+    pub channel_capacity: usize,
+    /// How long shutdown may take to drain and commit before it gives up.
+    #[serde(default = "default_grace")]
+    pub shutdown_grace: Seconds,
+}
+
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+fn default_capacity() -> usize {
+    1024
+}
+fn default_grace() -> Seconds {
+    Seconds::from_secs(30)
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            workers: default_workers(),
+            channel_capacity: default_capacity(),
+            shutdown_grace: default_grace(),
+        }
+    }
+}
+
+/// Metrics and health.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// Address for `/metrics`, `/healthz`, `/readyz`; off when absent.
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
+}
+
+/// Local state.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// Directory for rampart's own state (file positions).
+    #[serde(default = "default_state_dir")]
+    pub dir: PathBuf,
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from(".rampart-state")
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        Self {
+            dir: default_state_dir(),
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! Pure validation of a parsed config: every semantic problem, each with its path, in one pass.
+
+use super::{load::Problem, Config};
+
+fn problem(problems: &mut Vec<Problem>, path: &str, message: impl Into<String>) {
+    problems.push(Problem {
+        path: path.to_owned(),
+        message: message.into(),
+    });
+}
+
+/// Returns every problem found; an empty list means the config is usable.
+pub fn validate(c: &Config) -> Vec<Problem> {
+    let mut p = Vec::new();
+    let s = &c.sources;
+    if s.kafka.is_none() && s.webhook.is_none() && s.files.is_empty() {
+        problem(
+            &mut p,
+            "sources",
+            "no source configured: add kafka, webhook or files",
+        );
+    }
+    if c.cluster.default.trim().is_empty() {
+        problem(&mut p, "cluster.default", "must not be empty");
+    }
+    if let Some(k) = &c.kafka {
+        if k.brokers.trim().is_empty() {
+            problem(&mut p, "kafka.brokers", "must not be empty");
+        }
+    }
+    let needs_kafka = |p: &mut Vec<Problem>, path: &str| {
+        if c.kafka.is_none() {
+            problem(
+                p,
+                path,
+                "kafka: required (the top-level kafka connection is not configured)",
+            );
+        }
+    };
+    if let Some(k) = &s.kafka {
+        needs_kafka(&mut p, "sources.kafka");
+        if k.group_id.trim().is_empty() {
+            problem(&mut p, "sources.kafka.group_id", "must not be empty");
+        }
+        if k.topics.is_empty() {
+            problem(&mut p, "sources.kafka.topics", "name at least one topic");
+        }
+        for (i, t) in k.topics.iter().enumerate() {
+            if t.trim().is_empty() {
+                problem(
+                    &mut p,
+                    &format!("sources.kafka.topics[{i}]"),
+                    "must not be empty",
+                );
+            }
+        }
+    }
+    if let Some(w) = &s.webhook {
+        if !w.path.starts_with('/') {
+            problem(&mut p, "sources.webhook.path", "must start with /");
+        }
+        if w.max_body.0 == 0 {
+            problem(
+                &mut p,
+                "sources.webhook.max_body",
+                "must be greater than zero",
+            );
+        }
+        if w.bridge_topic.is_some() {
+            needs_kafka(&mut p, "sources.webhook.bridge_topic");
+        }
+        if w.tls.is_none() && w.bearer_token.is_none() && !w.listen.ip().is_loopback() {
+            problem(
+                &mut p,
+                "sources.webhook",
+                "listening beyond loopback needs tls (with client_ca) or bearer_token",
+            );
+        }
+    }
+    for (i, f) in s.files.iter().enumerate() {
+        if f.path.as_os_str().is_empty() {
+            problem(
+                &mut p,
+                &format!("sources.files[{i}].path"),
+                "must not be empty",
+            );
+        }
+    }
+    match (&c.dead_letter.file, &c.dead_letter.topic) {
+        (Some(_), Some(_)) => problem(&mut p, "dead_letter", "set either file or topic, not both"),
+        (None, Some(_)) => needs_kafka(&mut p, "dead_letter.topic"),
+        _ => {}
+    }
+    if c.pipeline.workers == 0 {
+        problem(&mut p, "pipeline.workers", "must be at least 1");
+    }
+    if c.pipeline.channel_capacity == 0 {
+        problem(&mut p, "pipeline.channel_capacity", "must be at least 1");
+    }
+    p
+}

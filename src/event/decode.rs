@@ -1,0 +1,311 @@
+//! Decoders for every wire form of audit events: single Event, EventList, JSON array, shipper-wrapped, JSON lines.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::AuditEvent;
+
+/// How records are decoded; built from the `decode` config section.
+#[derive(Debug, Clone)]
+pub struct DecodeOptions {
+    /// Fields under which shippers wrap an event (Fluent Bit's `log`, Vector's `message`).
+    pub wrapped_fields: Vec<String>,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        Self {
+            wrapped_fields: vec!["log".to_owned(), "message".to_owned()],
+        }
+    }
+}
+
+/// Why a record, or one item of it, could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("empty record")]
+    Empty,
+    #[error("not an audit event: {0}")]
+    Invalid(String),
+    #[error("record nests wrapped events more than {0} levels deep")]
+    TooDeep(usize),
+}
+
+/// One undecodable record or item, with the bytes to dead-letter.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub error: DecodeError,
+    /// Index of the item inside its record (0 for a whole record).
+    pub index: u32,
+    /// Whether `bytes` is the whole record or only one item of it.
+    pub whole_record: bool,
+    pub bytes: Vec<u8>,
+}
+
+/// The outcome of decoding one record: the events found and what failed.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    pub events: Vec<AuditEvent>,
+    pub failures: Vec<Failure>,
+}
+
+const MAX_WRAP_DEPTH: usize = 3;
+
+/// Decodes one record (a Kafka message, a webhook body, a log line) into events.
+///
+/// Never fails as a whole: anything that is not an event becomes a [`Failure`]
+/// so the caller can dead-letter it and go on.
+pub fn decode_record(bytes: &[u8], opts: &DecodeOptions) -> Decoded {
+    let mut out = Decoded::default();
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            out.failures.push(whole(
+                DecodeError::Invalid(format!("record is not UTF-8: {e}")),
+                bytes,
+            ));
+            return out;
+        }
+    };
+    if let Err(error) = decode_text(text, opts, 0, &mut out) {
+        out.failures.push(whole(error, bytes));
+    }
+    // Index items in the order they were found so provenance can point at them.
+    for (i, ev) in out.events.iter_mut().enumerate() {
+        ev.provenance.index = u32::try_from(i).unwrap_or(u32::MAX);
+    }
+    out
+}
+
+fn whole(error: DecodeError, bytes: &[u8]) -> Failure {
+    Failure {
+        error,
+        index: 0,
+        whole_record: true,
+        bytes: bytes.to_vec(),
+    }
+}
+
+/// Decodes a text that holds one JSON value, several (JSON lines), or an array.
+fn decode_text(
+    text: &str,
+    opts: &DecodeOptions,
+    depth: usize,
+    out: &mut Decoded,
+) -> Result<(), DecodeError> {
+    let trimmed = text.trim_start();
+    if trimmed.is_empty() {
+        return Err(DecodeError::Empty);
+    }
+    if trimmed.starts_with('[') {
+        let items: Vec<&RawValue> = serde_json::from_str(trimmed).map_err(invalid)?;
+        for (i, item) in items.into_iter().enumerate() {
+            decode_item(item.get(), i, opts, depth, out);
+        }
+        return Ok(());
+    }
+    // Fast path: one event per record, the overwhelmingly common case.
+    match serde_json::from_str::<AuditEvent>(trimmed) {
+        Ok(ev) => {
+            out.events.push(ev);
+            return Ok(());
+        }
+        Err(first) if first.is_syntax() || first.is_eof() => {
+            // Perhaps several JSON values one after another (JSON lines in one record).
+            let values: Result<Vec<&RawValue>, _> = serde_json::Deserializer::from_str(trimmed)
+                .into_iter()
+                .collect();
+            match values {
+                Ok(values) if values.len() > 1 => {
+                    for (i, v) in values.into_iter().enumerate() {
+                        decode_item(v.get(), i, opts, depth, out);
+                    }
+                    Ok(())
+                }
+                _ => Err(invalid(first)),
+            }
+        }
+        Err(first) => decode_container(trimmed, first, opts, depth, out),
+    }
+}
+
+/// Decodes one element of a batch; its failure is recorded without failing the batch.
+fn decode_item(text: &str, index: usize, opts: &DecodeOptions, depth: usize, out: &mut Decoded) {
+    let before = out.events.len();
+    let result = match serde_json::from_str::<AuditEvent>(text) {
+        Ok(ev) => {
+            out.events.push(ev);
+            Ok(())
+        }
+        Err(first) => decode_container(text, first, opts, depth, out),
+    };
+    if let Err(error) = result {
+        out.events.truncate(before);
+        out.failures.push(Failure {
+            error,
+            index: u32::try_from(index).unwrap_or(u32::MAX),
+            whole_record: false,
+            bytes: text.as_bytes().to_vec(),
+        });
+    }
+}
+
+#[derive(Deserialize)]
+struct EventListItems<'a> {
+    #[serde(borrow)]
+    items: Option<Vec<&'a RawValue>>,
+}
+
+/// An object that is not itself an event: an EventList, or a shipper's wrapper.
+fn decode_container(
+    text: &str,
+    first: serde_json::Error,
+    opts: &DecodeOptions,
+    depth: usize,
+    out: &mut Decoded,
+) -> Result<(), DecodeError> {
+    if depth >= MAX_WRAP_DEPTH {
+        return Err(DecodeError::TooDeep(MAX_WRAP_DEPTH));
+    }
+    let probe: HashMap<Cow<'_, str>, &RawValue> = match serde_json::from_str(text) {
+        Ok(p) => p,
+        Err(_) => return Err(invalid(first)),
+    };
+    let kind = probe.get("kind").map(|k| k.get());
+    if kind == Some("\"EventList\"") {
+        let list: EventListItems<'_> = serde_json::from_str(text).map_err(invalid)?;
+        for (i, item) in list.items.unwrap_or_default().into_iter().enumerate() {
+            decode_item(item.get(), i, opts, depth + 1, out);
+        }
+        return Ok(());
+    }
+    for field in &opts.wrapped_fields {
+        let Some(inner) = probe.get(field.as_str()) else {
+            continue;
+        };
+        let raw = inner.get();
+        if raw.starts_with('"') {
+            let s: String = serde_json::from_str(raw).map_err(invalid)?;
+            return decode_text(&s, opts, depth + 1, out);
+        }
+        if raw.starts_with('{') || raw.starts_with('[') {
+            return decode_text(raw, opts, depth + 1, out);
+        }
+    }
+    Err(invalid(first))
+}
+
+fn invalid(e: serde_json::Error) -> DecodeError {
+    DecodeError::Invalid(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EVENT: &str = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"a1","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/default/pods","verb":"list","user":{"username":"alice","groups":["dev"]},"sourceIPs":["10.0.0.1"],"objectRef":{"resource":"pods","namespace":"default","apiVersion":"v1"},"responseStatus":{"metadata":{},"code":200},"requestReceivedTimestamp":"2024-01-01T00:00:00.000000Z","stageTimestamp":"2024-01-01T00:00:00.001000Z"}"#;
+
+    fn opts() -> DecodeOptions {
+        DecodeOptions::default()
+    }
+
+    #[test]
+    fn decodes_a_single_event_with_all_common_fields() {
+        let d = decode_record(EVENT.as_bytes(), &opts());
+        assert!(d.failures.is_empty(), "{:?}", d.failures);
+        let ev = &d.events[0];
+        assert_eq!(ev.audit_id, "a1");
+        assert_eq!(ev.verb, "list");
+        assert_eq!(ev.user.username, "alice");
+        assert_eq!(ev.source_ips, vec!["10.0.0.1"]);
+        assert_eq!(ev.resource_path(), "pods");
+        assert_eq!(ev.response_code(), Some(200));
+    }
+
+    #[test]
+    fn decodes_every_item_of_an_event_list() {
+        let list = format!(
+            r#"{{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{{}},"items":[{EVENT},{EVENT}]}}"#
+        );
+        let d = decode_record(list.as_bytes(), &opts());
+        assert_eq!(d.events.len(), 2);
+        assert_eq!(d.events[1].provenance.index, 1);
+        assert!(d.failures.is_empty());
+    }
+
+    #[test]
+    fn an_event_list_with_one_bad_item_keeps_the_good_ones() {
+        let list = format!(r#"{{"kind":"EventList","items":[{EVENT},{{"kind":0}},{EVENT}]}}"#);
+        let d = decode_record(list.as_bytes(), &opts());
+        assert_eq!(d.events.len(), 2);
+        assert_eq!(d.failures.len(), 1);
+        assert_eq!(d.failures[0].index, 1);
+        assert!(!d.failures[0].whole_record);
+        assert_eq!(d.failures[0].bytes, br#"{"kind":0}"#);
+    }
+
+    #[test]
+    fn decodes_a_json_array_and_json_lines() {
+        let arr = format!("[{EVENT},{EVENT},{EVENT}]");
+        assert_eq!(decode_record(arr.as_bytes(), &opts()).events.len(), 3);
+        let lines = format!("{EVENT}\n{EVENT}\n");
+        assert_eq!(decode_record(lines.as_bytes(), &opts()).events.len(), 2);
+    }
+
+    #[test]
+    fn unwraps_a_shipper_string_field_and_an_object_field() {
+        let as_string = serde_json::json!({ "log": EVENT, "stream": "stdout" }).to_string();
+        let d = decode_record(as_string.as_bytes(), &opts());
+        assert_eq!(d.events.len(), 1, "{:?}", d.failures);
+        let as_object = format!(r#"{{"host":"cp-1","message":{EVENT}}}"#);
+        assert_eq!(decode_record(as_object.as_bytes(), &opts()).events.len(), 1);
+    }
+
+    #[test]
+    fn wrapped_field_names_are_configurable() {
+        let rec = format!(r#"{{"payload":{EVENT}}}"#);
+        assert_eq!(decode_record(rec.as_bytes(), &opts()).events.len(), 0);
+        let custom = DecodeOptions {
+            wrapped_fields: vec!["payload".into()],
+        };
+        assert_eq!(decode_record(rec.as_bytes(), &custom).events.len(), 1);
+    }
+
+    #[test]
+    fn malformed_records_fail_with_a_reason_and_their_bytes() {
+        for bad in [
+            &br#"{"kind": 0}"#[..],
+            b"not json",
+            b"",
+            b"   ",
+            b"\xff\xfe",
+            br#"{"kind":"Event","auditID":"x"}"#,
+        ] {
+            let d = decode_record(bad, &opts());
+            assert!(d.events.is_empty());
+            assert_eq!(d.failures.len(), 1, "{:?}", String::from_utf8_lossy(bad));
+            assert!(d.failures[0].whole_record);
+            assert_eq!(d.failures[0].bytes, bad);
+            assert!(!d.failures[0].error.to_string().is_empty());
+        }
+        let d = decode_record(br#"{"kind": 0}"#, &opts());
+        assert_eq!(
+            d.failures[0].error.to_string(),
+            "not an audit event: invalid type: integer `0`, expected kind \"Event\" at line 1 column 10"
+        );
+    }
+
+    #[test]
+    fn deeply_nested_wrappers_are_refused() {
+        let mut rec = EVENT.to_owned();
+        for _ in 0..5 {
+            rec = serde_json::json!({ "log": rec }).to_string();
+        }
+        let d = decode_record(rec.as_bytes(), &opts());
+        assert!(d.events.is_empty());
+        assert_eq!(d.failures[0].error, DecodeError::TooDeep(MAX_WRAP_DEPTH));
+    }
+}

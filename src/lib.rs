@@ -1,0 +1,24 @@
+//! rampart: an enrichment and response pipeline for Kubernetes audit logs.
+//!
+//! The module map follows the flow of an event, left to right:
+//!
+//! - [`config`]: `rampart.yaml` types, loading with `${ENV}` interpolation, validation that reports every problem.
+//! - [`sources`]: Kafka (consumer group, offsets stored only after acknowledgement), the API server's webhook backend, log files.
+//! - [`event`]: the audit.k8s.io Event model, decoders for every wire form, cluster name, provenance.
+//! - [`deadletter`]: where undecodable records go, with the reason and the original bytes.
+//! - [`pipeline`]: bounded channels, workers, acknowledgements back to the sources, ordered shutdown.
+//! - [`respond`]: where results leave rampart (for now, the console / JSON-lines output).
+//! - [`telemetry`]: logs, Prometheus metrics, health endpoints.
+//! - [`app`]: the jobs behind each CLI subcommand; [`cli`]: the command line.
+//! - [`synth`]: a generator of realistic audit traffic for demos, tests and benchmarks.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod deadletter;
+pub mod event;
+pub mod pipeline;
+pub mod respond;
+pub mod sources;
+pub mod synth;
+pub mod telemetry;

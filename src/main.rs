@@ -1,0 +1,45 @@
+//! The rampart binary: parse the command line, start logging, run the job, map errors to exit codes.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use rampart::app::{self, AppError};
+use rampart::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    rampart::telemetry::init_logging(&cli.log_level, cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result: Result<(), AppError> = runtime.block_on(async {
+        match &cli.command {
+            Command::Run { config } => app::run(config, cli.dry_run).await.map(|_| ()),
+            Command::Check { config } => app::check(config).map(|msg| println!("{msg}")),
+            Command::Replay {
+                file,
+                config,
+                quiet,
+            } => {
+                let (report, elapsed) = app::replay(file, config.as_deref(), *quiet).await?;
+                eprintln!("{}", app::replay_summary(file, &report, elapsed));
+                Ok(())
+            }
+            Command::Generate { count, seed } => app::generate(*count, *seed),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! Wiring: builds every stage from the config, connects them with bounded channels, and drains them in order on shutdown.
+
+pub mod worker;
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::deadletter::{DeadLetter, DeadLetterError};
+use crate::event::{ClusterResolver, DecodeOptions};
+use crate::respond::console::{Output, OutputError};
+use crate::sources::file::{FileOptions, FileSource, FileSourceError};
+use crate::sources::kafka::{KafkaSource, KafkaSourceError};
+use crate::sources::webhook::{WebhookError, WebhookSource};
+use crate::sources::Router;
+use crate::telemetry::{Health, PipelineStats};
+use worker::{OutputItem, WorkerContext};
+
+/// Errors starting or running the pipeline; each names the component.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    DeadLetter(#[from] DeadLetterError),
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    #[error(transparent)]
+    Kafka(#[from] KafkaSourceError),
+    #[error(transparent)]
+    File(#[from] FileSourceError),
+    #[error(transparent)]
+    Webhook(#[from] WebhookError),
+    #[error("cannot serve telemetry on {addr}: {source}")]
+    Telemetry {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("shutdown did not finish within {0:?}; unacknowledged events will be re-read")]
+    GraceExceeded(std::time::Duration),
+}
+
+/// Options beyond the config file.
+#[derive(Debug, Default, Clone)]
+pub struct RunOptions {
+    /// Bytes read by file sources, for progress bars.
+    pub progress: Option<Arc<AtomicU64>>,
+}
+
+/// Counts of one run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunReport {
+    pub records: u64,
+    pub events: u64,
+    pub dead_letters: u64,
+    pub acked_records: u64,
+}
+
+enum SourceTask {
+    Kafka(KafkaSource),
+    File(FileSource),
+    Webhook(WebhookSource),
+}
+
+/// A started pipeline.
+pub struct Running {
+    pub webhook_addr: Option<SocketAddr>,
+    pub telemetry_addr: Option<SocketAddr>,
+    pub health: Arc<Health>,
+    pub stats: Arc<PipelineStats>,
+    sources: Vec<SourceTask>,
+    workers: Vec<JoinHandle<()>>,
+    output: JoinHandle<Result<(), OutputError>>,
+    shutdown: CancellationToken,
+    grace: std::time::Duration,
+    telemetry: Option<JoinHandle<()>>,
+}
+
+/// Builds and starts every component; fails fast on anything that cannot be opened.
+pub async fn start(
+    cfg: &Config,
+    opts: RunOptions,
+    shutdown: CancellationToken,
+) -> Result<Running, PipelineError> {
+    crate::telemetry::install_recorder();
+    let health = Arc::new(Health::default());
+    let stats = Arc::new(PipelineStats::default());
+    let telemetry = match cfg.telemetry.listen {
+        Some(addr) => Some(
+            crate::telemetry::serve(addr, health.clone(), shutdown.clone())
+                .await
+                .map_err(|source| PipelineError::Telemetry { addr, source })?,
+        ),
+        None => None,
+    };
+    let dead_letter = Arc::new(DeadLetter::build(cfg)?);
+    let output = Output::build(&cfg.output)?;
+    let resolver = ClusterResolver::new(&cfg.cluster);
+    let ctx = Arc::new(WorkerContext {
+        decode: DecodeOptions {
+            wrapped_fields: cfg.decode.wrapped_fields.clone(),
+        },
+        resolver: resolver.clone(),
+        dead_letter: dead_letter.clone(),
+        stats: stats.clone(),
+        shutdown: shutdown.clone(),
+    });
+
+    let cap = cfg.pipeline.channel_capacity;
+    let (out_tx, out_rx) = mpsc::channel::<OutputItem>(cap);
+    let output_stats = stats.clone();
+    let output = tokio::task::spawn_blocking(move || output_loop(out_rx, output, &output_stats));
+    let mut senders = Vec::with_capacity(cfg.pipeline.workers);
+    let mut workers = Vec::with_capacity(cfg.pipeline.workers);
+    for _ in 0..cfg.pipeline.workers {
+        let (tx, rx) = mpsc::channel(cap);
+        senders.push(tx);
+        workers.push(tokio::spawn(worker::run(ctx.clone(), rx, out_tx.clone())));
+    }
+    drop(out_tx);
+    let router = Router::new(senders);
+
+    let mut sources = Vec::new();
+    let drain = cfg
+        .sources
+        .kafka
+        .as_ref()
+        .map_or(cfg.pipeline.shutdown_grace.get(), |k| k.drain_timeout.get());
+    for f in &cfg.sources.files {
+        let hint = f.cluster.as_deref().map(Arc::from);
+        let fopts = FileOptions {
+            state_dir: cfg.state.dir.clone(),
+            progress: opts.progress.clone(),
+            drain_timeout: drain,
+        };
+        let src = FileSource::start(f, fopts, hint, router.clone(), shutdown.clone())?;
+        sources.push(SourceTask::File(src));
+    }
+    let mut webhook_addr = None;
+    if let Some(w) = &cfg.sources.webhook {
+        let hint = w.cluster.as_deref().map(Arc::from);
+        let src = WebhookSource::start(
+            w,
+            cfg.kafka.as_ref(),
+            hint,
+            resolver.header_name().map(str::to_owned),
+            router.clone(),
+            dead_letter.clone(),
+            shutdown.clone(),
+        )
+        .await?;
+        webhook_addr = Some(src.addr);
+        sources.push(SourceTask::Webhook(src));
+    }
+    if let (Some(k), Some(conn)) = (&cfg.sources.kafka, &cfg.kafka) {
+        let src = KafkaSource::start(conn, k, resolver.clone(), router.clone(), shutdown.clone())?;
+        sources.push(SourceTask::Kafka(src));
+    }
+    drop(router);
+    health.set_ready(true);
+    tracing::info!(
+        sources = sources.len(),
+        workers = workers.len(),
+        "pipeline running"
+    );
+    Ok(Running {
+        webhook_addr,
+        telemetry_addr: telemetry.as_ref().map(|t| t.0),
+        health,
+        stats,
+        sources,
+        workers,
+        output,
+        shutdown,
+        grace: cfg.pipeline.shutdown_grace.get(),
+        telemetry: telemetry.map(|t| t.1),
+    })
+}
+
+impl Running {
+    /// Runs until every source has ended (a file read once) or shutdown is requested,
+    /// then drains the stages in order and reports the counts.
+    pub async fn wait(self) -> Result<RunReport, PipelineError> {
+        let Running {
+            health,
+            stats,
+            sources,
+            workers,
+            output,
+            shutdown,
+            grace,
+            telemetry,
+            ..
+        } = self;
+        let drain = async {
+            let mut first_error = None;
+            for s in sources {
+                let res = match s {
+                    SourceTask::Kafka(k) => k.join().await.map_err(PipelineError::from),
+                    SourceTask::File(f) => f.join().await.map_err(PipelineError::from),
+                    SourceTask::Webhook(w) => {
+                        w.join().await;
+                        Ok(())
+                    }
+                };
+                if let Err(e) = res {
+                    tracing::error!(error = %e, "source failed");
+                    shutdown.cancel();
+                    first_error.get_or_insert(e);
+                }
+            }
+            health.set_ready(false);
+            for w in workers {
+                let _ = w.await;
+            }
+            match output.await {
+                Ok(Err(e)) => {
+                    first_error.get_or_insert(PipelineError::Output(e));
+                }
+                Ok(Ok(())) | Err(_) => {}
+            }
+            first_error.map_or(Ok(()), Err)
+        };
+        // Sources end on their own (files read once) or on shutdown; only the
+        // latter is bounded by the grace period.
+        tokio::pin!(drain);
+        let result = tokio::select! {
+            r = &mut drain => r,
+            () = shutdown.cancelled() => {
+                health.set_ready(false);
+                match tokio::time::timeout(grace, &mut drain).await {
+                    Ok(r) => r,
+                    Err(_) => Err(PipelineError::GraceExceeded(grace)),
+                }
+            }
+        };
+        shutdown.cancel();
+        if let Some(t) = telemetry {
+            let _ = t.await;
+        }
+        result?;
+        Ok(RunReport {
+            records: PipelineStats::get(&stats.records),
+            events: PipelineStats::get(&stats.events),
+            dead_letters: PipelineStats::get(&stats.dead_letters),
+            acked_records: PipelineStats::get(&stats.acked_records),
+        })
+    }
+}
+
+/// The output stage on its own thread: writes, flushes, then acknowledges in batches.
+fn output_loop(
+    mut rx: mpsc::Receiver<OutputItem>,
+    mut out: Output,
+    stats: &PipelineStats,
+) -> Result<(), OutputError> {
+    const BATCH: usize = 512;
+    let mut acks = Vec::with_capacity(BATCH);
+    let acked = crate::telemetry::acked_counter();
+    let mut failed = None;
+    while let Some(first) = rx.blocking_recv() {
+        let mut item = Some(first);
+        while let Some(OutputItem { events, ack }) = item.take() {
+            let mut ok = true;
+            for ev in &events {
+                if let Err(e) = out.write(ev) {
+                    tracing::error!(error = %e, "output write failed; events stay unacknowledged");
+                    failed.get_or_insert(e);
+                    ok = false;
+                    break;
+                }
+            }
+            if ok {
+                PipelineStats::add(&stats.output_events, events.len() as u64);
+                acks.push(ack);
+            }
+            if acks.len() < BATCH {
+                item = rx.try_recv().ok();
+            }
+        }
+        match out.flush() {
+            Ok(()) => {
+                let n = acks.len() as u64;
+                for a in acks.drain(..) {
+                    a.ack();
+                }
+                PipelineStats::add(&stats.acked_records, n);
+                acked.increment(n);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "output flush failed; events stay unacknowledged");
+                acks.clear();
+                failed.get_or_insert(e);
+            }
+        }
+    }
+    failed.map_or(Ok(()), Err)
+}

@@ -1,0 +1,113 @@
+//! The per-record work: decode, dead-letter what cannot be decoded, stamp provenance, hand on to the output stage.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::deadletter::{DeadLetter, DeadLetterEntry};
+use crate::event::{decode_record, AuditEvent, ClusterResolver, DecodeOptions};
+use crate::sources::{Ack, Record};
+use crate::telemetry::{PipelineStats, SourceMetrics};
+
+/// Decoded events of one record, acknowledged together once the output has them.
+pub struct OutputItem {
+    pub events: Vec<AuditEvent>,
+    pub ack: Ack,
+}
+
+/// What every worker shares.
+pub struct WorkerContext {
+    pub decode: DecodeOptions,
+    pub resolver: ClusterResolver,
+    pub dead_letter: Arc<DeadLetter>,
+    pub stats: Arc<PipelineStats>,
+    pub shutdown: CancellationToken,
+}
+
+/// Runs one worker until its input channel closes.
+pub async fn run(
+    ctx: Arc<WorkerContext>,
+    mut input: mpsc::Receiver<Record>,
+    output: mpsc::Sender<OutputItem>,
+) {
+    let mut metrics: [Option<SourceMetrics>; 3] = Default::default();
+    while let Some(record) = input.recv().await {
+        let m = metrics[record.origin.source as usize]
+            .get_or_insert_with(|| SourceMetrics::new(record.origin.source));
+        let started = Instant::now();
+        m.records.increment(1);
+        PipelineStats::add(&ctx.stats.records, 1);
+        let decoded = decode_record(&record.bytes, &ctx.decode);
+        let Record {
+            origin,
+            cluster,
+            ack,
+            bytes: _,
+            route_key: _,
+        } = record;
+        let mut dead_lettered = true;
+        for failure in &decoded.failures {
+            let fallback = ctx.resolver.resolve_default(&cluster);
+            let entry = DeadLetterEntry {
+                reason: failure.error.to_string(),
+                origin: &origin,
+                cluster: &fallback,
+                index: failure.index,
+                whole_record: failure.whole_record,
+                bytes: &failure.bytes,
+            };
+            if !write_dead_letter(&ctx, &entry).await {
+                dead_lettered = false;
+                break;
+            }
+            m.dead_letters.increment(1);
+            PipelineStats::add(&ctx.stats.dead_letters, 1);
+        }
+        if !dead_lettered {
+            // Shutting down with the dead-letter sink failing: leave the record
+            // unacknowledged so that it is read again.
+            continue;
+        }
+        let mut events = decoded.events;
+        for ev in &mut events {
+            let name = ctx.resolver.resolve(&cluster, ev);
+            ev.provenance = origin.provenance(name, ev.provenance.index);
+        }
+        let n = events.len() as u64;
+        m.events.increment(n);
+        PipelineStats::add(&ctx.stats.events, n);
+        m.decode_seconds.record(started.elapsed().as_secs_f64());
+        if events.is_empty() {
+            ack.ack();
+            PipelineStats::add(&ctx.stats.acked_records, 1);
+            crate::telemetry::acked_counter().increment(1);
+            continue;
+        }
+        if output.send(OutputItem { events, ack }).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Retries a failing dead-letter sink until it works or shutdown begins: nothing is dropped silently.
+async fn write_dead_letter(ctx: &WorkerContext, entry: &DeadLetterEntry<'_>) -> bool {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match ctx.dead_letter.write(entry).await {
+            Ok(()) => {
+                tracing::warn!(reason = %entry.reason, source = entry.origin.source.as_str(), "record dead-lettered");
+                return true;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "dead-letter write failed; retrying");
+                tokio::select! {
+                    () = ctx.shutdown.cancelled() => return false,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}

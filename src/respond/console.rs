@@ -1,0 +1,141 @@
+//! The console output: one readable line (or one JSON object) per event on stdout, optionally a JSON-lines file too.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Stdout, Write};
+use std::path::PathBuf;
+
+use crate::config::{OutputConfig, OutputFormat};
+use crate::event::AuditEvent;
+
+/// Errors of the output stage.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("cannot open output file {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write output {target}: {source}")]
+    Write {
+        target: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Writes decoded events where the config says; buffered, flushed before acknowledging.
+pub struct Output {
+    console: OutputFormat,
+    stdout: BufWriter<Stdout>,
+    file: Option<(PathBuf, BufWriter<File>)>,
+    scratch: Vec<u8>,
+}
+
+impl Output {
+    pub fn build(cfg: &OutputConfig) -> Result<Self, OutputError> {
+        let file = match &cfg.file {
+            Some(path) => {
+                let err = |source| OutputError::Open {
+                    path: path.clone(),
+                    source,
+                };
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(err)?;
+                }
+                let f = OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(err)?;
+                Some((path.clone(), BufWriter::with_capacity(1 << 16, f)))
+            }
+            None => None,
+        };
+        Ok(Self {
+            console: cfg.console,
+            stdout: BufWriter::with_capacity(1 << 16, std::io::stdout()),
+            file,
+            scratch: Vec::with_capacity(4096),
+        })
+    }
+
+    pub fn write(&mut self, ev: &AuditEvent) -> Result<(), OutputError> {
+        let needs_json = self.console == OutputFormat::Json || self.file.is_some();
+        if needs_json {
+            self.scratch.clear();
+            // Serialising our own types into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut self.scratch, ev);
+            self.scratch.push(b'\n');
+        }
+        let stdout_err = |source| OutputError::Write {
+            target: "stdout".into(),
+            source,
+        };
+        match self.console {
+            OutputFormat::Off => {}
+            OutputFormat::Json => self.stdout.write_all(&self.scratch).map_err(stdout_err)?,
+            OutputFormat::Text => {
+                writeln!(self.stdout, "{}", text_line(ev)).map_err(stdout_err)?;
+            }
+        }
+        if let Some((path, f)) = &mut self.file {
+            f.write_all(&self.scratch)
+                .map_err(|source| OutputError::Write {
+                    target: path.display().to_string(),
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Flushes everything written so far; only then may the events be acknowledged.
+    pub fn flush(&mut self) -> Result<(), OutputError> {
+        self.stdout.flush().map_err(|source| OutputError::Write {
+            target: "stdout".into(),
+            source,
+        })?;
+        if let Some((path, f)) = &mut self.file {
+            f.flush().map_err(|source| OutputError::Write {
+                target: path.display().to_string(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// `time cluster verb resource ns/name user from ip -> code`
+pub fn text_line(ev: &AuditEvent) -> String {
+    let time = ev
+        .stage_timestamp
+        .as_deref()
+        .or(ev.request_received_timestamp.as_deref())
+        .unwrap_or("-");
+    let target = match &ev.object_ref {
+        Some(o) => {
+            let name = o.name.as_deref().unwrap_or("");
+            match o.namespace.as_deref() {
+                Some(ns) if !name.is_empty() => format!("{ns}/{name}"),
+                Some(ns) => format!("{ns}/*"),
+                None if !name.is_empty() => name.to_owned(),
+                None => "*".to_owned(),
+            }
+        }
+        None => ev.request_uri.clone(),
+    };
+    let resource = ev.resource_path();
+    let user = match &ev.impersonated_user {
+        Some(imp) => format!("{} (as {})", ev.user.username, imp.username),
+        None => ev.user.username.clone(),
+    };
+    let ip = ev.source_ips.first().map_or("-", String::as_str);
+    let code = ev
+        .response_code()
+        .map_or_else(|| "-".to_owned(), |c| c.to_string());
+    format!(
+        "{time} [{cluster}] {verb} {resource} {target} by {user} from {ip} -> {code}",
+        cluster = ev.provenance.cluster,
+        verb = ev.verb,
+    )
+}

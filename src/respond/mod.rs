@@ -1,0 +1,3 @@
+//! Responders: where the pipeline's results leave rampart. For now the console / JSON-lines output of decoded events.
+
+pub mod console;

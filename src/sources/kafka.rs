@@ -1,0 +1,338 @@
+//! The Kafka source: a consumer group member whose offsets are stored only once every event of a message is acknowledged.
+//!
+//! librdkafka is blocking-friendly, so the consumer lives on its own thread:
+//! it polls, routes each message to the worker that owns its partition
+//! (per-partition order), and stores the committable offset of each
+//! partition as acknowledgements come back. Auto-commit then commits only
+//! stored offsets. On revocation and shutdown it waits, within
+//! `drain_timeout`, for outstanding acks before the partitions are released.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use metrics::{counter, gauge};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Headers, Message};
+use rdkafka::statistics::Statistics;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::ClientContext;
+use tokio_util::sync::CancellationToken;
+
+use super::{now_ms, route_key, Ack, OffsetTracker, Origin, Record, Router};
+use crate::config::{KafkaConnection, KafkaSourceConfig, StartFrom};
+use crate::event::{ClusterResolver, SourceKind};
+
+/// Errors of the Kafka source.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaSourceError {
+    #[error("cannot create kafka consumer for group {group}: {source}")]
+    Create {
+        group: String,
+        #[source]
+        source: KafkaError,
+    },
+    #[error("cannot subscribe to topics {topics:?}: {source}")]
+    Subscribe {
+        topics: Vec<String>,
+        #[source]
+        source: KafkaError,
+    },
+    #[error("kafka consumer thread failed: {0}")]
+    Thread(String),
+}
+
+/// Base librdkafka settings for any client: brokers plus pass-through properties.
+pub fn client_config(conn: &KafkaConnection) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &conn.brokers);
+    for (k, v) in &conn.properties {
+        c.set(k, v.expose());
+    }
+    c
+}
+
+/// Maps (topic, partition) to tracker slots and back.
+#[derive(Debug, Default)]
+struct Slots {
+    by_slot: HashMap<u64, (Arc<str>, i32)>,
+}
+
+impl Slots {
+    fn slot(&mut self, topic: &str, partition: i32) -> (u64, Arc<str>) {
+        let slot = route_key(topic, i64::from(partition));
+        let entry = self
+            .by_slot
+            .entry(slot)
+            .or_insert_with(|| (Arc::from(topic), partition));
+        (slot, entry.0.clone())
+    }
+}
+
+/// librdkafka callbacks: lag from statistics, drain-and-commit on revocation.
+struct SourceContext {
+    tracker: Arc<OffsetTracker>,
+    slots: Mutex<Slots>,
+    drain_timeout: Duration,
+}
+
+impl SourceContext {
+    fn lock_slots(&self) -> std::sync::MutexGuard<'_, Slots> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stores the committable offset of every partition that advanced.
+    fn store_advances(&self, consumer: &BaseConsumer<SourceContext>) {
+        let advances = self.tracker.advances();
+        if advances.is_empty() {
+            return;
+        }
+        let slots = self.lock_slots();
+        let mut tpl = TopicPartitionList::new();
+        for (slot, offset) in advances {
+            if let Some((topic, partition)) = slots.by_slot.get(&slot) {
+                let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(offset));
+            }
+        }
+        drop(slots);
+        if let Err(e) = consumer.store_offsets(&tpl) {
+            // A partition revoked meanwhile refuses the store; its new owner re-reads.
+            tracing::debug!(error = %e, "could not store some offsets");
+        }
+    }
+
+    fn release(&self, consumer: &BaseConsumer<SourceContext>, tpl: &TopicPartitionList) {
+        let slots: Vec<u64> = tpl
+            .elements()
+            .iter()
+            .map(|e| route_key(e.topic(), i64::from(e.partition())))
+            .collect();
+        let left = self.tracker.wait_drained(&slots, self.drain_timeout);
+        if left > 0 {
+            tracing::warn!(
+                pending = left,
+                "partitions revoked before all their events were acknowledged; the new owner will re-read them"
+            );
+        }
+        self.store_advances(consumer);
+        let mut commit = TopicPartitionList::new();
+        for slot in &slots {
+            let committable = self.tracker.forget(*slot).and_then(|p| p.committable());
+            let name = self.lock_slots().by_slot.remove(slot);
+            if let (Some(offset), Some((topic, partition))) = (committable, name) {
+                let _ = commit.add_partition_offset(&topic, partition, Offset::Offset(offset));
+            }
+        }
+        if commit.count() > 0 {
+            if let Err(e) = consumer.commit(&commit, CommitMode::Sync) {
+                tracing::warn!(error = %e, "commit on partition release failed");
+            }
+        }
+    }
+}
+
+impl ClientContext for SourceContext {
+    fn stats(&self, statistics: Statistics) {
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                if *partition < 0 || p.consumer_lag < 0 {
+                    continue;
+                }
+                gauge!("rampart_kafka_consumer_lag", "topic" => topic.clone(), "partition" => partition.to_string())
+                    .set(p.consumer_lag as f64);
+            }
+        }
+    }
+}
+
+impl ConsumerContext for SourceContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(tpl) => {
+                counter!("rampart_kafka_rebalances_total", "kind" => "revoke").increment(1);
+                tracing::info!(partitions = tpl.count(), "partitions revoked; draining");
+                self.release(consumer, tpl);
+            }
+            Rebalance::Assign(tpl) => {
+                counter!("rampart_kafka_rebalances_total", "kind" => "assign").increment(1);
+                tracing::info!(partitions = tpl.count(), "partitions assigned");
+            }
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        }
+    }
+}
+
+/// A running Kafka source; join it to learn how it ended.
+pub struct KafkaSource {
+    thread: std::thread::JoinHandle<Result<(), KafkaSourceError>>,
+}
+
+impl KafkaSource {
+    /// Creates the consumer, subscribes, and starts the poll thread.
+    pub fn start(
+        conn: &KafkaConnection,
+        cfg: &KafkaSourceConfig,
+        resolver: ClusterResolver,
+        router: Router,
+        shutdown: CancellationToken,
+    ) -> Result<Self, KafkaSourceError> {
+        let tracker = Arc::new(OffsetTracker::default());
+        let ctx = SourceContext {
+            tracker: tracker.clone(),
+            slots: Mutex::default(),
+            drain_timeout: cfg.drain_timeout.get(),
+        };
+        let mut cc = client_config(conn);
+        cc.set("group.id", &cfg.group_id)
+            .set("enable.auto.commit", "true")
+            .set("enable.auto.offset.store", "false")
+            .set(
+                "auto.commit.interval.ms",
+                cfg.commit_interval.get().as_millis().to_string(),
+            )
+            .set(
+                "auto.offset.reset",
+                match cfg.start_from {
+                    StartFrom::Earliest => "earliest",
+                    StartFrom::Latest => "latest",
+                },
+            )
+            .set(
+                "statistics.interval.ms",
+                cfg.lag_interval.get().as_millis().to_string(),
+            )
+            .set("enable.partition.eof", "false");
+        for (k, v) in &cfg.properties {
+            cc.set(k, v.expose());
+        }
+        let consumer: BaseConsumer<SourceContext> =
+            cc.create_with_context(ctx)
+                .map_err(|source| KafkaSourceError::Create {
+                    group: cfg.group_id.clone(),
+                    source,
+                })?;
+        let topics: Vec<&str> = cfg.topics.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&topics)
+            .map_err(|source| KafkaSourceError::Subscribe {
+                topics: cfg.topics.clone(),
+                source,
+            })?;
+        let poll = PollLoop {
+            consumer,
+            tracker,
+            resolver,
+            router: Some(router),
+            shutdown,
+            drain_timeout: cfg.drain_timeout.get(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("kafka-source".into())
+            .spawn(move || poll.run())
+            .map_err(|e| KafkaSourceError::Thread(e.to_string()))?;
+        Ok(Self { thread })
+    }
+
+    /// Waits for the poll thread (it ends after shutdown, having drained and committed).
+    pub async fn join(self) -> Result<(), KafkaSourceError> {
+        tokio::task::spawn_blocking(move || self.thread.join())
+            .await
+            .map_err(|e| KafkaSourceError::Thread(e.to_string()))?
+            .map_err(|_| KafkaSourceError::Thread("poll thread panicked".into()))?
+    }
+}
+
+struct PollLoop {
+    consumer: BaseConsumer<SourceContext>,
+    tracker: Arc<OffsetTracker>,
+    resolver: ClusterResolver,
+    router: Option<Router>,
+    shutdown: CancellationToken,
+    drain_timeout: Duration,
+}
+
+const STORE_EVERY: Duration = Duration::from_millis(20);
+
+impl PollLoop {
+    fn run(mut self) -> Result<(), KafkaSourceError> {
+        let mut last_store = Instant::now();
+        let mut last_error: Option<Instant> = None;
+        while !self.shutdown.is_cancelled() {
+            match self.consumer.poll(Duration::from_millis(100)) {
+                None => {}
+                Some(Ok(msg)) => {
+                    if !self.dispatch(&msg) {
+                        break;
+                    }
+                }
+                Some(Err(e)) => {
+                    // Broker outages produce a stream of these; log at most once a second.
+                    if last_error.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
+                        tracing::warn!(error = %e, "kafka consumer error");
+                        last_error = Some(Instant::now());
+                    }
+                }
+            }
+            if last_store.elapsed() >= STORE_EVERY {
+                self.consumer.context().store_advances(&self.consumer);
+                last_store = Instant::now();
+            }
+        }
+        // Stop intake, let the workers finish what they hold, then commit.
+        drop(self.router.take());
+        let slots: Vec<u64> = self.tracker.lock().keys().copied().collect();
+        let left = self.tracker.wait_drained(&slots, self.drain_timeout);
+        if left > 0 {
+            tracing::warn!(
+                pending = left,
+                "shutdown before all events were acknowledged; they will be re-read"
+            );
+        }
+        self.consumer.context().store_advances(&self.consumer);
+        match self.consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(())
+            | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => tracing::warn!(error = %e, "final offset commit failed"),
+        }
+        self.consumer.unsubscribe();
+        tracing::info!("kafka source stopped");
+        Ok(())
+    }
+
+    /// Hands one message to its worker; false once the pipeline is gone.
+    fn dispatch(&self, msg: &rdkafka::message::BorrowedMessage<'_>) -> bool {
+        let topic = msg.topic();
+        let partition = msg.partition();
+        let offset = msg.offset();
+        let (slot, topic_arc) = self.consumer.context().lock_slots().slot(topic, partition);
+        self.tracker.register(slot, offset, offset + 1);
+        let header_value = self.resolver.header_name().and_then(|name| {
+            msg.headers()
+                .and_then(|h| h.iter().find(|h| h.key == name).and_then(|h| h.value))
+        });
+        let cluster = self
+            .resolver
+            .from_transport(header_value, msg.key(), Some(topic));
+        let record = Record {
+            bytes: Bytes::copy_from_slice(msg.payload().unwrap_or_default()),
+            origin: Origin {
+                source: SourceKind::Kafka,
+                topic: Some(topic_arc),
+                partition: Some(partition),
+                offset: Some(offset),
+                received_at_ms: now_ms(),
+                ..Origin::default()
+            },
+            cluster,
+            route_key: slot,
+            ack: Ack::tracked(self.tracker.clone(), slot, offset),
+        };
+        match &self.router {
+            Some(r) => r.blocking_send(record).is_ok(),
+            None => false,
+        }
+    }
+}

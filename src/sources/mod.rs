@@ -1,0 +1,153 @@
+//! Sources: Kafka, the API server's webhook backend, and log files; each turns input into [`Record`]s carrying an [`Ack`].
+
+pub mod file;
+pub mod kafka;
+mod offsets;
+pub mod webhook;
+mod webhook_tls;
+
+pub use offsets::{OffsetTracker, PartitionOffsets};
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::event::{ClusterHint, Provenance, SourceKind};
+
+/// One unit of input: a Kafka message, a webhook body, or a log line.
+#[derive(Debug)]
+pub struct Record {
+    pub bytes: Bytes,
+    pub origin: Origin,
+    /// The cluster name as the transport reported it.
+    pub cluster: ClusterHint,
+    /// Records with the same key go to the same worker, in order.
+    pub route_key: u64,
+    pub ack: Ack,
+}
+
+/// Where a record was read, copied into each event's provenance.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub source: SourceKind,
+    pub topic: Option<Arc<str>>,
+    pub partition: Option<i32>,
+    pub offset: Option<i64>,
+    pub file: Option<Arc<str>>,
+    pub line: Option<u64>,
+    pub received_at_ms: i64,
+}
+
+impl Origin {
+    pub fn provenance(&self, cluster: String, index: u32) -> Provenance {
+        Provenance {
+            source: self.source,
+            cluster,
+            topic: self.topic.as_deref().map(str::to_owned),
+            partition: self.partition,
+            offset: self.offset,
+            file: self.file.as_deref().map(str::to_owned),
+            line: self.line,
+            index,
+            received_at_ms: self.received_at_ms,
+        }
+    }
+}
+
+/// Receives acknowledgements for positions it handed out.
+pub trait AckTarget: Send + Sync + std::fmt::Debug {
+    /// `slot` names a partition (or file), `position` the record inside it.
+    fn ack(&self, slot: u64, position: i64);
+}
+
+/// Proof that a record has been fully handled downstream.
+///
+/// Calling [`Ack::ack`] lets the source advance past the record. Dropping an
+/// `Ack` unacknowledged leaves the record pending, so it is read again after
+/// a restart: at-least-once by construction.
+#[derive(Debug, Default)]
+pub struct Ack(Option<AckInner>);
+
+#[derive(Debug)]
+enum AckInner {
+    Tracked(Arc<dyn AckTarget>, u64, i64),
+    Reply(oneshot::Sender<()>),
+}
+
+impl Ack {
+    /// An ack that advances a tracked position.
+    pub fn tracked(target: Arc<dyn AckTarget>, slot: u64, position: i64) -> Self {
+        Self(Some(AckInner::Tracked(target, slot, position)))
+    }
+
+    /// An ack that answers a waiting caller (a webhook request).
+    pub fn reply() -> (Self, oneshot::Receiver<()>) {
+        let (tx, rx) = oneshot::channel();
+        (Self(Some(AckInner::Reply(tx))), rx)
+    }
+
+    /// An ack nobody waits for (tests, benchmarks).
+    pub fn none() -> Self {
+        Self(None)
+    }
+
+    pub fn ack(mut self) {
+        match self.0.take() {
+            Some(AckInner::Tracked(t, slot, pos)) => t.ack(slot, pos),
+            Some(AckInner::Reply(tx)) => {
+                let _ = tx.send(());
+            }
+            None => {}
+        }
+    }
+}
+
+/// Sends records to the workers: one bounded channel per worker, chosen by route key.
+#[derive(Debug, Clone)]
+pub struct Router {
+    workers: Arc<[mpsc::Sender<Record>]>,
+}
+
+impl Router {
+    pub fn new(workers: Vec<mpsc::Sender<Record>>) -> Self {
+        Self {
+            workers: workers.into(),
+        }
+    }
+
+    fn pick(&self, key: u64) -> &mpsc::Sender<Record> {
+        let n = self.workers.len() as u64;
+        &self.workers[(key % n.max(1)) as usize]
+    }
+
+    /// Waits while the worker's channel is full (backpressure). Errors once the pipeline has stopped.
+    pub async fn send(&self, record: Record) -> Result<(), Record> {
+        let key = record.route_key;
+        self.pick(key).send(record).await.map_err(|e| e.0)
+    }
+
+    /// The same from a thread outside the runtime (the Kafka poll thread).
+    pub fn blocking_send(&self, record: Record) -> Result<(), Record> {
+        let key = record.route_key;
+        self.pick(key).blocking_send(record).map_err(|e| e.0)
+    }
+}
+
+/// A stable 64-bit key for routing a (topic, partition) or a file.
+pub fn route_key(name: &str, n: i64) -> u64 {
+    // FNV-1a: cheap, stable across runs, good enough to spread partitions.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.as_bytes().iter().chain(n.to_le_bytes().iter()) {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
