@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# rampart's whole test suite: installs what is missing, starts a tansu Kafka
+# broker on a free loopback port, checks formatting and lints, runs every
+# test, and stops the broker.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/deps.sh
+
+ensure_build_deps
+ensure_tansu
+start_broker
+trap stop_broker EXIT
+
+cargo fmt --all -- --check
+cargo clippy --all-targets -- -D warnings
+cargo test "$@"
