@@ -438,3 +438,84 @@ impl Reader {
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use tokio::sync::mpsc;
+
+    fn reader(path: &Path, tx: mpsc::Sender<Record>) -> Reader {
+        Reader {
+            path: path.to_owned(),
+            label: Arc::from("t"),
+            checkpoint: path.with_extension("cp"),
+            follow: true,
+            poll: Duration::from_millis(10),
+            tracker: Arc::new(OffsetTracker::default()),
+            cluster: None,
+            router: Some(Router::new(vec![tx])),
+            shutdown: CancellationToken::new(),
+            opts: FileOptions {
+                state_dir: path.parent().unwrap().to_owned(),
+                progress: None,
+                drain_timeout: Duration::from_millis(10),
+            },
+            generation: 0,
+        }
+    }
+
+    #[test]
+    fn a_partial_last_line_waits_until_its_newline_arrives() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        std::fs::write(&path, "{\"a\":1}\n{\"b\":").unwrap();
+        let (tx, mut rx) = mpsc::channel(10);
+        let mut r = reader(&path, tx);
+        let mut open = Open::new(File::open(&path).unwrap(), &path).unwrap();
+        let mut partial = Vec::new();
+        assert!(matches!(
+            r.read_available(&mut open, &mut partial).unwrap(),
+            Step::Eof
+        ));
+        assert_eq!(&rx.try_recv().unwrap().bytes[..], b"{\"a\":1}");
+        assert!(rx.try_recv().is_err(), "half a line is not a record");
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"2}\n")
+            .unwrap();
+        assert!(matches!(
+            r.read_available(&mut open, &mut partial).unwrap(),
+            Step::Eof
+        ));
+        let rec = rx.try_recv().unwrap();
+        assert_eq!(&rec.bytes[..], b"{\"b\":2}");
+        assert_eq!(rec.origin.line, Some(2));
+        assert_eq!(rec.origin.offset, Some(8));
+    }
+
+    #[test]
+    fn checkpoints_only_acknowledged_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        std::fs::write(&path, "{}\n{}\n{}\n").unwrap();
+        let (tx, mut rx) = mpsc::channel(10);
+        let mut r = reader(&path, tx);
+        let mut open = Open::new(File::open(&path).unwrap(), &path).unwrap();
+        r.read_available(&mut open, &mut Vec::new()).unwrap();
+        let first = rx.try_recv().unwrap();
+        let second = rx.try_recv().unwrap();
+        second.ack.ack();
+        r.save(&open).unwrap();
+        let cp: Checkpoint =
+            serde_json::from_slice(&std::fs::read(&r.checkpoint).unwrap()).unwrap();
+        assert_eq!(cp.offset, 0, "the first line is not acknowledged yet");
+        first.ack.ack();
+        r.save(&open).unwrap();
+        let cp: Checkpoint =
+            serde_json::from_slice(&std::fs::read(&r.checkpoint).unwrap()).unwrap();
+        assert_eq!(cp.offset, 6, "up to the unacknowledged third line");
+    }
+}
