@@ -111,7 +111,7 @@ fn decode_text(
     match serde_json::from_str::<AuditEvent>(trimmed) {
         Ok(ev) => {
             out.events.push(ev);
-            return Ok(());
+            Ok(())
         }
         Err(first) if first.is_syntax() || first.is_eof() => {
             // Perhaps several JSON values one after another (JSON lines in one record).

@@ -217,11 +217,8 @@ impl Running {
             for w in workers {
                 let _ = w.await;
             }
-            match output.await {
-                Ok(Err(e)) => {
-                    first_error.get_or_insert(PipelineError::Output(e));
-                }
-                Ok(Ok(())) | Err(_) => {}
+            if let Ok(Err(e)) = output.await {
+                first_error.get_or_insert(PipelineError::Output(e));
             }
             first_error.map_or(Ok(()), Err)
         };

@@ -274,19 +274,14 @@ impl PollLoop {
         let mut last_error: Option<Instant> = None;
         while !self.shutdown.is_cancelled() {
             match self.consumer.poll(Duration::from_millis(100)) {
-                None => {}
-                Some(Ok(msg)) => {
-                    if !self.dispatch(&msg) {
-                        break;
-                    }
+                Some(Ok(msg)) if !self.dispatch(&msg) => break,
+                // (dispatch runs in the guard: it hands the message on and says whether to go on.)
+                // Broker outages produce a stream of errors; log at most once a second.
+                Some(Err(e)) if last_error.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) => {
+                    tracing::warn!(error = %e, "kafka consumer error");
+                    last_error = Some(Instant::now());
                 }
-                Some(Err(e)) => {
-                    // Broker outages produce a stream of these; log at most once a second.
-                    if last_error.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
-                        tracing::warn!(error = %e, "kafka consumer error");
-                        last_error = Some(Instant::now());
-                    }
-                }
+                None | Some(Ok(_)) | Some(Err(_)) => {}
             }
             if last_store.elapsed() >= STORE_EVERY {
                 self.consumer.context().store_advances(&self.consumer);

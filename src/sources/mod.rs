@@ -103,6 +103,10 @@ impl Ack {
     }
 }
 
+/// The pipeline no longer takes records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stopped;
+
 /// Sends records to the workers: one bounded channel per worker, chosen by route key.
 #[derive(Debug, Clone)]
 pub struct Router {
@@ -121,16 +125,17 @@ impl Router {
         &self.workers[(key % n.max(1)) as usize]
     }
 
-    /// Waits while the worker's channel is full (backpressure). Errors once the pipeline has stopped.
-    pub async fn send(&self, record: Record) -> Result<(), Record> {
+    /// Waits while the worker's channel is full (backpressure). Errors once the
+    /// pipeline has stopped; the record is then dropped unacknowledged.
+    pub async fn send(&self, record: Record) -> Result<(), Stopped> {
         let key = record.route_key;
-        self.pick(key).send(record).await.map_err(|e| e.0)
+        self.pick(key).send(record).await.map_err(|_| Stopped)
     }
 
-    /// The same from a thread outside the runtime (the Kafka poll thread).
-    pub fn blocking_send(&self, record: Record) -> Result<(), Record> {
+    /// The same from a thread outside the runtime (the Kafka and file reader threads).
+    pub fn blocking_send(&self, record: Record) -> Result<(), Stopped> {
         let key = record.route_key;
-        self.pick(key).blocking_send(record).map_err(|e| e.0)
+        self.pick(key).blocking_send(record).map_err(|_| Stopped)
     }
 }
 

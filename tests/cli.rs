@@ -1,0 +1,197 @@
+//! The rampart binary as a user runs it: check, run on the shipped config, replay, signals.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+fn rampart() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_rampart"));
+    c.env_remove("RAMPART_LOG");
+    c
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn check_lists_every_problem_of_a_broken_config_and_exits_2() {
+    let s = Scratch::new();
+    let cfg = s.path("broken.yaml");
+    std::fs::write(
+        &cfg,
+        "sources:\n  kafka:\n    group_id: ''\n    topics: []\n    drain_timeout: later\npipeline:\n  workers: 0\ntelemetry:\n  listen: nowhere\nunknown_section: {}\n",
+    )
+    .unwrap();
+    let out = rampart().args(["check", "-c"]).arg(&cfg).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        "sources.kafka.drain_timeout",
+        "telemetry.listen",
+        "unknown_section",
+    ] {
+        assert!(err.contains(needle), "{needle} missing from:\n{err}");
+    }
+    // Structural problems come first; once fixed, the semantic ones are all listed too.
+    std::fs::write(
+        &cfg,
+        "sources:\n  kafka:\n    group_id: ''\n    topics: []\npipeline:\n  workers: 0\n",
+    )
+    .unwrap();
+    let out = rampart().args(["check", "-c"]).arg(&cfg).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        "sources.kafka: kafka: required",
+        "sources.kafka.group_id",
+        "sources.kafka.topics",
+        "pipeline.workers",
+    ] {
+        assert!(err.contains(needle), "{needle} missing from:\n{err}");
+    }
+    assert!(err.contains("4 problems"), "{err}");
+}
+
+#[test]
+fn check_accepts_the_shipped_default_config() {
+    let out = rampart().current_dir(repo()).arg("check").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("file (examples/audit.jsonl)"));
+}
+
+/// A copy of the shipped config and sample log in a scratch directory, so runs do not touch the checkout.
+fn demo_dir() -> Scratch {
+    let s = Scratch::new();
+    std::fs::copy(repo().join("rampart.yaml"), s.path("rampart.yaml")).unwrap();
+    std::fs::create_dir(s.path("examples")).unwrap();
+    std::fs::copy(
+        repo().join("examples/audit.jsonl"),
+        s.path("examples/audit.jsonl"),
+    )
+    .unwrap();
+    s
+}
+
+#[test]
+fn run_on_the_shipped_config_prints_every_sample_event_and_dead_letters_the_bad_one() {
+    let s = demo_dir();
+    let out = rampart()
+        .current_dir(s.dir.path())
+        .arg("run")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    let sample = std::fs::read_to_string(s.path("examples/audit.jsonl")).unwrap();
+    assert_eq!(lines.len(), sample.lines().count() - 1);
+    assert!(lines[0].contains("[demo]"), "{}", lines[0]);
+    let dead = read_jsonl(&s.path(".rampart-state/dead-letter.jsonl"));
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0]["file"], "examples/audit.jsonl");
+}
+
+#[test]
+fn replay_prints_a_summary() {
+    let s = demo_dir();
+    let out = rampart()
+        .current_dir(s.dir.path())
+        .args(["replay", "examples/audit.jsonl", "--quiet"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty(), "--quiet prints no events");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let count = |label: &str| -> u64 {
+        err.lines()
+            .find(|l| l.trim_start().starts_with(label))
+            .and_then(|l| l.split_whitespace().last())
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(count("events"), 400, "{err}");
+    assert_eq!(count("dead-lettered"), 1, "{err}");
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_acknowledges_and_exits_zero() {
+    let s = Scratch::new();
+    let log = s.path("audit.log");
+    let (lines, ids) = events(200, 41);
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    let cfg = s.path("rampart.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "sources:\n  files:\n    - path: {}\n      follow: true\n      poll_interval: 20ms\noutput:\n  console: off\n  file: {}\nstate:\n  dir: {}\n",
+            log.display(),
+            s.output().display(),
+            s.path("state").display()
+        ),
+    )
+    .unwrap();
+    let child = rampart()
+        .args(["run", "-c"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = s.output();
+    eventually("events processed", Duration::from_secs(30), || {
+        (audit_ids(&out).len() >= 200).then_some(())
+    })
+    .await;
+    signal(child.id(), "-TERM");
+    let status = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    assert_eq!(audit_ids(&out), ids);
+    // The saved position is the end of the file: a restart reads nothing again.
+    let checkpoint = std::fs::read_dir(s.path("state"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("file-")
+        })
+        .unwrap();
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(checkpoint).unwrap()).unwrap();
+    assert_eq!(saved["offset"], std::fs::metadata(&log).unwrap().len());
+}
