@@ -55,17 +55,36 @@ fn main() {
     }
     let avg = |v: &[String]| v.iter().map(String::len).sum::<usize>() / v.len();
     println!("rampart decode benchmark (one core, best of 5 passes)\n");
-    println!("{:<44} {:>10} {:>14}", "input", "avg bytes", "events/s/core");
-    for (name, set) in [("realistic mix, single events", &mix), ("~1.7 KB events, single events", &sized)] {
+    println!(
+        "{:<44} {:>10} {:>14}",
+        "input", "avg bytes", "events/s/core"
+    );
+    for (name, set) in [
+        ("realistic mix, single events", &mix),
+        ("~1.7 KB events, single events", &sized),
+    ] {
         let records: Vec<Vec<u8>> = set.iter().map(|l| l.as_bytes().to_vec()).collect();
-        println!("{:<44} {:>10} {:>14.0}", name, avg(set), bench_decode(&records, 1, 5));
+        println!(
+            "{:<44} {:>10} {:>14.0}",
+            name,
+            avg(set),
+            bench_decode(&records, 1, 5)
+        );
     }
-    for (name, set) in [("realistic mix, EventList of 100", &mix), ("~1.7 KB events, EventList of 100", &sized)] {
+    for (name, set) in [
+        ("realistic mix, EventList of 100", &mix),
+        ("~1.7 KB events, EventList of 100", &sized),
+    ] {
         let records: Vec<Vec<u8>> = set
             .chunks(100)
             .map(|c| format!(r#"{{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{{}},"items":[{}]}}"#, c.join(",")).into_bytes())
             .collect();
-        println!("{:<44} {:>10} {:>14.0}", name, avg(set), bench_decode(&records, 100, 5));
+        println!(
+            "{:<44} {:>10} {:>14.0}",
+            name,
+            avg(set),
+            bench_decode(&records, 100, 5)
+        );
     }
 
     // The whole in-process path: file source, workers, output (off), acks.
@@ -73,7 +92,10 @@ fn main() {
     let log = dir.path().join("audit.jsonl");
     let n = 300_000;
     std::fs::write(&log, Generator::new(5).lines(n).join("\n") + "\n").unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     for workers in [1, 2] {
         let yaml = format!(
             "sources:\n  files:\n    - path: {}\noutput:\n  console: off\nstate:\n  dir: {}\npipeline:\n  workers: {workers}\n",
@@ -84,12 +106,18 @@ fn main() {
         let cpu0 = cpu_time();
         let t = Instant::now();
         let report = rt.block_on(async {
-            pipeline::start(&cfg, RunOptions { progress: Some(Arc::default()) }, CancellationToken::new())
-                .await
-                .unwrap()
-                .wait()
-                .await
-                .unwrap()
+            pipeline::start(
+                &cfg,
+                RunOptions {
+                    progress: Some(Arc::default()),
+                },
+                CancellationToken::new(),
+            )
+            .await
+            .unwrap()
+            .wait()
+            .await
+            .unwrap()
         });
         let wall = t.elapsed();
         let cpu = cpu_time() - cpu0;

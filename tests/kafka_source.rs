@@ -97,7 +97,7 @@ fn source_config(group: &str, topic: &str) -> (KafkaConnection, KafkaSourceConfi
 fn start_source(
     group: &str,
     topic: &str,
-) -> (KafkaSource, mpsc::Receiver<Record>, CancellationToken) {
+) -> (KafkaSource, mpsc::Receiver<Vec<Record>>, CancellationToken) {
     let (conn, cfg) = source_config(group, topic);
     let (tx, rx) = mpsc::channel(1000);
     let shutdown = CancellationToken::new();
@@ -107,6 +107,7 @@ fn start_source(
         &cfg,
         resolver,
         Router::new(vec![tx]),
+        16,
         shutdown.clone(),
     )
     .unwrap();
@@ -129,11 +130,11 @@ async fn a_restart_redelivers_everything_not_acknowledged_and_commits_nothing_un
     let (src, mut rx, shutdown) = start_source(&group, &topic);
     let mut held = Vec::new();
     while held.len() < 100 {
-        let r = tokio::time::timeout(WAIT, rx.recv())
+        let batch = tokio::time::timeout(WAIT, rx.recv())
             .await
             .unwrap()
             .unwrap();
-        held.push(r);
+        held.extend(batch);
     }
     let offsets: Vec<i64> = held.iter().map(|r| r.origin.offset.unwrap()).collect();
     assert_eq!(
@@ -164,12 +165,14 @@ async fn a_restart_redelivers_everything_not_acknowledged_and_commits_nothing_un
     let (src, mut rx, shutdown) = start_source(&group, &topic);
     let mut seen = BTreeSet::new();
     while seen.len() < 60 {
-        let r = tokio::time::timeout(WAIT, rx.recv())
+        let batch = tokio::time::timeout(WAIT, rx.recv())
             .await
             .unwrap()
             .unwrap();
-        seen.insert(r.origin.offset.unwrap());
-        r.ack.ack();
+        for r in batch {
+            seen.insert(r.origin.offset.unwrap());
+            r.ack.ack();
+        }
     }
     assert_eq!(seen, (40..100).collect::<BTreeSet<_>>());
     shutdown.cancel();

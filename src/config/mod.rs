@@ -285,9 +285,13 @@ pub struct PipelineConfig {
     /// Worker tasks; records of one partition always go to the same worker.
     #[serde(default = "default_workers")]
     pub workers: usize,
-    /// Capacity of each bounded channel between stages.
+    /// Capacity, in batches, of each bounded channel between stages; with
+    /// `batch_size` it bounds the records in flight (backpressure beyond it).
     #[serde(default = "default_capacity")]
     pub channel_capacity: usize,
+    /// Most records handed from a source to a worker at once.
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
     /// How long shutdown may take to drain and commit before it gives up.
     #[serde(default = "default_grace")]
     pub shutdown_grace: Seconds,
@@ -297,7 +301,10 @@ fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 fn default_capacity() -> usize {
-    1024
+    16
+}
+fn default_batch() -> usize {
+    256
 }
 fn default_grace() -> Seconds {
     Seconds::from_secs(30)
@@ -308,6 +315,7 @@ impl Default for PipelineConfig {
         Self {
             workers: default_workers(),
             channel_capacity: default_capacity(),
+            batch_size: default_batch(),
             shutdown_grace: default_grace(),
         }
     }

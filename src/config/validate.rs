@@ -94,6 +94,9 @@ pub fn validate(c: &Config) -> Vec<Problem> {
     if c.pipeline.workers == 0 {
         problem(&mut p, "pipeline.workers", "must be at least 1");
     }
+    if c.pipeline.batch_size == 0 {
+        problem(&mut p, "pipeline.batch_size", "must be at least 1");
+    }
     if c.pipeline.channel_capacity == 0 {
         problem(&mut p, "pipeline.channel_capacity", "must be at least 1");
     }

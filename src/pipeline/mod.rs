@@ -111,7 +111,7 @@ pub async fn start(
     });
 
     let cap = cfg.pipeline.channel_capacity;
-    let (out_tx, out_rx) = mpsc::channel::<OutputItem>(cap);
+    let (out_tx, out_rx) = mpsc::channel::<Vec<OutputItem>>(cap);
     let output_stats = stats.clone();
     let output = tokio::task::spawn_blocking(move || output_loop(out_rx, output, &output_stats));
     let mut senders = Vec::with_capacity(cfg.pipeline.workers);
@@ -136,6 +136,7 @@ pub async fn start(
             state_dir: cfg.state.dir.clone(),
             progress: opts.progress.clone(),
             drain_timeout: drain,
+            batch_size: cfg.pipeline.batch_size,
         };
         let src = FileSource::start(f, fopts, hint, router.clone(), shutdown.clone())?;
         sources.push(SourceTask::File(src));
@@ -157,7 +158,14 @@ pub async fn start(
         sources.push(SourceTask::Webhook(src));
     }
     if let (Some(k), Some(conn)) = (&cfg.sources.kafka, &cfg.kafka) {
-        let src = KafkaSource::start(conn, k, resolver.clone(), router.clone(), shutdown.clone())?;
+        let src = KafkaSource::start(
+            conn,
+            k,
+            resolver.clone(),
+            router.clone(),
+            cfg.pipeline.batch_size,
+            shutdown.clone(),
+        )?;
         sources.push(SourceTask::Kafka(src));
     }
     drop(router);
@@ -251,32 +259,31 @@ impl Running {
 
 /// The output stage on its own thread: writes, flushes, then acknowledges in batches.
 fn output_loop(
-    mut rx: mpsc::Receiver<OutputItem>,
+    mut rx: mpsc::Receiver<Vec<OutputItem>>,
     mut out: Output,
     stats: &PipelineStats,
 ) -> Result<(), OutputError> {
-    const BATCH: usize = 512;
+    const BATCH: usize = 1024;
     let mut acks = Vec::with_capacity(BATCH);
-    let acked = crate::telemetry::acked_counter();
     let mut failed = None;
+    let acked = crate::telemetry::acked_counter();
     while let Some(first) = rx.blocking_recv() {
-        let mut item = Some(first);
-        while let Some(OutputItem { events, ack }) = item.take() {
-            let mut ok = true;
-            for ev in &events {
-                if let Err(e) = out.write(ev) {
-                    tracing::error!(error = %e, "output write failed; events stay unacknowledged");
-                    failed.get_or_insert(e);
-                    ok = false;
-                    break;
+        let mut batch = Some(first);
+        while let Some(items) = batch.take() {
+            for OutputItem { events, ack } in items {
+                match events.iter().try_for_each(|ev| out.write(ev)) {
+                    Ok(()) => {
+                        PipelineStats::add(&stats.output_events, events.len() as u64);
+                        acks.push(ack);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "output write failed; events stay unacknowledged");
+                        failed.get_or_insert(e);
+                    }
                 }
             }
-            if ok {
-                PipelineStats::add(&stats.output_events, events.len() as u64);
-                acks.push(ack);
-            }
             if acks.len() < BATCH {
-                item = rx.try_recv().ok();
+                batch = rx.try_recv().ok();
             }
         }
         match out.flush() {

@@ -29,11 +29,30 @@ pub struct WorkerContext {
 /// Runs one worker until its input channel closes.
 pub async fn run(
     ctx: Arc<WorkerContext>,
-    mut input: mpsc::Receiver<Record>,
-    output: mpsc::Sender<OutputItem>,
+    mut input: mpsc::Receiver<Vec<Record>>,
+    output: mpsc::Sender<Vec<OutputItem>>,
 ) {
     let mut metrics: [Option<SourceMetrics>; 3] = Default::default();
-    while let Some(record) = input.recv().await {
+    while let Some(batch) = input.recv().await {
+        let mut out = Vec::with_capacity(batch.len());
+        for record in batch {
+            if let Some(item) = handle(&ctx, &mut metrics, record).await {
+                out.push(item);
+            }
+        }
+        if !out.is_empty() && output.send(out).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Decodes one record; returns what the output stage must write before the record is acknowledged.
+async fn handle(
+    ctx: &WorkerContext,
+    metrics: &mut [Option<SourceMetrics>; 3],
+    record: Record,
+) -> Option<OutputItem> {
+    {
         let m = metrics[record.origin.source as usize]
             .get_or_insert_with(|| SourceMetrics::new(record.origin.source));
         let started = Instant::now();
@@ -58,7 +77,7 @@ pub async fn run(
                 whole_record: failure.whole_record,
                 bytes: &failure.bytes,
             };
-            if !write_dead_letter(&ctx, &entry).await {
+            if !write_dead_letter(ctx, &entry).await {
                 dead_lettered = false;
                 break;
             }
@@ -68,7 +87,7 @@ pub async fn run(
         if !dead_lettered {
             // Shutting down with the dead-letter sink failing: leave the record
             // unacknowledged so that it is read again.
-            continue;
+            return None;
         }
         let mut events = decoded.events;
         for ev in &mut events {
@@ -83,11 +102,9 @@ pub async fn run(
             ack.ack();
             PipelineStats::add(&ctx.stats.acked_records, 1);
             crate::telemetry::acked_counter().increment(1);
-            continue;
+            return None;
         }
-        if output.send(OutputItem { events, ack }).await.is_err() {
-            return;
-        }
+        Some(OutputItem { events, ack })
     }
 }
 

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use super::{now_ms, route_key, Ack, OffsetTracker, Origin, Record, Router};
+use super::{now_ms, route_key, Ack, Batcher, OffsetTracker, Origin, Record, Router};
 use crate::config::FileSourceConfig;
 use crate::event::{ClusterHint, SourceKind};
 
@@ -59,6 +59,8 @@ pub struct FileOptions {
     pub progress: Option<Arc<AtomicU64>>,
     /// Longest to wait for acks when switching files or stopping.
     pub drain_timeout: Duration,
+    /// Lines handed to a worker at once.
+    pub batch_size: usize,
 }
 
 /// A running file source.
@@ -88,7 +90,7 @@ impl FileSource {
             poll: cfg.poll_interval.get(),
             tracker: Arc::new(OffsetTracker::default()),
             cluster,
-            router: Some(router),
+            batcher: Some(Batcher::new(router, opts.batch_size)),
             shutdown,
             opts,
             generation: 0,
@@ -134,7 +136,7 @@ struct Reader {
     poll: Duration,
     tracker: Arc<OffsetTracker>,
     cluster: ClusterHint,
-    router: Option<Router>,
+    batcher: Option<Batcher>,
     shutdown: CancellationToken,
     opts: FileOptions,
     /// Bumped on every rotation or truncation so positions of different files never mix.
@@ -222,7 +224,9 @@ impl Reader {
                 break Err(e);
             }
         };
-        drop(self.router.take());
+        if let Some(mut b) = self.batcher.take() {
+            let _ = b.flush();
+        }
         let slots = [self.generation];
         let left = self.tracker.wait_drained(&slots, self.opts.drain_timeout);
         if left > 0 {
@@ -305,7 +309,9 @@ impl Reader {
             if n == 0 || buf.last() != Some(&b'\n') {
                 *partial = buf;
                 let _ = before;
-                return Ok(Step::Eof);
+                // Nothing more for now: hand over what has been read.
+                let flushed = self.batcher.as_mut().is_some_and(|b| b.flush().is_ok());
+                return Ok(if flushed { Step::Eof } else { Step::Stop });
             }
             let len = buf.len() as u64;
             if !self.send_line(open, buf, len) {
@@ -345,8 +351,8 @@ impl Reader {
             route_key: route_key(&self.label, 0),
             ack: Ack::tracked(self.tracker.clone(), self.generation, s),
         };
-        match &self.router {
-            Some(r) => r.blocking_send(record).is_ok(),
+        match &mut self.batcher {
+            Some(b) => b.push(record).is_ok(),
             None => false,
         }
     }
@@ -396,6 +402,9 @@ impl Reader {
 
     /// Starts a new position space once the previous file's lines are acknowledged.
     fn next_generation(&mut self) {
+        if let Some(b) = self.batcher.as_mut() {
+            let _ = b.flush();
+        }
         let left = self
             .tracker
             .wait_drained(&[self.generation], self.opts.drain_timeout);
@@ -445,7 +454,7 @@ mod tests {
     use std::io::Write;
     use tokio::sync::mpsc;
 
-    fn reader(path: &Path, tx: mpsc::Sender<Record>) -> Reader {
+    fn reader(path: &Path, tx: mpsc::Sender<Vec<Record>>) -> Reader {
         Reader {
             path: path.to_owned(),
             label: Arc::from("t"),
@@ -454,12 +463,13 @@ mod tests {
             poll: Duration::from_millis(10),
             tracker: Arc::new(OffsetTracker::default()),
             cluster: None,
-            router: Some(Router::new(vec![tx])),
+            batcher: Some(Batcher::new(Router::new(vec![tx]), 100)),
             shutdown: CancellationToken::new(),
             opts: FileOptions {
                 state_dir: path.parent().unwrap().to_owned(),
                 progress: None,
                 drain_timeout: Duration::from_millis(10),
+                batch_size: 100,
             },
             generation: 0,
         }
@@ -478,8 +488,9 @@ mod tests {
             r.read_available(&mut open, &mut partial).unwrap(),
             Step::Eof
         ));
-        assert_eq!(&rx.try_recv().unwrap().bytes[..], b"{\"a\":1}");
-        assert!(rx.try_recv().is_err(), "half a line is not a record");
+        let batch = rx.try_recv().unwrap();
+        assert_eq!(batch.len(), 1, "half a line is not a record");
+        assert_eq!(&batch[0].bytes[..], b"{\"a\":1}");
         std::fs::OpenOptions::new()
             .append(true)
             .open(&path)
@@ -490,7 +501,7 @@ mod tests {
             r.read_available(&mut open, &mut partial).unwrap(),
             Step::Eof
         ));
-        let rec = rx.try_recv().unwrap();
+        let rec = rx.try_recv().unwrap().remove(0);
         assert_eq!(&rec.bytes[..], b"{\"b\":2}");
         assert_eq!(rec.origin.line, Some(2));
         assert_eq!(rec.origin.offset, Some(8));
@@ -505,8 +516,10 @@ mod tests {
         let mut r = reader(&path, tx);
         let mut open = Open::new(File::open(&path).unwrap(), &path).unwrap();
         r.read_available(&mut open, &mut Vec::new()).unwrap();
-        let first = rx.try_recv().unwrap();
-        let second = rx.try_recv().unwrap();
+        // keep `r` alive: its tracker receives the acks
+        let mut batch = rx.try_recv().unwrap().into_iter();
+        let first = batch.next().unwrap();
+        let second = batch.next().unwrap();
         second.ack.ack();
         r.save(&open).unwrap();
         let cp: Checkpoint =

@@ -22,7 +22,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::ClientContext;
 use tokio_util::sync::CancellationToken;
 
-use super::{now_ms, route_key, Ack, OffsetTracker, Origin, Record, Router};
+use super::{now_ms, route_key, Ack, Batcher, OffsetTracker, Origin, Record, Router};
 use crate::config::{KafkaConnection, KafkaSourceConfig, StartFrom};
 use crate::event::{ClusterResolver, SourceKind};
 
@@ -189,6 +189,7 @@ impl KafkaSource {
         cfg: &KafkaSourceConfig,
         resolver: ClusterResolver,
         router: Router,
+        batch_size: usize,
         shutdown: CancellationToken,
     ) -> Result<Self, KafkaSourceError> {
         let tracker = Arc::new(OffsetTracker::default());
@@ -237,7 +238,7 @@ impl KafkaSource {
             consumer,
             tracker,
             resolver,
-            router: Some(router),
+            batcher: Some(Batcher::new(router, batch_size)),
             shutdown,
             drain_timeout: cfg.drain_timeout.get(),
         };
@@ -261,7 +262,7 @@ struct PollLoop {
     consumer: BaseConsumer<SourceContext>,
     tracker: Arc<OffsetTracker>,
     resolver: ClusterResolver,
-    router: Option<Router>,
+    batcher: Option<Batcher>,
     shutdown: CancellationToken,
     drain_timeout: Duration,
 }
@@ -273,15 +274,33 @@ impl PollLoop {
         let mut last_store = Instant::now();
         let mut last_error: Option<Instant> = None;
         while !self.shutdown.is_cancelled() {
-            match self.consumer.poll(Duration::from_millis(100)) {
-                Some(Ok(msg)) if !self.dispatch(&msg) => break,
-                // (dispatch runs in the guard: it hands the message on and says whether to go on.)
-                // Broker outages produce a stream of errors; log at most once a second.
-                Some(Err(e)) if last_error.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) => {
-                    tracing::warn!(error = %e, "kafka consumer error");
-                    last_error = Some(Instant::now());
+            // Wait for messages only when nothing is held back; otherwise take
+            // what is already fetched and hand the batch over as soon as it runs dry.
+            let pending = self.batcher.as_ref().is_some_and(|b| !b.is_empty());
+            let timeout = if pending {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(100)
+            };
+            let go_on = match self.consumer.poll(timeout) {
+                Some(Ok(msg)) => {
+                    let record = self.record(&msg);
+                    self.batcher
+                        .as_mut()
+                        .is_some_and(|b| b.push(record).is_ok())
                 }
-                None | Some(Ok(_)) | Some(Err(_)) => {}
+                Some(Err(e)) => {
+                    // Broker outages produce a stream of errors; log at most once a second.
+                    if last_error.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
+                        tracing::warn!(error = %e, "kafka consumer error");
+                        last_error = Some(Instant::now());
+                    }
+                    true
+                }
+                None => self.batcher.as_mut().is_some_and(|b| b.flush().is_ok()),
+            };
+            if !go_on {
+                break;
             }
             if last_store.elapsed() >= STORE_EVERY {
                 self.consumer.context().store_advances(&self.consumer);
@@ -289,7 +308,9 @@ impl PollLoop {
             }
         }
         // Stop intake, let the workers finish what they hold, then commit.
-        drop(self.router.take());
+        if let Some(mut b) = self.batcher.take() {
+            let _ = b.flush();
+        }
         let slots: Vec<u64> = self.tracker.lock().keys().copied().collect();
         let left = self.tracker.wait_drained(&slots, self.drain_timeout);
         if left > 0 {
@@ -309,8 +330,8 @@ impl PollLoop {
         Ok(())
     }
 
-    /// Hands one message to its worker; false once the pipeline is gone.
-    fn dispatch(&self, msg: &rdkafka::message::BorrowedMessage<'_>) -> bool {
+    /// Turns a message into a record whose ack will advance its partition.
+    fn record(&self, msg: &rdkafka::message::BorrowedMessage<'_>) -> Record {
         let topic = msg.topic();
         let partition = msg.partition();
         let offset = msg.offset();
@@ -323,7 +344,7 @@ impl PollLoop {
         let cluster = self
             .resolver
             .from_transport(header_value, msg.key(), Some(topic));
-        let record = Record {
+        Record {
             bytes: Bytes::copy_from_slice(msg.payload().unwrap_or_default()),
             origin: Origin {
                 source: SourceKind::Kafka,
@@ -336,10 +357,6 @@ impl PollLoop {
             cluster,
             route_key: slot,
             ack: Ack::tracked(self.tracker.clone(), slot, offset),
-        };
-        match &self.router {
-            Some(r) => r.blocking_send(record).is_ok(),
-            None => false,
         }
     }
 }

@@ -107,35 +107,85 @@ impl Ack {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stopped;
 
-/// Sends records to the workers: one bounded channel per worker, chosen by route key.
+/// Sends batches of records to the workers: one bounded channel per worker,
+/// chosen by route key so that a partition's records stay in order.
 #[derive(Debug, Clone)]
 pub struct Router {
-    workers: Arc<[mpsc::Sender<Record>]>,
+    workers: Arc<[mpsc::Sender<Vec<Record>>]>,
 }
 
 impl Router {
-    pub fn new(workers: Vec<mpsc::Sender<Record>>) -> Self {
+    pub fn new(workers: Vec<mpsc::Sender<Vec<Record>>>) -> Self {
         Self {
             workers: workers.into(),
         }
     }
 
-    fn pick(&self, key: u64) -> &mpsc::Sender<Record> {
-        let n = self.workers.len() as u64;
-        &self.workers[(key % n.max(1)) as usize]
+    fn index(&self, key: u64) -> usize {
+        (key % (self.workers.len() as u64).max(1)) as usize
     }
 
-    /// Waits while the worker's channel is full (backpressure). Errors once the
-    /// pipeline has stopped; the record is then dropped unacknowledged.
+    /// Sends one record on its own (webhook requests). Waits while the worker's
+    /// channel is full (backpressure); errors once the pipeline has stopped,
+    /// dropping the record unacknowledged.
     pub async fn send(&self, record: Record) -> Result<(), Stopped> {
-        let key = record.route_key;
-        self.pick(key).send(record).await.map_err(|_| Stopped)
+        let i = self.index(record.route_key);
+        self.workers[i]
+            .send(vec![record])
+            .await
+            .map_err(|_| Stopped)
+    }
+}
+
+/// Collects records per worker and hands them over in batches, so that a
+/// thread hand-off is paid per batch rather than per record. Used from the
+/// reader threads (Kafka, files), which may block.
+#[derive(Debug)]
+pub struct Batcher {
+    router: Router,
+    pending: Vec<Vec<Record>>,
+    max: usize,
+}
+
+impl Batcher {
+    pub fn new(router: Router, max: usize) -> Self {
+        let pending = (0..router.workers.len()).map(|_| Vec::new()).collect();
+        Self {
+            router,
+            pending,
+            max: max.max(1),
+        }
     }
 
-    /// The same from a thread outside the runtime (the Kafka and file reader threads).
-    pub fn blocking_send(&self, record: Record) -> Result<(), Stopped> {
-        let key = record.route_key;
-        self.pick(key).blocking_send(record).map_err(|_| Stopped)
+    /// Adds a record; sends its worker's batch once it is full.
+    pub fn push(&mut self, record: Record) -> Result<(), Stopped> {
+        let i = self.router.index(record.route_key);
+        self.pending[i].push(record);
+        if self.pending[i].len() >= self.max {
+            self.send(i)?;
+        }
+        Ok(())
+    }
+
+    /// Sends every partial batch (the source has nothing more right now).
+    pub fn flush(&mut self) -> Result<(), Stopped> {
+        for i in 0..self.pending.len() {
+            if !self.pending[i].is_empty() {
+                self.send(i)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pending.iter().all(Vec::is_empty)
+    }
+
+    fn send(&mut self, i: usize) -> Result<(), Stopped> {
+        let batch = std::mem::replace(&mut self.pending[i], Vec::with_capacity(self.max));
+        self.router.workers[i]
+            .blocking_send(batch)
+            .map_err(|_| Stopped)
     }
 }
 
