@@ -1,6 +1,7 @@
 //! Decode throughput per core (single events and EventList batches) and the in-process pipeline's cost per event.
 //!
 //! `cargo bench --bench decode` prints a table; figures, not pass/fail.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,52 +42,68 @@ fn bench_decode(records: &[Vec<u8>], events_per_record: usize, rounds: usize) ->
     rate(records.len() * events_per_record, best)
 }
 
+/// The same events at RequestResponse level, carrying the object the API
+/// server returned (a Lease, as for kubelet heartbeats): about 1.7-1.9 KB each.
+fn with_response_objects(mix: &[String]) -> Vec<String> {
+    mix.iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["level"] = "RequestResponse".into();
+            v["responseObject"] = serde_json::json!({
+                "kind": "Lease", "apiVersion": "coordination.k8s.io/v1",
+                "metadata": {"name": format!("ip-10-0-1-{}.ec2.internal", i % 200), "namespace": "kube-node-lease",
+                    "uid": format!("6c3f1f3e-8a2b-4f0e-9d1c-{:012x}", i), "resourceVersion": (1_000_000 + i).to_string(),
+                    "creationTimestamp": "2026-11-01T08:00:00Z",
+                    "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": format!("ip-10-0-1-{}.ec2.internal", i % 200), "uid": "0c9e4c2a-1b7d-4f57-9a55-3d2f1f0a6b11"}],
+                    "managedFields": [{"manager": "kubelet", "operation": "Update", "apiVersion": "coordination.k8s.io/v1", "time": "2026-11-20T10:00:00Z", "fieldsType": "FieldsV1",
+                        "fieldsV1": {"f:metadata": {"f:ownerReferences": {".": {}, "k:{\"uid\":\"0c9e4c2a\"}": {}}}, "f:spec": {"f:holderIdentity": {}, "f:leaseDurationSeconds": {}, "f:renewTime": {}}}}]},
+                "spec": {"holderIdentity": format!("ip-10-0-1-{}.ec2.internal", i % 200), "leaseDurationSeconds": 40, "renewTime": "2026-11-20T10:00:00.000000Z"}
+            });
+            v.to_string()
+        })
+        .collect()
+}
+
 fn main() {
-    let mut g = Generator::new(99);
-    let mix: Vec<String> = g.lines(50_000);
-    // The "~1.7 KB" set: events between 1.2 and 2.2 KB from the same generator.
-    let mut sized = Vec::new();
-    let mut g2 = Generator::new(7);
-    while sized.len() < 50_000 {
-        let l = g2.next_event().0.to_string();
-        if (1200..2200).contains(&l.len()) {
-            sized.push(l);
-        }
-    }
+    let only_pipeline = std::env::var("RAMPART_BENCH_ONLY").is_ok_and(|v| v == "pipeline");
     let avg = |v: &[String]| v.iter().map(String::len).sum::<usize>() / v.len();
-    println!("rampart decode benchmark (one core, best of 5 passes)\n");
-    println!(
-        "{:<44} {:>10} {:>14}",
-        "input", "avg bytes", "events/s/core"
-    );
-    for (name, set) in [
-        ("realistic mix, single events", &mix),
-        ("~1.7 KB events, single events", &sized),
-    ] {
-        let records: Vec<Vec<u8>> = set.iter().map(|l| l.as_bytes().to_vec()).collect();
+    if !only_pipeline {
+        let mix: Vec<String> = Generator::new(99).lines(50_000);
+        let sized = with_response_objects(&mix);
+        println!("rampart decode benchmark (one core, best of 5 passes)\n");
         println!(
-            "{:<44} {:>10} {:>14.0}",
-            name,
-            avg(set),
-            bench_decode(&records, 1, 5)
+            "{:<44} {:>10} {:>14}",
+            "input", "avg bytes", "events/s/core"
         );
-    }
-    for (name, set) in [
-        ("realistic mix, EventList of 100", &mix),
-        ("~1.7 KB events, EventList of 100", &sized),
-    ] {
-        let records: Vec<Vec<u8>> = set
+        for (name, set) in [
+            ("realistic mix, single events", &mix),
+            ("~1.7 KB events, single events", &sized),
+        ] {
+            let records: Vec<Vec<u8>> = set.iter().map(|l| l.as_bytes().to_vec()).collect();
+            println!(
+                "{:<44} {:>10} {:>14.0}",
+                name,
+                avg(set),
+                bench_decode(&records, 1, 5)
+            );
+        }
+        for (name, set) in [
+            ("realistic mix, EventList of 100", &mix),
+            ("~1.7 KB events, EventList of 100", &sized),
+        ] {
+            let records: Vec<Vec<u8>> = set
             .chunks(100)
             .map(|c| format!(r#"{{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{{}},"items":[{}]}}"#, c.join(",")).into_bytes())
             .collect();
-        println!(
-            "{:<44} {:>10} {:>14.0}",
-            name,
-            avg(set),
-            bench_decode(&records, 100, 5)
-        );
+            println!(
+                "{:<44} {:>10} {:>14.0}",
+                name,
+                avg(set),
+                bench_decode(&records, 100, 5)
+            );
+        }
     }
-
     // The whole in-process path: file source, workers, output (off), acks.
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.jsonl");

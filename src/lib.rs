@@ -22,3 +22,8 @@ pub mod respond;
 pub mod sources;
 pub mod synth;
 pub mod telemetry;
+
+/// Events are allocated on one thread and freed on another, many times a
+/// second; mimalloc handles that pattern far better than glibc's allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -128,7 +128,38 @@ fn decode_text(
                 _ => Err(invalid(first)),
             }
         }
-        Err(first) => decode_container(trimmed, first, opts, depth, out),
+        Err(first) => {
+            // An EventList whose items are all good decodes in one typed pass;
+            // anything else takes the item-by-item path below.
+            if let Ok(list) = serde_json::from_str::<TypedEventList>(trimmed) {
+                out.events.extend(list.items);
+                return Ok(());
+            }
+            decode_container(trimmed, first, opts, depth, out)
+        }
+    }
+}
+
+/// The webhook backend's batch, decoded in one pass when every item is valid.
+#[derive(Deserialize)]
+struct TypedEventList {
+    #[allow(dead_code)]
+    kind: EventListKind,
+    #[serde(default)]
+    items: Vec<AuditEvent>,
+}
+
+/// Accepts only `"EventList"`, so other objects fail fast.
+struct EventListKind;
+
+impl<'de> Deserialize<'de> for EventListKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <Cow<'de, str>>::deserialize(d)?;
+        if s == "EventList" {
+            Ok(EventListKind)
+        } else {
+            Err(serde::de::Error::custom("not an EventList"))
+        }
     }
 }
 
