@@ -29,10 +29,15 @@ fn unique(p: &str) -> String {
 }
 
 async fn setup(brokers: &str, topic: &str, n: usize) -> f64 {
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
     let t = NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1));
-    admin.create_topics([&t], &AdminOptions::new()).await.unwrap();
+    admin
+        .create_topics([&t], &AdminOptions::new())
+        .await
+        .unwrap();
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("linger.ms", "20")
@@ -43,7 +48,9 @@ async fn setup(brokers: &str, topic: &str, n: usize) -> f64 {
     let bytes: usize = lines.iter().map(String::len).sum();
     let mut pending = Vec::with_capacity(10_000);
     for (i, l) in lines.iter().enumerate() {
-        let rec: FutureRecord<'_, (), str> = FutureRecord::to(topic).payload(l.as_str()).partition(i as i32 % PARTITIONS);
+        let rec: FutureRecord<'_, (), str> = FutureRecord::to(topic)
+            .payload(l.as_str())
+            .partition(i as i32 % PARTITIONS);
         pending.push(producer.send(rec, Duration::from_secs(60)));
         if pending.len() == 10_000 {
             for r in futures::future::join_all(pending.drain(..)).await {
@@ -92,7 +99,9 @@ async fn rampart(brokers: &str, topic: &str, n: usize) -> f64 {
     );
     let cfg = load_str(&yaml, "bench").unwrap();
     let shutdown = CancellationToken::new();
-    let running = pipeline::start(&cfg, RunOptions::default(), shutdown.clone()).await.unwrap();
+    let running = pipeline::start(&cfg, RunOptions::default(), shutdown.clone())
+        .await
+        .unwrap();
     let stats: Arc<PipelineStats> = running.stats.clone();
     let mut start = None;
     loop {
@@ -115,12 +124,21 @@ fn main() {
         eprintln!("RAMPART_KAFKA_BROKERS is not set; run scripts/bench.sh, which starts a broker");
         std::process::exit(2);
     };
-    let n: usize = std::env::var("RAMPART_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let n: usize = std::env::var("RAMPART_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let topic = unique("bench");
     let avg = rt.block_on(setup(&brokers, &topic, n));
     println!("Kafka source vs bare librdkafka consumer: {n} events (avg {avg:.0} B) on {PARTITIONS} partitions, broker {brokers}\n");
-    println!("{:<8} {:>16} {:>16} {:>8}", "round", "bare msg/s", "rampart ev/s", "ratio");
+    println!(
+        "{:<8} {:>16} {:>16} {:>8}",
+        "round", "bare msg/s", "rampart ev/s", "ratio"
+    );
     let mut ratios = Vec::new();
     for round in 1..=3 {
         let b = bare(&brokers, &topic, n);
