@@ -6,6 +6,8 @@
 //! - [`sources`]: Kafka (consumer group, offsets stored only after acknowledgement), the API server's webhook backend, log files.
 //! - [`event`]: the audit.k8s.io Event model, decoders for every wire form, cluster name, provenance.
 //! - [`deadletter`]: where undecodable records go, with the reason and the original bytes.
+//! - [`enrich`]: identity, network/GeoIP, asset class and behavioural baseline for each event.
+//! - [`state`]: the state-store trait, on sled, and in memory for tests.
 //! - [`pipeline`]: bounded channels, workers, acknowledgements back to the sources, ordered shutdown.
 //! - [`respond`]: where results leave rampart (for now, the console / JSON-lines output).
 //! - [`telemetry`]: logs, Prometheus metrics, health endpoints.
@@ -16,10 +18,12 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod deadletter;
+pub mod enrich;
 pub mod event;
 pub mod pipeline;
 pub mod respond;
 pub mod sources;
+pub mod state;
 pub mod synth;
 pub mod telemetry;
 

@@ -52,6 +52,15 @@ async fn delivers_every_produced_event_exactly_once_and_commits_the_end() {
         (c.values().sum::<i64>() == 300).then_some(())
     })
     .await;
+    // Consumer lag is exported per partition from librdkafka's statistics.
+    let lag_line = format!("rampart_kafka_consumer_lag{{topic=\"{topic}\",partition=\"0\"}} 0");
+    eventually("lag metric at zero", WAIT, || {
+        rampart::telemetry::install_recorder()
+            .render()
+            .contains(&lag_line)
+            .then_some(())
+    })
+    .await;
     shutdown.cancel();
     let report = running.wait().await.unwrap();
 

@@ -91,6 +91,39 @@ pub fn validate(c: &Config) -> Vec<Problem> {
         (None, Some(_)) => needs_kafka(&mut p, "dead_letter.topic"),
         _ => {}
     }
+    if let Some(api) = &c.enrich.identity.api {
+        if !(api.url.starts_with("http://") || api.url.starts_with("https://"))
+            || !api.url.contains("{user}")
+        {
+            problem(
+                &mut p,
+                "enrich.identity.api.url",
+                "must be an http(s) URL containing {user}",
+            );
+        }
+        if api.timeout.get().is_zero() {
+            problem(
+                &mut p,
+                "enrich.identity.api.timeout",
+                "must be greater than zero",
+            );
+        }
+    }
+    let b = &c.enrich.baseline;
+    if b.max_principals == 0 || b.max_values == 0 {
+        problem(
+            &mut p,
+            "enrich.baseline",
+            "max_principals and max_values must be at least 1",
+        );
+    }
+    if c.enrich.network.geoip.reload_interval.get().is_zero() || b.flush_interval.get().is_zero() {
+        problem(
+            &mut p,
+            "enrich",
+            "reload_interval and flush_interval must be greater than zero",
+        );
+    }
     if c.pipeline.workers == 0 {
         problem(&mut p, "pipeline.workers", "must be at least 1");
     }

@@ -2,6 +2,7 @@
 
 mod cluster;
 mod decode;
+pub mod time;
 
 pub use cluster::{ClusterHint, ClusterResolver};
 pub use decode::{decode_record, DecodeError, DecodeOptions, Decoded, Failure};
@@ -55,6 +56,9 @@ pub struct AuditEvent {
     /// Where this event came from; filled by the pipeline, never by the wire.
     #[serde(skip_deserializing, default)]
     pub provenance: Provenance,
+    /// Who, from where, to what, and how unusual; filled by the enrichers.
+    #[serde(skip_deserializing, default, skip_serializing_if = "Option::is_none")]
+    pub enrichment: Option<Box<crate::enrich::Enrichment>>,
 }
 
 /// The only accepted value of `kind` on a single event.
@@ -215,6 +219,14 @@ impl AuditEvent {
             },
             None => String::new(),
         }
+    }
+
+    /// When the API server received the request (seconds since the epoch), else when rampart did.
+    pub fn event_time(&self) -> i64 {
+        self.request_received_timestamp
+            .as_deref()
+            .and_then(time::parse_rfc3339)
+            .unwrap_or(self.provenance.received_at_ms / 1000)
     }
 
     /// The HTTP status code of the response, when the stage has one.

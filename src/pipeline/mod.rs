@@ -12,12 +12,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::deadletter::{DeadLetter, DeadLetterError};
+use crate::enrich::{EnrichError, Enricher};
 use crate::event::{ClusterResolver, DecodeOptions};
 use crate::respond::console::{Output, OutputError};
 use crate::sources::file::{FileOptions, FileSource, FileSourceError};
 use crate::sources::kafka::{KafkaSource, KafkaSourceError};
 use crate::sources::webhook::{WebhookError, WebhookSource};
 use crate::sources::Router;
+use crate::state::{SledStore, StateError, StateStore};
 use crate::telemetry::{Health, PipelineStats};
 use worker::{OutputItem, WorkerContext};
 
@@ -28,6 +30,10 @@ pub enum PipelineError {
     DeadLetter(#[from] DeadLetterError),
     #[error(transparent)]
     Output(#[from] OutputError),
+    #[error(transparent)]
+    Enrich(#[from] EnrichError),
+    #[error(transparent)]
+    State(#[from] StateError),
     #[error(transparent)]
     Kafka(#[from] KafkaSourceError),
     #[error(transparent)]
@@ -78,6 +84,8 @@ pub struct Running {
     shutdown: CancellationToken,
     grace: std::time::Duration,
     telemetry: Option<JoinHandle<()>>,
+    enricher: Arc<Enricher>,
+    maintenance: JoinHandle<()>,
 }
 
 /// Builds and starts every component; fails fast on anything that cannot be opened.
@@ -98,6 +106,9 @@ pub async fn start(
         None => None,
     };
     let dead_letter = Arc::new(DeadLetter::build(cfg)?);
+    let store: Arc<dyn StateStore> = Arc::new(SledStore::open(&cfg.state.dir.join("store"))?);
+    let enricher = Arc::new(Enricher::build(&cfg.enrich, store)?);
+    let maintenance = enricher.spawn_maintenance(shutdown.clone());
     let output = Output::build(&cfg.output)?;
     let resolver = ClusterResolver::new(&cfg.cluster);
     let ctx = Arc::new(WorkerContext {
@@ -105,6 +116,7 @@ pub async fn start(
             wrapped_fields: cfg.decode.wrapped_fields.clone(),
         },
         resolver: resolver.clone(),
+        enricher: enricher.clone(),
         dead_letter: dead_letter.clone(),
         stats: stats.clone(),
         shutdown: shutdown.clone(),
@@ -186,6 +198,8 @@ pub async fn start(
         shutdown,
         grace: cfg.pipeline.shutdown_grace.get(),
         telemetry: telemetry.map(|t| t.1),
+        enricher,
+        maintenance,
     })
 }
 
@@ -202,6 +216,8 @@ impl Running {
             shutdown,
             grace,
             telemetry,
+            enricher,
+            maintenance,
             ..
         } = self;
         let drain = async {
@@ -247,6 +263,8 @@ impl Running {
         if let Some(t) = telemetry {
             let _ = t.await;
         }
+        let _ = maintenance.await;
+        let _ = tokio::task::spawn_blocking(move || enricher.flush()).await;
         result?;
         Ok(RunReport {
             records: PipelineStats::get(&stats.records),

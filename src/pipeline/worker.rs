@@ -7,6 +7,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::deadletter::{DeadLetter, DeadLetterEntry};
+use crate::enrich::Enricher;
 use crate::event::{decode_record, AuditEvent, ClusterResolver, DecodeOptions};
 use crate::sources::{Ack, Record};
 use crate::telemetry::{PipelineStats, SourceMetrics};
@@ -21,6 +22,7 @@ pub struct OutputItem {
 pub struct WorkerContext {
     pub decode: DecodeOptions,
     pub resolver: ClusterResolver,
+    pub enricher: Arc<Enricher>,
     pub dead_letter: Arc<DeadLetter>,
     pub stats: Arc<PipelineStats>,
     pub shutdown: CancellationToken,
@@ -93,6 +95,7 @@ async fn handle(
         for ev in &mut events {
             let name = ctx.resolver.resolve(&cluster, ev);
             ev.provenance = origin.provenance(name, ev.provenance.index);
+            ctx.enricher.enrich(ev).await;
         }
         let n = events.len() as u64;
         m.events.increment(n);

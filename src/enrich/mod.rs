@@ -1,0 +1,233 @@
+//! Enrichment: identity (who), network and GeoIP (from where), asset class (to what), behavioural baseline (is it normal).
+//!
+//! The result is one documented shape, [`Enrichment`], attached to each
+//! event as `enrichment` with the parts `identity`, `network`, `asset` and
+//! `baseline` that playbooks read and alerts show.
+
+pub mod asset;
+pub mod baseline;
+pub mod geoip;
+pub mod identity;
+pub mod identity_api;
+mod matcher;
+pub mod network;
+
+pub use matcher::{Cidr, Pattern};
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::EnrichConfig;
+use crate::event::AuditEvent;
+use crate::state::StateStore;
+use asset::{Asset, AssetClassifier};
+use baseline::{Baseline, BaselineFlags, BaselineSettings, Observation};
+use geoip::{DbKind, GeoDb};
+use identity::{Directory, Identity};
+use identity_api::IdentityApi;
+use network::{Network, NetworkEnricher};
+
+/// Errors building the enrichers; each names its file.
+#[derive(Debug, thiserror::Error)]
+pub enum EnrichError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("GeoIP database {path}: {message}")]
+    GeoIp { path: PathBuf, message: String },
+}
+
+/// Everything the enrichers add to an event.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Enrichment {
+    pub identity: Identity,
+    pub network: Network,
+    pub asset: Asset,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<BaselineFlags>,
+}
+
+/// All enrichers, built once and shared by the workers.
+#[derive(Debug)]
+pub struct Enricher {
+    directory: Option<Directory>,
+    api: Option<IdentityApi>,
+    network: NetworkEnricher,
+    assets: AssetClassifier,
+    baseline: Option<Baseline>,
+    reload_interval: Duration,
+    flush_interval: Duration,
+}
+
+impl Enricher {
+    /// Opens every file the config names; the first that is missing or broken fails the build.
+    pub fn build(cfg: &EnrichConfig, store: Arc<dyn StateStore>) -> Result<Self, EnrichError> {
+        let directory = cfg
+            .identity
+            .directory
+            .as_deref()
+            .map(Directory::load)
+            .transpose()?;
+        let api = cfg.identity.api.as_ref().map(|a| {
+            IdentityApi::new(
+                a.url.clone(),
+                a.token.clone(),
+                a.timeout.get(),
+                a.ttl.get(),
+                a.negative_ttl.get(),
+            )
+        });
+        let classes = cfg
+            .network
+            .classes
+            .iter()
+            .map(|c| (c.cidr, c.label.clone()))
+            .collect();
+        let mut network = NetworkEnricher::new(cfg.network.trusted_proxies.clone(), classes);
+        let g = &cfg.network.geoip;
+        network.city = g
+            .city
+            .as_deref()
+            .map(|p| GeoDb::open(DbKind::City, p))
+            .transpose()?;
+        network.asn = g
+            .asn
+            .as_deref()
+            .map(|p| GeoDb::open(DbKind::Asn, p))
+            .transpose()?;
+        network.anonymous = g
+            .anonymous
+            .as_deref()
+            .map(|p| GeoDb::open(DbKind::Anonymous, p))
+            .transpose()?;
+        let user_rules = cfg
+            .assets
+            .rules
+            .as_deref()
+            .map(AssetClassifier::load)
+            .transpose()?
+            .unwrap_or_default();
+        let assets = AssetClassifier::new(user_rules, cfg.assets.builtin_defaults);
+        let b = &cfg.baseline;
+        let baseline = b.enabled.then(|| {
+            Baseline::new(
+                store,
+                BaselineSettings {
+                    learning_period: b.learning_period.get(),
+                    max_principals: b.max_principals,
+                    max_values: b.max_values,
+                },
+            )
+        });
+        Ok(Self {
+            directory,
+            api,
+            network,
+            assets,
+            baseline,
+            reload_interval: g.reload_interval.get(),
+            flush_interval: b.flush_interval.get(),
+        })
+    }
+
+    /// Adds identity, network, asset and baseline facts to the event.
+    pub async fn enrich(&self, ev: &mut AuditEvent) {
+        let mut identity = identity::derive(ev);
+        let person = self
+            .directory
+            .as_ref()
+            .and_then(|d| d.lookup(&identity, &ev.user.groups))
+            .cloned();
+        match person {
+            Some(p) => identity::apply(&mut identity, &p),
+            None => {
+                if let Some(api) = &self.api {
+                    if let Some(p) = api.lookup(&identity.actor).await {
+                        identity::apply(&mut identity, &p);
+                    }
+                }
+            }
+        }
+        let network = self.network.enrich(ev);
+        let asset = self.assets.classify(ev);
+        let baseline = self.baseline.as_ref().map(|b| {
+            let verb_resource = format!("{} {}", ev.verb, ev.resource_path());
+            let net = (!network.internal)
+                .then(|| network.client_ip.as_deref().and_then(prefix_of))
+                .flatten();
+            b.observe(
+                &identity.actor,
+                &Observation {
+                    time: ev.event_time(),
+                    country: network.geo.country.as_deref(),
+                    asn: network.geo.asn,
+                    user_agent: ev.user_agent.as_deref(),
+                    verb_resource: &verb_resource,
+                    network: net.as_deref(),
+                },
+            )
+        });
+        ev.enrichment = Some(Box::new(Enrichment {
+            identity,
+            network,
+            asset,
+            baseline,
+        }));
+    }
+
+    /// Reloads changed GeoIP databases and persists baselines in the background until shutdown.
+    pub fn spawn_maintenance(
+        self: &Arc<Self>,
+        shutdown: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut reload = tokio::time::interval(me.reload_interval);
+            let mut flush = tokio::time::interval(me.flush_interval);
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    _ = reload.tick() => {
+                        let m = me.clone();
+                        let _ = tokio::task::spawn_blocking(move || m.network.reload()).await;
+                    }
+                    _ = flush.tick() => {
+                        let m = me.clone();
+                        let _ = tokio::task::spawn_blocking(move || m.flush()).await;
+                    }
+                }
+            }
+        })
+    }
+
+    /// Persists baselines now.
+    pub fn flush(&self) {
+        if let Some(b) = &self.baseline {
+            b.flush();
+        }
+    }
+}
+
+/// The /24 (IPv4) or /48 (IPv6) an address is in, as text.
+fn prefix_of(ip: &str) -> Option<String> {
+    match ip.parse::<IpAddr>().ok()? {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            Some(format!("{}.{}.{}.0/24", o[0], o[1], o[2]))
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            Some(format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2]))
+        }
+    }
+}
