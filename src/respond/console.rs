@@ -133,9 +133,66 @@ pub fn text_line(ev: &AuditEvent) -> String {
     let code = ev
         .response_code()
         .map_or_else(|| "-".to_owned(), |c| c.to_string());
-    format!(
-        "{time} [{cluster}] {verb} {resource} {target} by {user} from {ip} -> {code}",
+    let mut line = format!(
+        "{time} [{cluster}] {verb} {resource} {target} by {user}",
         cluster = ev.provenance.cluster,
         verb = ev.verb,
-    )
+    );
+    let Some(e) = ev.enrichment.as_deref() else {
+        line.push_str(&format!(" from {ip} -> {code}"));
+        return line;
+    };
+    let id = &e.identity;
+    match (&id.team, id.known) {
+        (Some(team), _) => line.push_str(&format!(" ({team})")),
+        (None, false) if id.kind == crate::enrich::identity::PrincipalKind::Human => {
+            line.push_str(" (unknown human)")
+        }
+        _ => {}
+    }
+    let n = &e.network;
+    line.push_str(&format!(" from {}", n.client_ip.as_deref().unwrap_or(ip)));
+    let mut place = Vec::new();
+    if let Some(class) = &n.class {
+        place.push(class.clone());
+    }
+    match (&n.geo.country, &n.geo.city) {
+        (Some(c), Some(city)) => place.push(format!("{c} {city}")),
+        (Some(c), None) => place.push(c.clone()),
+        _ => {}
+    }
+    if let Some(asn) = n.geo.asn {
+        place.push(format!("AS{asn}"));
+    }
+    for (flag, name) in [
+        (n.geo.tor_exit, "tor"),
+        (n.geo.anonymous_vpn, "vpn"),
+        (n.geo.public_proxy, "proxy"),
+        (n.geo.hosting, "hosting"),
+    ] {
+        if flag {
+            place.push(name.to_owned());
+        }
+    }
+    if !place.is_empty() {
+        line.push_str(&format!(" ({})", place.join(", ")));
+    }
+    line.push_str(
+        &format!(" -> {code} [{:?}/{}]", e.asset.tier, e.asset.data_class).to_lowercase(),
+    );
+    if let Some(b) = &e.baseline {
+        for (flag, name) in [
+            (b.new_country, "new-country"),
+            (b.new_asn, "new-asn"),
+            (b.new_user_agent, "new-agent"),
+            (b.new_verb_resource, "new-action"),
+            (b.new_source_network, "new-network"),
+            (b.unusual_hour, "unusual-hour"),
+        ] {
+            if flag {
+                line.push_str(&format!(" !{name}"));
+            }
+        }
+    }
+    line
 }
