@@ -11,4 +11,5 @@ start_broker
 trap stop_broker EXIT
 
 cargo bench --bench decode
+cargo bench --bench enrich
 cargo bench --bench kafka
