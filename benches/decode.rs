@@ -104,7 +104,7 @@ fn main() {
             );
         }
     }
-    // The whole in-process path: file source, workers, output (off), acks.
+    // The whole in-process path: file source, workers (decode, default enrichers), output (off), acks.
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.jsonl");
     let n = 300_000;
@@ -140,7 +140,7 @@ fn main() {
         let cpu = cpu_time() - cpu0;
         assert_eq!(report.events as usize, n);
         println!(
-            "\nin-process pipeline (file -> decode -> output off), {workers} worker(s), {n} events:\n  {:.0} events/s wall, {:.2} CPU s, {:.0} events per CPU-second, {:.2} µs CPU per event",
+            "\nin-process pipeline (file -> decode -> enrich -> output off), {workers} worker(s), {n} events:\n  {:.0} events/s wall, {:.2} CPU s, {:.0} events per CPU-second, {:.2} µs CPU per event",
             rate(n, wall),
             cpu.as_secs_f64(),
             rate(n, cpu),
