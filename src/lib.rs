@@ -8,6 +8,7 @@
 //! - [`deadletter`]: where undecodable records go, with the reason and the original bytes.
 //! - [`enrich`]: identity, network/GeoIP, asset class and behavioural baseline for each event.
 //! - [`state`]: the state-store trait, on sled, and in memory for tests.
+//! - [`playbook`]: rhai playbooks — compiled once, indexed by verb and resource, sandboxed — producing verdicts.
 //! - [`pipeline`]: bounded channels, workers, acknowledgements back to the sources, ordered shutdown.
 //! - [`respond`]: where results leave rampart (for now, the console / JSON-lines output).
 //! - [`telemetry`]: logs, Prometheus metrics, health endpoints.
@@ -21,6 +22,7 @@ pub mod deadletter;
 pub mod enrich;
 pub mod event;
 pub mod pipeline;
+pub mod playbook;
 pub mod respond;
 pub mod sources;
 pub mod state;

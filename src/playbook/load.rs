@@ -1,0 +1,220 @@
+//! Loading a playbook directory: compile every file, check the contract, report every problem as `file:line:col: message`.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rhai::{CallFnOptions, Dynamic, Scope};
+use serde::Deserialize;
+
+use super::{host, sandbox, Playbook, PlaybookSet, Selector, Severity, OPTIONAL};
+use crate::config::PlaybooksConfig;
+use crate::enrich::Pattern;
+
+/// One problem in a playbook file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: PathBuf,
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.col, self.message)
+    }
+}
+
+fn diag(file: &Path, line: usize, col: usize, message: impl Into<String>) -> Diagnostic {
+    Diagnostic {
+        file: file.to_owned(),
+        line,
+        col,
+        message: message.into(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Meta {
+    #[serde(default)]
+    id: Option<String>,
+    title: String,
+    #[serde(default)]
+    description: String,
+    severity: String,
+    #[serde(default)]
+    mitre: Vec<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    owner: Option<String>,
+    #[serde(default)]
+    runbook: Option<String>,
+    #[serde(default)]
+    falco_rule: Option<String>,
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(default)]
+    on: On,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct On {
+    #[serde(default)]
+    verbs: Vec<String>,
+    #[serde(default)]
+    resources: Vec<String>,
+    #[serde(default)]
+    subresources: Option<Vec<String>>,
+    #[serde(default)]
+    stages: Option<Vec<String>>,
+    #[serde(default)]
+    users: Option<Vec<Pattern>>,
+    #[serde(default)]
+    namespaces: Option<Vec<Pattern>>,
+}
+
+/// The `.rhai` files of a directory, sorted.
+fn playbook_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "rhai"));
+    files.sort();
+    files
+}
+
+/// What the directory looks like now (files, mtimes, sizes), to notice edits.
+pub fn fingerprint(dir: &Path) -> Vec<(PathBuf, std::time::SystemTime, u64)> {
+    let mut out: Vec<_> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter_map(|e| {
+                    let m = e.metadata().ok()?;
+                    Some((e.path(), m.modified().ok()?, m.len()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// Compiles every playbook in `dir`; returns all problems of all files at once.
+pub fn load_dir(dir: &Path, cfg: &PlaybooksConfig) -> Result<PlaybookSet, Vec<Diagnostic>> {
+    if !dir.is_dir() {
+        return Err(vec![diag(dir, 0, 0, "playbook directory not found")]);
+    }
+    let lists: HashMap<String, HashSet<String>> = cfg
+        .lists
+        .iter()
+        .map(|(k, v)| (k.clone(), v.iter().cloned().collect()))
+        .collect();
+    let mut engine = sandbox::engine(&cfg.limits);
+    host::register(&mut engine, Arc::new(lists));
+    let mut playbooks = Vec::new();
+    let mut diags = Vec::new();
+    let mut ids: HashMap<String, PathBuf> = HashMap::new();
+    for file in playbook_files(dir) {
+        match compile(&engine, &file, cfg) {
+            Ok(Some(p)) => {
+                if let Some(first) = ids.insert(p.id.clone(), file.clone()) {
+                    diags.push(diag(&file, 1, 1, format!("duplicate playbook id {:?} (also in {})", p.id, first.display())));
+                }
+                playbooks.push(p);
+            }
+            Ok(None) => {}
+            Err(mut d) => diags.append(&mut d),
+        }
+    }
+    if diags.is_empty() {
+        Ok(PlaybookSet::new(engine, playbooks, cfg.limits.timeout.get()))
+    } else {
+        Err(diags)
+    }
+}
+
+/// One file: `Ok(None)` when it is disabled.
+fn compile(engine: &rhai::Engine, file: &Path, cfg: &PlaybooksConfig) -> Result<Option<Playbook>, Vec<Diagnostic>> {
+    let source = std::fs::read_to_string(file).map_err(|e| vec![diag(file, 0, 0, format!("cannot read: {e}"))])?;
+    let ast = engine.compile(&source).map_err(|e| {
+        let p = e.1;
+        vec![diag(file, p.line().unwrap_or(0), p.position().unwrap_or(0), e.0.to_string())]
+    })?;
+    let fns: HashMap<String, usize> = ast.iter_functions().map(|f| (f.name.to_string(), f.params.len())).collect();
+    let mut problems = Vec::new();
+    let arity = |name: &str, want: usize, problems: &mut Vec<Diagnostic>| match fns.get(name) {
+        Some(n) if *n != want => {
+            problems.push(diag(file, 1, 1, format!("fn {name} must take {want} parameter(s), not {n}")));
+            false
+        }
+        Some(_) => true,
+        None => false,
+    };
+    if !fns.contains_key("meta") {
+        return Err(vec![diag(file, 1, 1, "missing fn meta() returning the playbook's metadata map")]);
+    }
+    arity("meta", 0, &mut problems);
+    let has_rule = arity("rule", 1, &mut problems);
+    let has_score = arity("score", 1, &mut problems);
+    if !has_rule && !has_score && problems.is_empty() {
+        problems.push(diag(file, 1, 1, "missing fn rule(e) or fn score(e)"));
+    }
+    if has_rule && has_score {
+        problems.push(diag(file, 1, 1, "define fn rule(e) or fn score(e), not both"));
+    }
+    let has = OPTIONAL.map(|f| arity(f, 1, &mut problems));
+    let opts = CallFnOptions::new().eval_ast(false);
+    let meta = sandbox::with_deadline(cfg.limits.timeout.get(), || engine.call_fn_with_options::<Dynamic>(opts, &mut Scope::new(), &ast, "meta", ()))
+        .map_err(|e| {
+            let p = e.position();
+            vec![diag(file, p.line().unwrap_or(1), p.position().unwrap_or(1), format!("fn meta() failed: {e}"))]
+        })?;
+    let meta: Meta = rhai::serde::from_dynamic(&meta).map_err(|e| vec![diag(file, 1, 1, format!("invalid meta(): {e}"))])?;
+    let severity = match Severity::parse(&meta.severity) {
+        Some(s) => s,
+        None => {
+            problems.push(diag(file, 1, 1, format!("unknown severity {:?}; use info, low, medium, high or critical", meta.severity)));
+            Severity::Low
+        }
+    };
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    if !meta.enabled {
+        return Ok(None);
+    }
+    let id = meta
+        .id
+        .unwrap_or_else(|| file.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned()));
+    Ok(Some(Playbook {
+        id,
+        title: meta.title,
+        description: meta.description,
+        severity,
+        mitre: meta.mitre,
+        tags: meta.tags,
+        owner: meta.owner,
+        runbook: meta.runbook,
+        falco_rule: meta.falco_rule,
+        file: file.to_owned(),
+        on: Selector {
+            verbs: meta.on.verbs,
+            resources: meta.on.resources,
+            subresources: meta.on.subresources,
+            stages: meta.on.stages,
+            users: meta.on.users,
+            namespaces: meta.on.namespaces,
+        },
+        ast,
+        has_rule,
+        has,
+    }))
+}

@@ -1,0 +1,368 @@
+//! Playbooks: rhai scripts that score events, title them, pick a dedup key and request responses — compiled once, indexed, sandboxed.
+//!
+//! A playbook is one `.rhai` file with `fn meta()` (id, title, severity,
+//! MITRE ids, what it looks at) and `fn rule(e)` or `fn score(e)`, plus
+//! optional `title`, `severity`, `dedup`, `context` and `respond`. See
+//! `playbooks/README.md` for the contract and the host API.
+
+pub mod host;
+mod load;
+pub mod sandbox;
+pub mod testcases;
+pub mod verdict;
+
+pub use host::Ev;
+pub use load::{load_dir, Diagnostic};
+pub use verdict::{ResponseRequest, Severity, Verdict};
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use rhai::{CallFnOptions, Dynamic, Engine, EvalAltResult, Scope, AST};
+
+use crate::enrich::Pattern;
+
+/// What a playbook looks at; anything left out matches everything.
+#[derive(Debug, Clone, Default)]
+pub struct Selector {
+    pub verbs: Vec<String>,
+    pub resources: Vec<String>,
+    pub subresources: Option<Vec<String>>,
+    pub stages: Option<Vec<String>>,
+    pub users: Option<Vec<Pattern>>,
+    pub namespaces: Option<Vec<Pattern>>,
+}
+
+/// One compiled playbook.
+#[derive(Debug, Clone)]
+pub struct Playbook {
+    pub id: String,
+    pub title: String,
+    pub description: String,
+    pub severity: Severity,
+    pub mitre: Vec<String>,
+    pub tags: Vec<String>,
+    pub owner: Option<String>,
+    pub runbook: Option<String>,
+    pub falco_rule: Option<String>,
+    pub file: PathBuf,
+    pub on: Selector,
+    ast: AST,
+    has_rule: bool,
+    has: [bool; 5],
+}
+
+const OPTIONAL: [&str; 5] = ["title", "severity", "dedup", "context", "respond"];
+
+/// A playbook that failed on an event: a limit, or a runtime error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    pub playbook: String,
+    /// `file:line:col` where the script stopped.
+    pub location: String,
+    /// `limit` (operations, depth, size, deadline) or `error`.
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: playbook {} {}: {}", self.location, self.playbook, self.kind, self.message)
+    }
+}
+
+/// Everything the playbooks said about one event.
+#[derive(Debug, Default)]
+pub struct Evaluation {
+    pub verdicts: Vec<Verdict>,
+    pub faults: Vec<Fault>,
+    /// How many playbooks ran (after indexing).
+    pub ran: usize,
+}
+
+/// A compiled, indexed set of playbooks and the sandboxed engine they run in.
+pub struct PlaybookSet {
+    engine: Engine,
+    playbooks: Vec<Playbook>,
+    index: HashMap<(String, String), Vec<usize>>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for PlaybookSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlaybookSet").field("playbooks", &self.playbooks.len()).finish()
+    }
+}
+
+const ANY: &str = "*";
+
+impl PlaybookSet {
+    fn new(engine: Engine, playbooks: Vec<Playbook>, timeout: Duration) -> Self {
+        let mut index: HashMap<(String, String), Vec<usize>> = HashMap::new();
+        for (i, p) in playbooks.iter().enumerate() {
+            let verbs = if p.on.verbs.is_empty() { vec![ANY.to_owned()] } else { p.on.verbs.clone() };
+            let resources = if p.on.resources.is_empty() { vec![ANY.to_owned()] } else { p.on.resources.clone() };
+            for v in &verbs {
+                for r in &resources {
+                    index.entry((v.clone(), r.clone())).or_default().push(i);
+                }
+            }
+        }
+        Self {
+            engine,
+            playbooks,
+            index,
+            timeout,
+        }
+    }
+
+    pub fn playbooks(&self) -> &[Playbook] {
+        &self.playbooks
+    }
+
+    pub fn len(&self) -> usize {
+        self.playbooks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.playbooks.is_empty()
+    }
+
+    /// The playbooks that look at this event, in load order.
+    pub fn candidates(&self, ev: &crate::event::AuditEvent) -> Vec<usize> {
+        let o = ev.object_ref.as_ref();
+        let resource = o.and_then(|o| o.resource.as_deref()).unwrap_or("");
+        let mut out: Vec<usize> = Vec::new();
+        for key in [(ev.verb.as_str(), resource), (ev.verb.as_str(), ANY), (ANY, resource), (ANY, ANY)] {
+            if let Some(ids) = self.index.get(&(key.0.to_owned(), key.1.to_owned())) {
+                out.extend(ids);
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        let sub = o.and_then(|o| o.subresource.as_deref()).unwrap_or("");
+        let ns = o.and_then(|o| o.namespace.as_deref()).unwrap_or("");
+        out.retain(|i| {
+            let on = &self.playbooks[*i].on;
+            on.subresources.as_ref().is_none_or(|s| s.iter().any(|x| x == sub))
+                && on.stages.as_ref().is_none_or(|s| s.iter().any(|x| x == ev.stage.as_str()))
+                && on.users.as_ref().is_none_or(|u| u.iter().any(|p| p.matches(&ev.user.username)))
+                && on.namespaces.as_ref().is_none_or(|n| n.iter().any(|p| p.matches(ns)))
+        });
+        out
+    }
+
+    /// Runs every relevant playbook; a fault in one never stops the others.
+    pub fn evaluate(&self, ev: &Ev) -> Evaluation {
+        let ids = self.candidates(ev.event());
+        let mut out = Evaluation {
+            ran: ids.len(),
+            ..Evaluation::default()
+        };
+        for i in ids {
+            let p = &self.playbooks[i];
+            match self.run(p, ev) {
+                Ok(Some(v)) => {
+                    metrics::counter!("rampart_playbook_fires_total", "playbook" => p.id.clone()).increment(1);
+                    out.verdicts.push(v);
+                }
+                Ok(None) => {}
+                Err(f) => {
+                    metrics::counter!("rampart_playbook_faults_total", "playbook" => p.id.clone(), "kind" => f.kind).increment(1);
+                    tracing::warn!(fault = %f, "playbook fault; other playbooks still ran");
+                    out.faults.push(f);
+                }
+            }
+        }
+        out
+    }
+
+    fn call(&self, p: &Playbook, name: &str, ev: &Ev) -> Result<Dynamic, Fault> {
+        let opts = CallFnOptions::new().eval_ast(false).rewind_scope(true);
+        sandbox::with_deadline(self.timeout, || {
+            self.engine
+                .call_fn_with_options::<Dynamic>(opts, &mut Scope::new(), &p.ast, name, (ev.clone(),))
+        })
+        .map_err(|e| fault(p, name, &e))
+    }
+
+    fn run(&self, p: &Playbook, ev: &Ev) -> Result<Option<Verdict>, Fault> {
+        let score = if p.has_rule {
+            let fired = self.call(p, "rule", ev)?;
+            match fired.as_bool() {
+                Ok(true) => p.severity.default_score(),
+                Ok(false) => return Ok(None),
+                Err(t) => return Err(contract(p, "rule", format!("must return a bool, returned {t}"))),
+            }
+        } else {
+            let s = self.call(p, "score", ev)?;
+            let s = s.as_int().or_else(|_| s.as_float().map(|f| f as i64)).map_err(|t| contract(p, "score", format!("must return a number, returned {t}")))?;
+            if s <= 0 {
+                return Ok(None);
+            }
+            s
+        };
+        let text = |d: Dynamic| if d.is_string() { d.into_string().ok() } else { Some(d.to_string()) };
+        let title = if p.has[0] { text(self.call(p, "title", ev)?).unwrap_or_default() } else { p.title.clone() };
+        let severity = if p.has[1] {
+            let s = self.call(p, "severity", ev)?.to_string();
+            Severity::parse(&s).ok_or_else(|| contract(p, "severity", format!("unknown severity {s:?}")))?
+        } else {
+            p.severity
+        };
+        let dedup = if p.has[2] {
+            text(self.call(p, "dedup", ev)?).unwrap_or_default()
+        } else {
+            format!("{}|{}", ev.event().provenance.cluster, ev.event().user.username)
+        };
+        let context = if p.has[3] { to_json_map(p, "context", self.call(p, "context", ev)?)? } else { serde_json::Map::new() };
+        let responses = if p.has[4] { responses(p, self.call(p, "respond", ev)?)? } else { Vec::new() };
+        Ok(Some(Verdict {
+            playbook: p.id.clone(),
+            title,
+            severity,
+            score,
+            dedup,
+            context,
+            responses,
+            mitre: p.mitre.clone(),
+        }))
+    }
+}
+
+fn contract(p: &Playbook, func: &str, message: String) -> Fault {
+    Fault {
+        playbook: p.id.clone(),
+        location: format!("{}:{func}", p.file.display()),
+        kind: "error",
+        message,
+    }
+}
+
+fn fault(p: &Playbook, func: &str, e: &EvalAltResult) -> Fault {
+    let pos = e.position();
+    let location = match (pos.line(), pos.position()) {
+        (Some(l), Some(c)) => format!("{}:{l}:{c}", p.file.display()),
+        (Some(l), None) => format!("{}:{l}", p.file.display()),
+        _ => format!("{}:{func}", p.file.display()),
+    };
+    let limit = matches!(
+        e,
+        EvalAltResult::ErrorTooManyOperations(..)
+            | EvalAltResult::ErrorStackOverflow(..)
+            | EvalAltResult::ErrorDataTooLarge(..)
+            | EvalAltResult::ErrorTerminated(..)
+            | EvalAltResult::ErrorTooManyVariables(..)
+    );
+    let message = match e {
+        EvalAltResult::ErrorTerminated(..) => sandbox::DEADLINE_EXCEEDED.to_owned(),
+        other => other.to_string(),
+    };
+    Fault {
+        playbook: p.id.clone(),
+        location,
+        kind: if limit { "limit" } else { "error" },
+        message,
+    }
+}
+
+fn to_json_map(p: &Playbook, func: &str, d: Dynamic) -> Result<serde_json::Map<String, serde_json::Value>, Fault> {
+    if d.is_unit() {
+        return Ok(serde_json::Map::new());
+    }
+    match rhai::serde::from_dynamic::<serde_json::Value>(&d) {
+        Ok(serde_json::Value::Object(m)) => Ok(m),
+        _ => Err(contract(p, func, format!("must return a map, returned {}", d.type_name()))),
+    }
+}
+
+fn responses(p: &Playbook, d: Dynamic) -> Result<Vec<ResponseRequest>, Fault> {
+    let items: Vec<Dynamic> = if d.is_unit() {
+        Vec::new()
+    } else if d.is_array() {
+        d.into_array().unwrap_or_default()
+    } else {
+        vec![d]
+    };
+    items
+        .into_iter()
+        .map(|item| {
+            let mut m = to_json_map(p, "respond", item)?;
+            let kind = m.remove("kind").and_then(|k| k.as_str().map(str::to_owned)).unwrap_or_default();
+            if !verdict::RESPONSE_KINDS.contains(&kind.as_str()) {
+                return Err(contract(p, "respond", format!("unknown response {kind:?}; use slack(), revoke_binding(), webhook(), kafka_alert()")));
+            }
+            let approval = m.remove("approval").and_then(|a| a.as_bool()).unwrap_or(false);
+            Ok(ResponseRequest { kind, approval, params: m })
+        })
+        .collect()
+}
+
+/// The current playbook set, swapped atomically when the files change.
+pub struct PlaybookHandle {
+    current: ArcSwap<PlaybookSet>,
+    dir: PathBuf,
+    cfg: crate::config::PlaybooksConfig,
+    fingerprint: std::sync::Mutex<Vec<(PathBuf, std::time::SystemTime, u64)>>,
+}
+
+impl PlaybookHandle {
+    /// Loads the directory; any diagnostic refuses the whole set.
+    pub fn load(cfg: &crate::config::PlaybooksConfig) -> Result<Self, Vec<Diagnostic>> {
+        let set = load_dir(&cfg.dir, cfg)?;
+        Ok(Self {
+            current: ArcSwap::from_pointee(set),
+            dir: cfg.dir.clone(),
+            cfg: cfg.clone(),
+            fingerprint: std::sync::Mutex::new(load::fingerprint(&cfg.dir)),
+        })
+    }
+
+    pub fn current(&self) -> Arc<PlaybookSet> {
+        self.current.load_full()
+    }
+
+    /// Recompiles when a playbook or list file changed; a broken set is logged and the old one kept.
+    pub fn reload_if_changed(&self) -> bool {
+        let now = load::fingerprint(&self.dir);
+        let mut seen = self.fingerprint.lock().unwrap_or_else(|e| e.into_inner());
+        if *seen == now {
+            return false;
+        }
+        *seen = now;
+        match load_dir(&self.dir, &self.cfg) {
+            Ok(set) => {
+                tracing::info!(playbooks = set.len(), "playbooks reloaded");
+                self.current.store(Arc::new(set));
+                true
+            }
+            Err(diags) => {
+                for d in &diags {
+                    tracing::error!(diagnostic = %d, "playbook set rejected; the previous set keeps running");
+                }
+                metrics::counter!("rampart_playbook_reload_failures_total").increment(1);
+                false
+            }
+        }
+    }
+
+    /// Checks for changes every `reload_interval` until shutdown.
+    pub fn spawn_watch(self: &Arc<Self>, shutdown: tokio_util::sync::CancellationToken) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(me.cfg.reload_interval.get());
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    _ = tick.tick() => {
+                        let m = me.clone();
+                        let _ = tokio::task::spawn_blocking(move || m.reload_if_changed()).await;
+                    }
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,2 @@
+//! tests as data
+pub fn placeholder() {}

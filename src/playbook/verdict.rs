@@ -1,0 +1,69 @@
+//! The typed result of a playbook that fired: what the state stage and the responders receive.
+
+use serde::{Deserialize, Serialize};
+
+/// How bad it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    #[default]
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "info" => Severity::Info,
+            "low" => Severity::Low,
+            "medium" => Severity::Medium,
+            "high" => Severity::High,
+            "critical" => Severity::Critical,
+            _ => return None,
+        })
+    }
+
+    /// The score a rule-based playbook adds when it fires.
+    pub fn default_score(self) -> i64 {
+        match self {
+            Severity::Info => 5,
+            Severity::Low => 20,
+            Severity::Medium => 40,
+            Severity::High => 70,
+            Severity::Critical => 90,
+        }
+    }
+}
+
+/// The response kinds a playbook may request.
+pub const RESPONSE_KINDS: &[&str] = &["slack", "revoke_binding", "webhook", "kafka"];
+
+/// A response a playbook asks for; executed (or proposed for approval) by the responders.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResponseRequest {
+    pub kind: String,
+    #[serde(default)]
+    pub approval: bool,
+    /// Everything else the constructor set (channel, mode, name, ...).
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub params: serde_json::Map<String, serde_json::Value>,
+}
+
+/// One playbook's verdict on one event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub playbook: String,
+    pub title: String,
+    pub severity: Severity,
+    pub score: i64,
+    pub dedup: String,
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub context: serde_json::Map<String, serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub responses: Vec<ResponseRequest>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mitre: Vec<String>,
+}
