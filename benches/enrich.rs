@@ -15,12 +15,18 @@ use rampart::state::MemoryStore;
 use rampart::synth::Generator;
 
 fn repo(p: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(p).display().to_string()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(p)
+        .display()
+        .to_string()
 }
 
 fn config(level: usize) -> String {
     let mut s = String::from("sources:\n  files: [{ path: x }]\nenrich:\n");
-    s += &format!("  identity:\n    directory: {}\n", repo("enrichers/identity.yaml"));
+    s += &format!(
+        "  identity:\n    directory: {}\n",
+        repo("enrichers/identity.yaml")
+    );
     if level >= 1 {
         s += &format!(
             "  network:\n    classes: [{{ cidr: 10.244.0.0/16, label: internal/pod-network }}]\n    geoip:\n      city: {}\n      asn: {}\n      anonymous: {}\n",
@@ -29,8 +35,15 @@ fn config(level: usize) -> String {
             repo("tests/data/geoip/GeoIP2-Anonymous-IP-Test.mmdb")
         );
     }
-    s += &format!("  assets:\n    rules: {}\n    builtin_defaults: {}\n", repo("enrichers/assets.yaml"), level >= 2);
-    s += &format!("  baseline:\n    enabled: {}\n    learning_period: 1h\n", level >= 3);
+    s += &format!(
+        "  assets:\n    rules: {}\n    builtin_defaults: {}\n",
+        repo("enrichers/assets.yaml"),
+        level >= 2
+    );
+    s += &format!(
+        "  baseline:\n    enabled: {}\n    learning_period: 1h\n",
+        level >= 3
+    );
     s
 }
 
@@ -38,12 +51,33 @@ fn main() {
     let events: Vec<AuditEvent> = Generator::new(21)
         .lines(100_000)
         .iter()
-        .map(|l| decode_record(l.as_bytes(), &Default::default()).events.remove(0))
+        .map(|l| {
+            decode_record(l.as_bytes(), &Default::default())
+                .events
+                .remove(0)
+        })
         .collect();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    println!("enrichment cost per event, realistic mix of {} events (one core)\n", events.len());
-    println!("{:<44} {:>10} {:>10} {:>10}", "enrichers", "median", "p99", "mean");
-    for (level, name) in ["identity (derived + directory)", "+ network (ranges, City+ASN+Anonymous)", "+ assets (rules + built-ins)", "+ baseline (all four)"].iter().enumerate() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    println!(
+        "enrichment cost per event, realistic mix of {} events (one core)\n",
+        events.len()
+    );
+    println!(
+        "{:<44} {:>10} {:>10} {:>10}",
+        "enrichers", "median", "p99", "mean"
+    );
+    for (level, name) in [
+        "identity (derived + directory)",
+        "+ network (ranges, City+ASN+Anonymous)",
+        "+ assets (rules + built-ins)",
+        "+ baseline (all four)",
+    ]
+    .iter()
+    .enumerate()
+    {
         let cfg = load_str(&config(level), "bench").unwrap();
         let enricher = Enricher::build(&cfg.enrich, Arc::new(MemoryStore::default())).unwrap();
         let mut times: Vec<Duration> = Vec::with_capacity(events.len() * 2);

@@ -20,13 +20,18 @@ pub enum AppError {
     Pipeline(#[from] PipelineError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Playbooks(String),
+    #[error("{0}")]
+    TestsFailed(String),
 }
 
 impl AppError {
     /// 2 for anything the user must fix in the config, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            AppError::Config(_) => 2,
+            AppError::Config(_) | AppError::Playbooks(_) => 2,
+            AppError::Pipeline(PipelineError::Playbooks(_)) => 2,
             _ => 1,
         }
     }
@@ -85,9 +90,17 @@ pub async fn run(config_path: &Path, dry_run: bool) -> Result<RunReport, AppErro
     Ok(report)
 }
 
-/// `rampart check`: validates and says what would run.
+/// `rampart check`: validates the config, compiles the playbooks, and says what would run.
 pub fn check(config_path: &Path) -> Result<String, AppError> {
     let cfg = config::load_file(config_path)?;
+    let playbooks = match &cfg.playbooks {
+        Some(p) => {
+            let set = crate::playbook::load_dir(&p.dir, p)
+                .map_err(|d| AppError::Playbooks(diagnostics(&d)))?;
+            format!("; {} playbooks in {}", set.len(), p.dir.display())
+        }
+        None => String::new(),
+    };
     let s = &cfg.sources;
     let mut parts = Vec::new();
     if let Some(k) = &s.kafka {
@@ -104,10 +117,60 @@ pub fn check(config_path: &Path) -> Result<String, AppError> {
         ));
     }
     Ok(format!(
-        "{}: ok; sources: {}",
+        "{}: ok; sources: {}{playbooks}",
         config_path.display(),
         parts.join("; ")
     ))
+}
+
+fn diagnostics(d: &[crate::playbook::Diagnostic]) -> String {
+    let mut s = format!(
+        "{} playbook problem{}:",
+        d.len(),
+        if d.len() == 1 { "" } else { "s" }
+    );
+    for x in d {
+        s.push_str(&format!("\n  {x}"));
+    }
+    s
+}
+
+/// `rampart test`: runs the playbooks' data-driven tests; returns the printed report.
+pub async fn test(
+    path: Option<&Path>,
+    config_path: Option<&Path>,
+    min_tests: usize,
+) -> Result<String, AppError> {
+    let cfg = match config_path {
+        Some(p) => config::load_file(p)?,
+        None if Path::new("rampart.yaml").exists() => config::load_file(Path::new("rampart.yaml"))?,
+        None => Config::default(),
+    };
+    let mut pcfg = cfg.playbooks.clone().unwrap_or_default();
+    if let Some(p) = path {
+        pcfg.dir = p.to_owned();
+    }
+    let report =
+        crate::playbook::testcases::run(&pcfg, &cfg.enrich, &cfg.cluster.default, min_tests)
+            .await
+            .map_err(|e| match e {
+                crate::playbook::testcases::TestRunError::Compile(d) => {
+                    AppError::Playbooks(diagnostics(&d))
+                }
+                other => AppError::Playbooks(other.to_string()),
+            })?;
+    let mut text = report.text.clone();
+    for c in &report.coverage_problems {
+        text.push_str(&format!("COVERAGE  {c}\n"));
+    }
+    text.push_str(&format!(
+        "{} passed, {} failed\n",
+        report.passed, report.failed
+    ));
+    if report.failed > 0 || !report.coverage_problems.is_empty() {
+        return Err(AppError::TestsFailed(text));
+    }
+    Ok(text)
 }
 
 /// `rampart replay FILE`: reads the file once through the pipeline, with a progress bar and a summary.

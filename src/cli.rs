@@ -49,6 +49,17 @@ pub enum Command {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Run the playbooks' tests (`*.tests.yaml` beside each playbook); prints a diff per failure, exit 1 on any.
+    Test {
+        /// Playbook directory (default: the config's `playbooks.dir`, else `playbooks`).
+        path: Option<PathBuf>,
+        /// Config whose lists and enrichment the tests use (defaults apply if absent).
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// Require at least this many cases per playbook, with a positive and a negative among them.
+        #[arg(long, default_value_t = 0)]
+        min_tests: usize,
+    },
     /// Write a synthetic, realistic audit log (JSON lines) to stdout.
     Generate {
         /// Number of events.

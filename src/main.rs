@@ -32,11 +32,22 @@ fn main() -> ExitCode {
                 eprintln!("{}", app::replay_summary(file, &report, elapsed));
                 Ok(())
             }
+            Command::Test {
+                path,
+                config,
+                min_tests,
+            } => app::test(path.as_deref(), config.as_deref(), *min_tests)
+                .await
+                .map(|report| print!("{report}")),
             Command::Generate { count, seed } => app::generate(*count, *seed),
         }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(AppError::TestsFailed(report)) => {
+            print!("{report}");
+            ExitCode::from(1)
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(e.exit_code())

@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::deadletter::{DeadLetter, DeadLetterError};
 use crate::enrich::{EnrichError, Enricher};
 use crate::event::{ClusterResolver, DecodeOptions};
+use crate::playbook::{Diagnostic, PlaybookHandle};
 use crate::respond::console::{Output, OutputError};
 use crate::sources::file::{FileOptions, FileSource, FileSourceError};
 use crate::sources::kafka::{KafkaSource, KafkaSourceError};
@@ -34,6 +35,8 @@ pub enum PipelineError {
     Enrich(#[from] EnrichError),
     #[error(transparent)]
     State(#[from] StateError),
+    #[error("{} playbook problem(s):\n{}", .0.len(), .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Playbooks(Vec<Diagnostic>),
     #[error(transparent)]
     Kafka(#[from] KafkaSourceError),
     #[error(transparent)]
@@ -78,6 +81,8 @@ pub struct Running {
     pub telemetry_addr: Option<SocketAddr>,
     pub health: Arc<Health>,
     pub stats: Arc<PipelineStats>,
+    /// The live playbook set, when playbooks are configured.
+    pub playbooks: Option<Arc<PlaybookHandle>>,
     sources: Vec<SourceTask>,
     workers: Vec<JoinHandle<()>>,
     output: JoinHandle<Result<(), OutputError>>,
@@ -109,6 +114,15 @@ pub async fn start(
     let store: Arc<dyn StateStore> = Arc::new(SledStore::open(&cfg.state.dir.join("store"))?);
     let enricher = Arc::new(Enricher::build(&cfg.enrich, store)?);
     let maintenance = enricher.spawn_maintenance(shutdown.clone());
+    let playbooks = match &cfg.playbooks {
+        Some(p) => {
+            let handle = Arc::new(PlaybookHandle::load(p).map_err(PipelineError::Playbooks)?);
+            tracing::info!(playbooks = handle.current().len(), dir = %p.dir.display(), "playbooks loaded");
+            handle.spawn_watch(shutdown.clone());
+            Some(handle)
+        }
+        None => None,
+    };
     let output = Output::build(&cfg.output)?;
     let resolver = ClusterResolver::new(&cfg.cluster);
     let ctx = Arc::new(WorkerContext {
@@ -117,6 +131,12 @@ pub async fn start(
         },
         resolver: resolver.clone(),
         enricher: enricher.clone(),
+        playbooks: playbooks.clone(),
+        on_playbook_error: cfg
+            .playbooks
+            .as_ref()
+            .map(|p| p.on_error)
+            .unwrap_or_default(),
         dead_letter: dead_letter.clone(),
         stats: stats.clone(),
         shutdown: shutdown.clone(),
@@ -188,6 +208,7 @@ pub async fn start(
         "pipeline running"
     );
     Ok(Running {
+        playbooks,
         webhook_addr,
         telemetry_addr: telemetry.as_ref().map(|t| t.0),
         health,

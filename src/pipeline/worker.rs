@@ -6,9 +6,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::OnPlaybookError;
 use crate::deadletter::{DeadLetter, DeadLetterEntry};
 use crate::enrich::Enricher;
 use crate::event::{decode_record, AuditEvent, ClusterResolver, DecodeOptions};
+use crate::playbook::{Ev, PlaybookHandle};
 use crate::sources::{Ack, Record};
 use crate::telemetry::{PipelineStats, SourceMetrics};
 
@@ -23,6 +25,8 @@ pub struct WorkerContext {
     pub decode: DecodeOptions,
     pub resolver: ClusterResolver,
     pub enricher: Arc<Enricher>,
+    pub playbooks: Option<Arc<PlaybookHandle>>,
+    pub on_playbook_error: OnPlaybookError,
     pub dead_letter: Arc<DeadLetter>,
     pub stats: Arc<PipelineStats>,
     pub shutdown: CancellationToken,
@@ -96,6 +100,40 @@ async fn handle(
             let name = ctx.resolver.resolve(&cluster, ev);
             ev.provenance = origin.provenance(name, ev.provenance.index);
             ctx.enricher.enrich(ev).await;
+        }
+        if let Some(handle) = &ctx.playbooks {
+            let set = handle.current();
+            let mut judged = Vec::with_capacity(events.len());
+            for ev in events {
+                let wrapped = Ev::new(ev);
+                let evaluation = set.evaluate(&wrapped);
+                let mut ev = wrapped.into_event();
+                ev.verdicts = evaluation.verdicts;
+                if ctx.on_playbook_error == OnPlaybookError::DeadLetter
+                    && !evaluation.faults.is_empty()
+                {
+                    let reason = evaluation
+                        .faults
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    let bytes = serde_json::to_vec(&ev).unwrap_or_default();
+                    let entry = DeadLetterEntry {
+                        reason,
+                        origin: &origin,
+                        cluster: &ev.provenance.cluster,
+                        index: ev.provenance.index,
+                        whole_record: false,
+                        bytes: &bytes,
+                    };
+                    if !write_dead_letter(ctx, &entry).await {
+                        return None;
+                    }
+                }
+                judged.push(ev);
+            }
+            events = judged;
         }
         let n = events.len() as u64;
         m.events.increment(n);

@@ -49,14 +49,26 @@ impl Ev {
     pub fn request(&self) -> Option<&Value> {
         self.0
             .request
-            .get_or_init(|| self.0.ev.request_object.as_ref().and_then(|r| serde_json::from_str(r.get()).ok()))
+            .get_or_init(|| {
+                self.0
+                    .ev
+                    .request_object
+                    .as_ref()
+                    .and_then(|r| serde_json::from_str(r.get()).ok())
+            })
             .as_ref()
     }
 
     fn response(&self) -> Option<&Value> {
         self.0
             .response
-            .get_or_init(|| self.0.ev.response_object.as_ref().and_then(|r| serde_json::from_str(r.get()).ok()))
+            .get_or_init(|| {
+                self.0
+                    .ev
+                    .response_object
+                    .as_ref()
+                    .and_then(|r| serde_json::from_str(r.get()).ok())
+            })
             .as_ref()
     }
 
@@ -70,12 +82,15 @@ impl Ev {
                 .and_then(|d| d.try_cast::<Map>())
                 .unwrap_or_default()
         });
-        map.get(part).cloned().unwrap_or_else(|| Dynamic::from(Map::new()))
+        map.get(part)
+            .cloned()
+            .unwrap_or_else(|| Dynamic::from(Map::new()))
     }
 }
 
 fn json_dyn(v: Option<&Value>) -> Dynamic {
-    v.and_then(|v| rhai::serde::to_dynamic(v).ok()).unwrap_or(Dynamic::UNIT)
+    v.and_then(|v| rhai::serde::to_dynamic(v).ok())
+        .unwrap_or(Dynamic::UNIT)
 }
 
 fn opt(s: Option<&str>) -> Dynamic {
@@ -83,7 +98,9 @@ fn opt(s: Option<&str>) -> Dynamic {
 }
 
 fn strings<'a>(it: impl IntoIterator<Item = &'a str>) -> Array {
-    it.into_iter().map(|s| Dynamic::from(s.to_owned())).collect()
+    it.into_iter()
+        .map(|s| Dynamic::from(s.to_owned()))
+        .collect()
 }
 
 /// The pod spec inside a request object: a Pod, a workload's template, or a CronJob's job template.
@@ -126,7 +143,8 @@ fn percent_decode(s: &str) -> String {
         match b[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < b.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
+                {
                     Ok(v) => {
                         out.push(v);
                         i += 2;
@@ -150,14 +168,35 @@ pub fn register(engine: &mut Engine, lists: Arc<HashMap<String, HashSet<String>>
     engine.register_get("uri", |e: &mut Ev| e.event().request_uri.clone());
     engine.register_get("audit_id", |e: &mut Ev| e.event().audit_id.clone());
     engine.register_get("user", |e: &mut Ev| e.event().user.username.clone());
-    engine.register_get("groups", |e: &mut Ev| strings(e.event().user.groups.iter().map(String::as_str)));
-    engine.register_get("impersonated", |e: &mut Ev| opt(e.event().impersonated_user.as_ref().map(|u| u.username.as_str())));
-    engine.register_get("user_agent", |e: &mut Ev| opt(e.event().user_agent.as_deref()));
-    engine.register_get("source_ips", |e: &mut Ev| strings(e.event().source_ips.iter().map(String::as_str)));
+    engine.register_get("groups", |e: &mut Ev| {
+        strings(e.event().user.groups.iter().map(String::as_str))
+    });
+    engine.register_get("impersonated", |e: &mut Ev| {
+        opt(e
+            .event()
+            .impersonated_user
+            .as_ref()
+            .map(|u| u.username.as_str()))
+    });
+    engine.register_get("user_agent", |e: &mut Ev| {
+        opt(e.event().user_agent.as_deref())
+    });
+    engine.register_get("source_ips", |e: &mut Ev| {
+        strings(e.event().source_ips.iter().map(String::as_str))
+    });
     engine.register_get("cluster", |e: &mut Ev| e.event().provenance.cluster.clone());
-    engine.register_get("code", |e: &mut Ev| i64::from(e.event().response_code().unwrap_or(0)));
+    engine.register_get("code", |e: &mut Ev| {
+        i64::from(e.event().response_code().unwrap_or(0))
+    });
     let oref = |f: fn(&crate::event::ObjectReference) -> Option<&String>| {
-        move |e: &mut Ev| opt(e.event().object_ref.as_ref().and_then(f).map(String::as_str))
+        move |e: &mut Ev| {
+            opt(e
+                .event()
+                .object_ref
+                .as_ref()
+                .and_then(f)
+                .map(String::as_str))
+        }
     };
     engine.register_get("resource", oref(|o| o.resource.as_ref()));
     engine.register_get("subresource", oref(|o| o.subresource.as_ref()));
@@ -172,41 +211,79 @@ pub fn register(engine: &mut Engine, lists: Arc<HashMap<String, HashSet<String>>
             .collect::<Map>()
     });
     // Objects and enrichment, converted on first use.
-    engine.register_get("request", |e: &mut Ev| e.0.request_dyn.get_or_init(|| json_dyn(e.request())).clone());
-    engine.register_get("response", |e: &mut Ev| e.0.response_dyn.get_or_init(|| json_dyn(e.response())).clone());
+    engine.register_get("request", |e: &mut Ev| {
+        e.0.request_dyn
+            .get_or_init(|| json_dyn(e.request()))
+            .clone()
+    });
+    engine.register_get("response", |e: &mut Ev| {
+        e.0.response_dyn
+            .get_or_init(|| json_dyn(e.response()))
+            .clone()
+    });
     for part in ["identity", "network", "asset", "baseline"] {
         engine.register_get(part, move |e: &mut Ev| e.enrichment_part(part));
     }
     engine.register_fn("pointer", |e: &mut Ev, ptr: &str| -> Dynamic {
         let (root, rest) = match ptr.strip_prefix("/responseObject") {
             Some(rest) => (e.response(), rest),
-            None => (e.request(), ptr.strip_prefix("/requestObject").unwrap_or(ptr)),
+            None => (
+                e.request(),
+                ptr.strip_prefix("/requestObject").unwrap_or(ptr),
+            ),
         };
-        json_dyn(root.and_then(|v| if rest.is_empty() { Some(v) } else { v.pointer(rest) }))
+        json_dyn(root.and_then(|v| {
+            if rest.is_empty() {
+                Some(v)
+            } else {
+                v.pointer(rest)
+            }
+        }))
     });
     // Helpers over the request object.
     engine.register_fn("is_system_user", |e: &mut Ev| {
         let u = &e.event().user.username;
-        u.starts_with("system:") && !u.starts_with("system:serviceaccount:") || u.starts_with("system:serviceaccount:kube-system:")
+        u.starts_with("system:") && !u.starts_with("system:serviceaccount:")
+            || u.starts_with("system:serviceaccount:kube-system:")
     });
     engine.register_fn("container_images", |e: &mut Ev| {
-        strings(e.request().map(containers).unwrap_or_default().iter().filter_map(|c| c["image"].as_str()))
+        strings(
+            e.request()
+                .map(containers)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|c| c["image"].as_str()),
+        )
     });
     engine.register_fn("has_privileged_container", |e: &mut Ev| {
         e.request()
             .map(containers)
             .unwrap_or_default()
             .iter()
-            .any(|c| c.pointer("/securityContext/privileged").and_then(Value::as_bool) == Some(true))
+            .any(|c| {
+                c.pointer("/securityContext/privileged")
+                    .and_then(Value::as_bool)
+                    == Some(true)
+            })
     });
     engine.register_fn("host_path_mounts", |e: &mut Ev| {
-        let vols = e.request().and_then(pod_spec).and_then(|s| s["volumes"].as_array().cloned()).unwrap_or_default();
-        strings(vols.iter().filter_map(|v| v.pointer("/hostPath/path").and_then(Value::as_str)))
+        let vols = e
+            .request()
+            .and_then(pod_spec)
+            .and_then(|s| s["volumes"].as_array().cloned())
+            .unwrap_or_default();
+        strings(
+            vols.iter()
+                .filter_map(|v| v.pointer("/hostPath/path").and_then(Value::as_str)),
+        )
     });
     engine.register_fn("added_capabilities", |e: &mut Ev| {
         let mut caps: Vec<&str> = Vec::new();
         for c in e.request().map(containers).unwrap_or_default() {
-            if let Some(add) = c.pointer("/securityContext/capabilities/add").and_then(Value::as_array) {
+            if let Some(add) = c
+                .pointer("/securityContext/capabilities/add")
+                .and_then(Value::as_array)
+            {
                 caps.extend(add.iter().filter_map(Value::as_str));
             }
         }
@@ -216,30 +293,58 @@ pub fn register(engine: &mut Engine, lists: Arc<HashMap<String, HashSet<String>>
         let spec = e.request().and_then(pod_spec);
         let on = |k: &str| spec.and_then(|s| s[k].as_bool()).unwrap_or(false);
         let mut out = Vec::new();
-        for (key, name) in [("hostNetwork", "network"), ("hostPID", "pid"), ("hostIPC", "ipc")] {
+        for (key, name) in [
+            ("hostNetwork", "network"),
+            ("hostPID", "pid"),
+            ("hostIPC", "ipc"),
+        ] {
             if on(key) {
                 out.push(name);
             }
         }
         strings(out)
     });
-    engine.register_fn("binding_subjects", |e: &mut Ev| json_dyn(e.request().and_then(|r| r.get("subjects"))));
-    engine.register_fn("binding_role", |e: &mut Ev| opt(e.request().and_then(|r| r.pointer("/roleRef/name")).and_then(Value::as_str)));
-    engine.register_fn("role_rules", |e: &mut Ev| json_dyn(e.request().and_then(|r| r.get("rules"))));
-    engine.register_fn("exec_command", |e: &mut Ev| exec_command(&e.event().request_uri));
+    engine.register_fn("binding_subjects", |e: &mut Ev| {
+        json_dyn(e.request().and_then(|r| r.get("subjects")))
+    });
+    engine.register_fn("binding_role", |e: &mut Ev| {
+        opt(e
+            .request()
+            .and_then(|r| r.pointer("/roleRef/name"))
+            .and_then(Value::as_str))
+    });
+    engine.register_fn("role_rules", |e: &mut Ev| {
+        json_dyn(e.request().and_then(|r| r.get("rules")))
+    });
+    engine.register_fn("exec_command", |e: &mut Ev| {
+        exec_command(&e.event().request_uri)
+    });
     // Lists from config, so users tune without editing scripts.
     let l = lists.clone();
-    engine.register_fn("in_list", move |name: &str, value: &str| l.get(name).is_some_and(|s| s.contains(value)));
+    engine.register_fn("in_list", move |name: &str, value: &str| {
+        l.get(name).is_some_and(|s| s.contains(value))
+    });
     engine.register_fn("list", move |name: &str| {
-        let mut v: Vec<&str> = lists.get(name).map(|s| s.iter().map(String::as_str).collect()).unwrap_or_default();
+        let mut v: Vec<&str> = lists
+            .get(name)
+            .map(|s| s.iter().map(String::as_str).collect())
+            .unwrap_or_default();
         v.sort_unstable();
         strings(v)
     });
     // Response constructors: data in the verdict; the responders execute them.
-    engine.register_fn("slack", |channel: &str| response("slack", [("channel", channel)]));
-    engine.register_fn("revoke_binding", || response("revoke_binding", [("mode", "remove_subject")]));
-    engine.register_fn("delete_binding", || response("revoke_binding", [("mode", "delete")]));
-    engine.register_fn("webhook", |name: &str| response("webhook", [("name", name)]));
+    engine.register_fn("slack", |channel: &str| {
+        response("slack", [("channel", channel)])
+    });
+    engine.register_fn("revoke_binding", || {
+        response("revoke_binding", [("mode", "remove_subject")])
+    });
+    engine.register_fn("delete_binding", || {
+        response("revoke_binding", [("mode", "delete")])
+    });
+    engine.register_fn("webhook", |name: &str| {
+        response("webhook", [("name", name)])
+    });
     engine.register_fn("kafka_alert", || response("kafka", []));
     engine.register_fn("with_approval", |mut r: Map| {
         r.insert("approval".into(), Dynamic::TRUE);
@@ -272,7 +377,12 @@ mod tests {
         let pod = serde_json::json!({"spec": {"containers": [{"image": "a"}]}});
         let dep = serde_json::json!({"spec": {"template": {"spec": {"containers": [{"image": "b"}], "initContainers": [{"image": "i"}]}}}});
         let cron = serde_json::json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": {"containers": [{"image": "c"}]}}}}}});
-        let images = |v: &Value| containers(v).iter().map(|c| c["image"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
+        let images = |v: &Value| {
+            containers(v)
+                .iter()
+                .map(|c| c["image"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(images(&pod), ["a"]);
         assert_eq!(images(&dep), ["i", "b"]);
         assert_eq!(images(&cron), ["c"]);

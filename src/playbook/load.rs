@@ -22,7 +22,14 @@ pub struct Diagnostic {
 
 impl std::fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.col, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.col,
+            self.message
+        )
     }
 }
 
@@ -126,7 +133,16 @@ pub fn load_dir(dir: &Path, cfg: &PlaybooksConfig) -> Result<PlaybookSet, Vec<Di
         match compile(&engine, &file, cfg) {
             Ok(Some(p)) => {
                 if let Some(first) = ids.insert(p.id.clone(), file.clone()) {
-                    diags.push(diag(&file, 1, 1, format!("duplicate playbook id {:?} (also in {})", p.id, first.display())));
+                    diags.push(diag(
+                        &file,
+                        1,
+                        1,
+                        format!(
+                            "duplicate playbook id {:?} (also in {})",
+                            p.id,
+                            first.display()
+                        ),
+                    ));
                 }
                 playbooks.push(p);
             }
@@ -135,31 +151,58 @@ pub fn load_dir(dir: &Path, cfg: &PlaybooksConfig) -> Result<PlaybookSet, Vec<Di
         }
     }
     if diags.is_empty() {
-        Ok(PlaybookSet::new(engine, playbooks, cfg.limits.timeout.get()))
+        Ok(PlaybookSet::new(
+            engine,
+            playbooks,
+            cfg.limits.timeout.get(),
+        ))
     } else {
         Err(diags)
     }
 }
 
 /// One file: `Ok(None)` when it is disabled.
-fn compile(engine: &rhai::Engine, file: &Path, cfg: &PlaybooksConfig) -> Result<Option<Playbook>, Vec<Diagnostic>> {
-    let source = std::fs::read_to_string(file).map_err(|e| vec![diag(file, 0, 0, format!("cannot read: {e}"))])?;
+fn compile(
+    engine: &rhai::Engine,
+    file: &Path,
+    cfg: &PlaybooksConfig,
+) -> Result<Option<Playbook>, Vec<Diagnostic>> {
+    let source = std::fs::read_to_string(file)
+        .map_err(|e| vec![diag(file, 0, 0, format!("cannot read: {e}"))])?;
     let ast = engine.compile(&source).map_err(|e| {
         let p = e.1;
-        vec![diag(file, p.line().unwrap_or(0), p.position().unwrap_or(0), e.0.to_string())]
+        vec![diag(
+            file,
+            p.line().unwrap_or(0),
+            p.position().unwrap_or(0),
+            e.0.to_string(),
+        )]
     })?;
-    let fns: HashMap<String, usize> = ast.iter_functions().map(|f| (f.name.to_string(), f.params.len())).collect();
+    let fns: HashMap<String, usize> = ast
+        .iter_functions()
+        .map(|f| (f.name.to_string(), f.params.len()))
+        .collect();
     let mut problems = Vec::new();
     let arity = |name: &str, want: usize, problems: &mut Vec<Diagnostic>| match fns.get(name) {
         Some(n) if *n != want => {
-            problems.push(diag(file, 1, 1, format!("fn {name} must take {want} parameter(s), not {n}")));
+            problems.push(diag(
+                file,
+                1,
+                1,
+                format!("fn {name} must take {want} parameter(s), not {n}"),
+            ));
             false
         }
         Some(_) => true,
         None => false,
     };
     if !fns.contains_key("meta") {
-        return Err(vec![diag(file, 1, 1, "missing fn meta() returning the playbook's metadata map")]);
+        return Err(vec![diag(
+            file,
+            1,
+            1,
+            "missing fn meta() returning the playbook's metadata map",
+        )]);
     }
     arity("meta", 0, &mut problems);
     let has_rule = arity("rule", 1, &mut problems);
@@ -168,20 +211,41 @@ fn compile(engine: &rhai::Engine, file: &Path, cfg: &PlaybooksConfig) -> Result<
         problems.push(diag(file, 1, 1, "missing fn rule(e) or fn score(e)"));
     }
     if has_rule && has_score {
-        problems.push(diag(file, 1, 1, "define fn rule(e) or fn score(e), not both"));
+        problems.push(diag(
+            file,
+            1,
+            1,
+            "define fn rule(e) or fn score(e), not both",
+        ));
     }
     let has = OPTIONAL.map(|f| arity(f, 1, &mut problems));
     let opts = CallFnOptions::new().eval_ast(false);
-    let meta = sandbox::with_deadline(cfg.limits.timeout.get(), || engine.call_fn_with_options::<Dynamic>(opts, &mut Scope::new(), &ast, "meta", ()))
-        .map_err(|e| {
-            let p = e.position();
-            vec![diag(file, p.line().unwrap_or(1), p.position().unwrap_or(1), format!("fn meta() failed: {e}"))]
-        })?;
-    let meta: Meta = rhai::serde::from_dynamic(&meta).map_err(|e| vec![diag(file, 1, 1, format!("invalid meta(): {e}"))])?;
+    let meta = sandbox::with_deadline(cfg.limits.timeout.get(), || {
+        engine.call_fn_with_options::<Dynamic>(opts, &mut Scope::new(), &ast, "meta", ())
+    })
+    .map_err(|e| {
+        let p = e.position();
+        vec![diag(
+            file,
+            p.line().unwrap_or(1),
+            p.position().unwrap_or(1),
+            format!("fn meta() failed: {e}"),
+        )]
+    })?;
+    let meta: Meta = rhai::serde::from_dynamic(&meta)
+        .map_err(|e| vec![diag(file, 1, 1, format!("invalid meta(): {e}"))])?;
     let severity = match Severity::parse(&meta.severity) {
         Some(s) => s,
         None => {
-            problems.push(diag(file, 1, 1, format!("unknown severity {:?}; use info, low, medium, high or critical", meta.severity)));
+            problems.push(diag(
+                file,
+                1,
+                1,
+                format!(
+                    "unknown severity {:?}; use info, low, medium, high or critical",
+                    meta.severity
+                ),
+            ));
             Severity::Low
         }
     };
@@ -191,9 +255,10 @@ fn compile(engine: &rhai::Engine, file: &Path, cfg: &PlaybooksConfig) -> Result<
     if !meta.enabled {
         return Ok(None);
     }
-    let id = meta
-        .id
-        .unwrap_or_else(|| file.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned()));
+    let id = meta.id.unwrap_or_else(|| {
+        file.file_stem()
+            .map_or_else(String::new, |s| s.to_string_lossy().into_owned())
+    });
     Ok(Some(Playbook {
         id,
         title: meta.title,

@@ -70,7 +70,11 @@ pub struct Fault {
 
 impl std::fmt::Display for Fault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: playbook {} {}: {}", self.location, self.playbook, self.kind, self.message)
+        write!(
+            f,
+            "{}: playbook {} {}: {}",
+            self.location, self.playbook, self.kind, self.message
+        )
     }
 }
 
@@ -93,7 +97,9 @@ pub struct PlaybookSet {
 
 impl std::fmt::Debug for PlaybookSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PlaybookSet").field("playbooks", &self.playbooks.len()).finish()
+        f.debug_struct("PlaybookSet")
+            .field("playbooks", &self.playbooks.len())
+            .finish()
     }
 }
 
@@ -103,8 +109,16 @@ impl PlaybookSet {
     fn new(engine: Engine, playbooks: Vec<Playbook>, timeout: Duration) -> Self {
         let mut index: HashMap<(String, String), Vec<usize>> = HashMap::new();
         for (i, p) in playbooks.iter().enumerate() {
-            let verbs = if p.on.verbs.is_empty() { vec![ANY.to_owned()] } else { p.on.verbs.clone() };
-            let resources = if p.on.resources.is_empty() { vec![ANY.to_owned()] } else { p.on.resources.clone() };
+            let verbs = if p.on.verbs.is_empty() {
+                vec![ANY.to_owned()]
+            } else {
+                p.on.verbs.clone()
+            };
+            let resources = if p.on.resources.is_empty() {
+                vec![ANY.to_owned()]
+            } else {
+                p.on.resources.clone()
+            };
             for v in &verbs {
                 for r in &resources {
                     index.entry((v.clone(), r.clone())).or_default().push(i);
@@ -136,7 +150,12 @@ impl PlaybookSet {
         let o = ev.object_ref.as_ref();
         let resource = o.and_then(|o| o.resource.as_deref()).unwrap_or("");
         let mut out: Vec<usize> = Vec::new();
-        for key in [(ev.verb.as_str(), resource), (ev.verb.as_str(), ANY), (ANY, resource), (ANY, ANY)] {
+        for key in [
+            (ev.verb.as_str(), resource),
+            (ev.verb.as_str(), ANY),
+            (ANY, resource),
+            (ANY, ANY),
+        ] {
             if let Some(ids) = self.index.get(&(key.0.to_owned(), key.1.to_owned())) {
                 out.extend(ids);
             }
@@ -147,10 +166,21 @@ impl PlaybookSet {
         let ns = o.and_then(|o| o.namespace.as_deref()).unwrap_or("");
         out.retain(|i| {
             let on = &self.playbooks[*i].on;
-            on.subresources.as_ref().is_none_or(|s| s.iter().any(|x| x == sub))
-                && on.stages.as_ref().is_none_or(|s| s.iter().any(|x| x == ev.stage.as_str()))
-                && on.users.as_ref().is_none_or(|u| u.iter().any(|p| p.matches(&ev.user.username)))
-                && on.namespaces.as_ref().is_none_or(|n| n.iter().any(|p| p.matches(ns)))
+            on.subresources
+                .as_ref()
+                .is_none_or(|s| s.iter().any(|x| x == sub))
+                && on
+                    .stages
+                    .as_ref()
+                    .is_none_or(|s| s.iter().any(|x| x == ev.stage.as_str()))
+                && on
+                    .users
+                    .as_ref()
+                    .is_none_or(|u| u.iter().any(|p| p.matches(&ev.user.username)))
+                && on
+                    .namespaces
+                    .as_ref()
+                    .is_none_or(|n| n.iter().any(|p| p.matches(ns)))
         });
         out
     }
@@ -166,7 +196,8 @@ impl PlaybookSet {
             let p = &self.playbooks[i];
             match self.run(p, ev) {
                 Ok(Some(v)) => {
-                    metrics::counter!("rampart_playbook_fires_total", "playbook" => p.id.clone()).increment(1);
+                    metrics::counter!("rampart_playbook_fires_total", "playbook" => p.id.clone())
+                        .increment(1);
                     out.verdicts.push(v);
                 }
                 Ok(None) => {}
@@ -183,8 +214,13 @@ impl PlaybookSet {
     fn call(&self, p: &Playbook, name: &str, ev: &Ev) -> Result<Dynamic, Fault> {
         let opts = CallFnOptions::new().eval_ast(false).rewind_scope(true);
         sandbox::with_deadline(self.timeout, || {
-            self.engine
-                .call_fn_with_options::<Dynamic>(opts, &mut Scope::new(), &p.ast, name, (ev.clone(),))
+            self.engine.call_fn_with_options::<Dynamic>(
+                opts,
+                &mut Scope::new(),
+                &p.ast,
+                name,
+                (ev.clone(),),
+            )
         })
         .map_err(|e| fault(p, name, &e))
     }
@@ -193,33 +229,71 @@ impl PlaybookSet {
         let score = if p.has_rule {
             let fired = self.call(p, "rule", ev)?;
             match fired.as_bool() {
-                Ok(true) => p.severity.default_score(),
+                // A rule's score follows its (possibly raised) severity, set below.
+                Ok(true) => 0,
                 Ok(false) => return Ok(None),
-                Err(t) => return Err(contract(p, "rule", format!("must return a bool, returned {t}"))),
+                Err(t) => {
+                    return Err(contract(
+                        p,
+                        "rule",
+                        format!("must return a bool, returned {t}"),
+                    ))
+                }
             }
         } else {
             let s = self.call(p, "score", ev)?;
-            let s = s.as_int().or_else(|_| s.as_float().map(|f| f as i64)).map_err(|t| contract(p, "score", format!("must return a number, returned {t}")))?;
+            let s = s
+                .as_int()
+                .or_else(|_| s.as_float().map(|f| f as i64))
+                .map_err(|t| contract(p, "score", format!("must return a number, returned {t}")))?;
             if s <= 0 {
                 return Ok(None);
             }
             s
         };
-        let text = |d: Dynamic| if d.is_string() { d.into_string().ok() } else { Some(d.to_string()) };
-        let title = if p.has[0] { text(self.call(p, "title", ev)?).unwrap_or_default() } else { p.title.clone() };
+        let text = |d: Dynamic| {
+            if d.is_string() {
+                d.into_string().ok()
+            } else {
+                Some(d.to_string())
+            }
+        };
+        let title = if p.has[0] {
+            text(self.call(p, "title", ev)?).unwrap_or_default()
+        } else {
+            p.title.clone()
+        };
         let severity = if p.has[1] {
             let s = self.call(p, "severity", ev)?.to_string();
-            Severity::parse(&s).ok_or_else(|| contract(p, "severity", format!("unknown severity {s:?}")))?
+            Severity::parse(&s)
+                .ok_or_else(|| contract(p, "severity", format!("unknown severity {s:?}")))?
         } else {
             p.severity
+        };
+        let score = if p.has_rule {
+            severity.default_score()
+        } else {
+            score
         };
         let dedup = if p.has[2] {
             text(self.call(p, "dedup", ev)?).unwrap_or_default()
         } else {
-            format!("{}|{}", ev.event().provenance.cluster, ev.event().user.username)
+            format!(
+                "{}|{}",
+                ev.event().provenance.cluster,
+                ev.event().user.username
+            )
         };
-        let context = if p.has[3] { to_json_map(p, "context", self.call(p, "context", ev)?)? } else { serde_json::Map::new() };
-        let responses = if p.has[4] { responses(p, self.call(p, "respond", ev)?)? } else { Vec::new() };
+        let context = if p.has[3] {
+            to_json_map(p, "context", self.call(p, "context", ev)?)?
+        } else {
+            serde_json::Map::new()
+        };
+        let responses = if p.has[4] {
+            responses(p, self.call(p, "respond", ev)?)?
+        } else {
+            Vec::new()
+        };
         Ok(Some(Verdict {
             playbook: p.id.clone(),
             title,
@@ -269,13 +343,21 @@ fn fault(p: &Playbook, func: &str, e: &EvalAltResult) -> Fault {
     }
 }
 
-fn to_json_map(p: &Playbook, func: &str, d: Dynamic) -> Result<serde_json::Map<String, serde_json::Value>, Fault> {
+fn to_json_map(
+    p: &Playbook,
+    func: &str,
+    d: Dynamic,
+) -> Result<serde_json::Map<String, serde_json::Value>, Fault> {
     if d.is_unit() {
         return Ok(serde_json::Map::new());
     }
     match rhai::serde::from_dynamic::<serde_json::Value>(&d) {
         Ok(serde_json::Value::Object(m)) => Ok(m),
-        _ => Err(contract(p, func, format!("must return a map, returned {}", d.type_name()))),
+        _ => Err(contract(
+            p,
+            func,
+            format!("must return a map, returned {}", d.type_name()),
+        )),
     }
 }
 
@@ -350,7 +432,10 @@ impl PlaybookHandle {
     }
 
     /// Checks for changes every `reload_interval` until shutdown.
-    pub fn spawn_watch(self: &Arc<Self>, shutdown: tokio_util::sync::CancellationToken) -> tokio::task::JoinHandle<()> {
+    pub fn spawn_watch(
+        self: &Arc<Self>,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(me.cfg.reload_interval.get());

@@ -33,7 +33,9 @@ pub fn engine(limits: &PlaybookLimits) -> Engine {
         .disable_symbol("eval");
     // print/debug would write to rampart's stdout; send them to the log instead.
     e.on_print(|s| tracing::debug!(target: "playbook", "{s}"));
-    e.on_debug(|s, src, pos| tracing::debug!(target: "playbook", source = src.unwrap_or(""), %pos, "{s}"));
+    e.on_debug(
+        |s, src, pos| tracing::debug!(target: "playbook", source = src.unwrap_or(""), %pos, "{s}"),
+    );
     e.on_progress(|ops| {
         if ops % 512 != 0 {
             return None;

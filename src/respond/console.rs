@@ -77,6 +77,9 @@ impl Output {
             OutputFormat::Json => self.stdout.write_all(&self.scratch).map_err(stdout_err)?,
             OutputFormat::Text => {
                 writeln!(self.stdout, "{}", text_line(ev)).map_err(stdout_err)?;
+                for v in &ev.verdicts {
+                    writeln!(self.stdout, "{}", alert_line(v)).map_err(stdout_err)?;
+                }
             }
         }
         if let Some((path, f)) = &mut self.file {
@@ -103,6 +106,49 @@ impl Output {
         }
         Ok(())
     }
+}
+
+/// `  ALERT [severity] title (playbook, score, MITRE) dedup=... -> responses`
+pub fn alert_line(v: &crate::playbook::Verdict) -> String {
+    let mut line = format!(
+        "  ALERT [{}] {} (playbook {}, score {}{}) dedup={}",
+        format!("{:?}", v.severity).to_uppercase(),
+        v.title,
+        v.playbook,
+        v.score,
+        if v.mitre.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", v.mitre.join(" "))
+        },
+        v.dedup
+    );
+    if !v.responses.is_empty() {
+        let r: Vec<String> = v
+            .responses
+            .iter()
+            .map(|r| {
+                let target = r
+                    .params
+                    .values()
+                    .filter_map(|p| p.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                format!(
+                    "{}{}{}",
+                    r.kind,
+                    if target.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" {target}")
+                    },
+                    if r.approval { " (needs approval)" } else { "" }
+                )
+            })
+            .collect();
+        line.push_str(&format!(" -> {}", r.join(", ")));
+    }
+    line
 }
 
 /// `time cluster verb resource ns/name user from ip -> code`
