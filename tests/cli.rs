@@ -69,16 +69,25 @@ fn check_accepts_the_shipped_default_config() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("file (examples/audit.jsonl)"));
 }
 
-/// A copy of the shipped config and sample log in a scratch directory, so runs do not touch the checkout.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// A copy of what the shipped config reads, in a scratch directory, so runs do not touch the checkout.
 fn demo_dir() -> Scratch {
     let s = Scratch::new();
     std::fs::copy(repo().join("rampart.yaml"), s.path("rampart.yaml")).unwrap();
-    std::fs::create_dir(s.path("examples")).unwrap();
-    std::fs::copy(
-        repo().join("examples/audit.jsonl"),
-        s.path("examples/audit.jsonl"),
-    )
-    .unwrap();
+    for d in ["examples", "enrichers", "playbooks", "tests/data/geoip"] {
+        copy_dir(&repo().join(d), &s.path(d));
+    }
     s
 }
 
@@ -96,10 +105,24 @@ fn run_on_the_shipped_config_prints_every_sample_event_and_dead_letters_the_bad_
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let lines: Vec<&str> = stdout.lines().collect();
+    let (alerts, lines): (Vec<&str>, Vec<&str>) =
+        stdout.lines().partition(|l| l.starts_with("  ALERT"));
     let sample = std::fs::read_to_string(s.path("examples/audit.jsonl")).unwrap();
     assert_eq!(lines.len(), sample.lines().count() - 1);
     assert!(lines[0].contains("[demo]"), "{}", lines[0]);
+    // The sample holds a few attacks the example playbooks catch.
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a.contains("playbook cluster-admin-binding")),
+        "{alerts:?}"
+    );
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a.contains("playbook exec-critical-namespace")),
+        "{alerts:?}"
+    );
     let dead = read_jsonl(&s.path(".rampart-state/dead-letter.jsonl"));
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0]["file"], "examples/audit.jsonl");

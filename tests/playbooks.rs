@@ -1,0 +1,313 @@
+//! The playbook engine: indexing, sandbox limits, compile diagnostics, hot reload, and `rampart test` / `check` as users run them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+use rampart::config::PlaybooksConfig;
+use rampart::event::{decode_record, AuditEvent};
+use rampart::playbook::{load_dir, Ev, PlaybookHandle};
+
+fn cfg(dir: &Path) -> PlaybooksConfig {
+    PlaybooksConfig {
+        dir: dir.to_owned(),
+        ..PlaybooksConfig::default()
+    }
+}
+
+fn write(dir: &Path, name: &str, body: &str) {
+    std::fs::write(dir.join(name), body).unwrap();
+}
+
+fn playbook(id: &str, on: &str, rule: &str) -> String {
+    format!("fn meta() {{ #{{ id: \"{id}\", title: \"{id} fired\", severity: \"medium\", on: #{{ {on} }} }} }}\nfn rule(e) {{\n{rule}\n}}\n")
+}
+
+fn event(verb: &str, resource: &str) -> AuditEvent {
+    let raw = serde_json::json!({"auditID": "a", "stage": "ResponseComplete", "verb": verb, "requestURI": "/x",
+        "user": {"username": "alice"}, "objectRef": {"resource": resource, "namespace": "default", "name": "n"}})
+    .to_string();
+    decode_record(raw.as_bytes(), &Default::default())
+        .events
+        .remove(0)
+}
+
+#[test]
+fn a_playbook_for_create_pods_never_runs_on_get_secrets() {
+    let s = Scratch::new();
+    let dir = s.path("pb");
+    std::fs::create_dir(&dir).unwrap();
+    // This rule would fire on anything it ran on.
+    write(
+        &dir,
+        "pods.rhai",
+        &playbook("pods", "verbs: [\"create\"], resources: [\"pods\"]", "true"),
+    );
+    write(&dir, "all.rhai", &playbook("all", "", "true"));
+    let set = load_dir(&dir, &cfg(&dir)).unwrap();
+    let on = |verb, res| {
+        let e = set.evaluate(&Ev::new(event(verb, res)));
+        (
+            e.ran,
+            e.verdicts
+                .into_iter()
+                .map(|v| v.playbook)
+                .collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(on("get", "secrets"), (1, vec!["all".to_owned()]));
+    assert_eq!(
+        on("create", "pods"),
+        (2, vec!["all".to_owned(), "pods".to_owned()])
+    );
+}
+
+#[test]
+fn every_sandbox_limit_stops_its_script_and_the_other_playbooks_still_answer() {
+    let s = Scratch::new();
+    let dir = s.path("pb");
+    std::fs::create_dir(&dir).unwrap();
+    write(&dir, "a_loop.rhai", &playbook("loop", "", "loop { }"));
+    write(
+        &dir,
+        "b_recursion.rhai",
+        &format!(
+            "{}fn down(n) {{ down(n + 1) }}\n",
+            playbook("recursion", "", "down(0)")
+        ),
+    );
+    write(
+        &dir,
+        "c_huge.rhai",
+        &playbook("huge", "", "let s = \"x\"; loop { s += s; }"),
+    );
+    write(
+        &dir,
+        "d_array.rhai",
+        &playbook("array", "", "let a = []; loop { a.push(1); }"),
+    );
+    write(
+        &dir,
+        "e_good.rhai",
+        &playbook("good", "", "e.verb == \"get\""),
+    );
+    let mut c = cfg(&dir);
+    c.limits.max_operations = 10_000_000; // so that the deadline, not the operation count, stops the loop
+    c.limits.timeout = rampart::config::Seconds::from_millis(100);
+    let set = load_dir(&dir, &c).unwrap();
+    let e = set.evaluate(&Ev::new(event("get", "pods")));
+    assert_eq!(e.verdicts.len(), 1, "{:?}", e.faults);
+    assert_eq!(e.verdicts[0].playbook, "good");
+    let faults: Vec<(&str, &str)> = e
+        .faults
+        .iter()
+        .map(|f| (f.playbook.as_str(), f.kind))
+        .collect();
+    assert_eq!(
+        faults,
+        [
+            ("loop", "limit"),
+            ("recursion", "limit"),
+            ("huge", "limit"),
+            ("array", "limit")
+        ]
+    );
+    let looped = &e.faults[0];
+    assert_eq!(looped.message, "deadline exceeded");
+    assert!(
+        looped.location.contains("a_loop.rhai:"),
+        "{}",
+        looped.location
+    );
+
+    // With the default operation budget the loop stops on operations instead.
+    let set = load_dir(&dir, &cfg(&dir)).unwrap();
+    let e = set.evaluate(&Ev::new(event("get", "pods")));
+    assert!(
+        e.faults[0].message.contains("operations"),
+        "{}",
+        e.faults[0].message
+    );
+}
+
+#[test]
+fn scripts_cannot_import_modules_or_eval() {
+    let s = Scratch::new();
+    let dir = s.path("pb");
+    std::fs::create_dir(&dir).unwrap();
+    write(&dir, "eval.rhai", &playbook("eval", "", "eval(\"1\")"));
+    let errs = load_dir(&dir, &cfg(&dir)).err().unwrap();
+    assert!(errs[0].to_string().contains("eval.rhai:3:"), "{}", errs[0]);
+    std::fs::remove_file(dir.join("eval.rhai")).unwrap();
+    // import compiles, but nothing can be resolved: the call faults and reads nothing.
+    write(
+        &dir,
+        "import.rhai",
+        &playbook("import", "", "import \"/etc/passwd\" as p; true"),
+    );
+    let set = load_dir(&dir, &cfg(&dir)).unwrap();
+    let e = set.evaluate(&Ev::new(event("get", "pods")));
+    assert!(e.verdicts.is_empty());
+    assert_eq!(e.faults.len(), 1);
+    assert!(
+        e.faults[0].message.contains("/etc/passwd"),
+        "{}",
+        e.faults[0].message
+    );
+}
+
+#[test]
+fn compile_and_contract_errors_are_all_reported_with_file_line_and_column() {
+    let s = Scratch::new();
+    let dir = s.path("pb");
+    std::fs::create_dir(&dir).unwrap();
+    write(&dir, "syntax.rhai", "fn meta() { #{ id: \"x\", title: \"t\", severity: \"low\" } }\nfn rule(e) {\n  e.verb == \n}\n");
+    write(
+        &dir,
+        "norule.rhai",
+        "fn meta() { #{ title: \"t\", severity: \"low\" } }\n",
+    );
+    write(
+        &dir,
+        "badsev.rhai",
+        "fn meta() { #{ title: \"t\", severity: \"urgent\" } }\nfn rule(e) { true }\n",
+    );
+    write(&dir, "typo.rhai", "fn meta() { #{ title: \"t\", severity: \"low\", on: #{ verb: [\"get\"] } } }\nfn rule(e) { true }\n");
+    write(&dir, "fine.rhai", &playbook("fine", "", "true"));
+    let errs = load_dir(&dir, &cfg(&dir)).err().unwrap();
+    let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
+    assert_eq!(errs.len(), 4, "{text:#?}");
+    let find = |f: &str| {
+        text.iter()
+            .find(|t| t.contains(f))
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert!(
+        find("syntax.rhai").contains("syntax.rhai:4:1:"),
+        "{text:#?}"
+    );
+    assert!(find("norule.rhai").contains("missing fn rule(e) or fn score(e)"));
+    assert!(find("badsev.rhai").contains("unknown severity \"urgent\""));
+    assert!(find("typo.rhai").contains("unknown field `verb`"));
+}
+
+#[test]
+fn hot_reload_swaps_the_set_and_a_broken_edit_keeps_the_old_one() {
+    let s = Scratch::new();
+    let dir = s.path("pb");
+    std::fs::create_dir(&dir).unwrap();
+    write(&dir, "one.rhai", &playbook("one", "", "true"));
+    let handle = PlaybookHandle::load(&cfg(&dir)).unwrap();
+    let ids = |h: &PlaybookHandle| {
+        h.current()
+            .playbooks()
+            .iter()
+            .map(|p| p.id.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&handle), ["one"]);
+    write(&dir, "two.rhai", &playbook("two", "", "true"));
+    assert!(handle.reload_if_changed());
+    assert_eq!(ids(&handle), ["one", "two"]);
+    write(&dir, "two.rhai", "fn meta() { #{ title: ");
+    assert!(!handle.reload_if_changed(), "a broken set is refused");
+    assert_eq!(ids(&handle), ["one", "two"], "the old set keeps running");
+    std::fs::remove_file(dir.join("two.rhai")).unwrap();
+    assert!(handle.reload_if_changed());
+    assert_eq!(ids(&handle), ["one"]);
+}
+
+fn rampart(dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_rampart"));
+    c.current_dir(dir).env_remove("RAMPART_LOG");
+    c
+}
+
+#[test]
+fn rampart_test_passes_on_the_shipped_playbooks_and_shows_a_diff_for_a_wrong_expectation() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = rampart(repo)
+        .args(["test", "--min-tests", "2"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(" 0 failed"), "{stdout}");
+
+    let s = Scratch::new();
+    let dir = s.path("playbooks");
+    std::fs::create_dir(&dir).unwrap();
+    for f in [
+        "exec_critical_namespace.rhai",
+        "exec_critical_namespace.tests.yaml",
+    ] {
+        std::fs::copy(repo.join("playbooks").join(f), dir.join(f)).unwrap();
+    }
+    let tests = dir.join("exec_critical_namespace.tests.yaml");
+    let text = std::fs::read_to_string(&tests).unwrap().replacen(
+        "severity: critical",
+        "severity: medium",
+        1,
+    );
+    std::fs::write(&tests, text).unwrap();
+    let out = rampart(s.dir.path())
+        .args(["test", "playbooks"])
+        .env("RAMPART_TEST_UNUSED", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAIL  exec-critical-namespace :: a download-and-run command in kube-system is critical"), "{stdout}");
+    assert!(
+        stdout.contains("severity:\n          - medium\n          + critical"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("3 passed, 1 failed"), "{stdout}");
+    // --min-tests also wants a negative case for each playbook.
+    write(&dir, "exec_critical_namespace.tests.yaml", "- name: only positive\n  event: { auditID: a, stage: ResponseComplete, verb: create, user: { username: bob }, objectRef: { resource: pods, subresource: exec, namespace: kube-system } }\n  expect: { fires: true }\n");
+    let out = rampart(s.dir.path())
+        .args(["test", "playbooks", "--min-tests", "2"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("COVERAGE  exec-critical-namespace: 1 case(s), 1 positive"));
+}
+
+#[test]
+fn check_and_run_refuse_a_broken_playbook_set_with_exit_2() {
+    let s = Scratch::new();
+    let dir = s.path("playbooks");
+    std::fs::create_dir(&dir).unwrap();
+    write(
+        &dir,
+        "broken.rhai",
+        "fn meta() { #{ title: \"t\", severity: \"low\" } }\nfn rule(e) { e.verb == }\n",
+    );
+    let log = s.path("a.log");
+    std::fs::write(&log, "").unwrap();
+    std::fs::write(
+        s.path("rampart.yaml"),
+        format!(
+            "sources:\n  files: [{{ path: {} }}]\nplaybooks:\n  dir: {}\nstate:\n  dir: {}\n",
+            log.display(),
+            dir.display(),
+            s.path("state").display()
+        ),
+    )
+    .unwrap();
+    for cmd in ["check", "run"] {
+        let out = rampart(s.dir.path()).arg(cmd).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{cmd}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("broken.rhai:2:"), "{cmd}: {err}");
+    }
+}
