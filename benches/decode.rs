@@ -127,6 +127,7 @@ fn main() {
                 &cfg,
                 RunOptions {
                     progress: Some(Arc::default()),
+                    ..RunOptions::default()
                 },
                 CancellationToken::new(),
             )

@@ -12,4 +12,5 @@ trap stop_broker EXIT
 
 cargo bench --bench decode
 cargo bench --bench enrich
+cargo bench --bench playbooks
 cargo bench --bench kafka

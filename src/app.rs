@@ -174,11 +174,20 @@ pub async fn test(
 }
 
 /// `rampart replay FILE`: reads the file once through the pipeline, with a progress bar and a summary.
+/// What a replay found.
+pub struct Replay {
+    pub report: RunReport,
+    pub elapsed: Duration,
+    /// Per playbook: fires, distinct dedup keys, faults.
+    pub playbooks: Vec<(String, crate::playbook::TallyRow)>,
+}
+
 pub async fn replay(
     file: &Path,
     config_path: Option<&Path>,
     quiet: bool,
-) -> Result<(RunReport, Duration), AppError> {
+    alerts_only: bool,
+) -> Result<Replay, AppError> {
     let mut cfg = match config_path {
         Some(p) => config::load_file(p)?,
         None if Path::new("rampart.yaml").exists() => config::load_file(Path::new("rampart.yaml"))?,
@@ -196,7 +205,10 @@ pub async fn replay(
     cfg.telemetry.listen = None;
     if quiet {
         cfg.output.console = OutputFormat::Off;
+    } else if alerts_only {
+        cfg.output.console = OutputFormat::Alerts;
     }
+    let tally = Arc::new(crate::playbook::Tally::default());
     let total = std::fs::metadata(file)?.len();
     let progress = Arc::new(AtomicU64::new(0));
     let bar = progress_bar(total);
@@ -207,6 +219,7 @@ pub async fn replay(
         &cfg,
         RunOptions {
             progress: Some(progress.clone()),
+            tally: Some(tally.clone()),
         },
         shutdown,
     )
@@ -220,6 +233,7 @@ pub async fn replay(
             }
         })
     });
+    let set = running.playbooks.as_ref().map(|h| h.current());
     let report = running.wait().await;
     if let Some(t) = ticker {
         t.abort();
@@ -227,7 +241,11 @@ pub async fn replay(
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    Ok((report?, started.elapsed()))
+    Ok(Replay {
+        report: report?,
+        elapsed: started.elapsed(),
+        playbooks: set.map(|s| tally.rows(&s)).unwrap_or_default(),
+    })
 }
 
 fn progress_bar(total: u64) -> Option<indicatif::ProgressBar> {
@@ -243,10 +261,11 @@ fn progress_bar(total: u64) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
-/// The summary printed after a replay.
-pub fn replay_summary(file: &Path, r: &RunReport, elapsed: Duration) -> String {
-    let secs = elapsed.as_secs_f64().max(1e-9);
-    format!(
+/// The summary printed after a replay: counts, then a row per playbook.
+pub fn replay_summary(file: &Path, replay: &Replay) -> String {
+    let r = &replay.report;
+    let secs = replay.elapsed.as_secs_f64().max(1e-9);
+    let mut s = format!(
         "replayed {}\n  records       {:>10}\n  events        {:>10}\n  dead-lettered {:>10}\n  elapsed       {:>9.2}s\n  rate          {:>10.0} events/s",
         file.display(),
         r.records,
@@ -254,7 +273,23 @@ pub fn replay_summary(file: &Path, r: &RunReport, elapsed: Duration) -> String {
         r.dead_letters,
         secs,
         r.events as f64 / secs
-    )
+    );
+    if !replay.playbooks.is_empty() {
+        s.push_str(&format!(
+            "\n\n  {:<40} {:>8} {:>12} {:>8}",
+            "playbook", "fires", "dedup keys", "errors"
+        ));
+        for (id, row) in &replay.playbooks {
+            s.push_str(&format!(
+                "\n  {:<40} {:>8} {:>12} {:>8}",
+                id,
+                row.fires,
+                row.dedup_keys.len(),
+                row.faults
+            ));
+        }
+    }
+    s
 }
 
 /// `rampart generate`: a synthetic audit log on stdout.

@@ -48,6 +48,9 @@ pub enum Command {
         /// Do not print the events, only the summary.
         #[arg(short, long)]
         quiet: bool,
+        /// Print only the events a playbook fired on, with their alerts.
+        #[arg(long)]
+        alerts_only: bool,
     },
     /// Run the playbooks' tests (`*.tests.yaml` beside each playbook); prints a diff per failure, exit 1 on any.
     Test {

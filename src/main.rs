@@ -27,9 +27,10 @@ fn main() -> ExitCode {
                 file,
                 config,
                 quiet,
+                alerts_only,
             } => {
-                let (report, elapsed) = app::replay(file, config.as_deref(), *quiet).await?;
-                eprintln!("{}", app::replay_summary(file, &report, elapsed));
+                let r = app::replay(file, config.as_deref(), *quiet, *alerts_only).await?;
+                eprintln!("{}", app::replay_summary(file, &r));
                 Ok(())
             }
             Command::Test {

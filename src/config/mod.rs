@@ -268,8 +268,12 @@ pub struct DeadLetterConfig {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OutputFormat {
+    /// Every event as a line, alerts under it.
     #[default]
     Text,
+    /// Only events a playbook fired on, with their alerts.
+    Alerts,
+    /// Every event as JSON.
     Json,
     Off,
 }

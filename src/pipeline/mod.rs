@@ -58,6 +58,8 @@ pub enum PipelineError {
 pub struct RunOptions {
     /// Bytes read by file sources, for progress bars.
     pub progress: Option<Arc<AtomicU64>>,
+    /// Per-playbook counts, for summaries.
+    pub tally: Option<Arc<crate::playbook::Tally>>,
 }
 
 /// Counts of one run.
@@ -137,6 +139,7 @@ pub async fn start(
             .as_ref()
             .map(|p| p.on_error)
             .unwrap_or_default(),
+        tally: opts.tally.clone(),
         dead_letter: dead_letter.clone(),
         stats: stats.clone(),
         shutdown: shutdown.clone(),

@@ -27,6 +27,7 @@ pub struct WorkerContext {
     pub enricher: Arc<Enricher>,
     pub playbooks: Option<Arc<PlaybookHandle>>,
     pub on_playbook_error: OnPlaybookError,
+    pub tally: Option<Arc<crate::playbook::Tally>>,
     pub dead_letter: Arc<DeadLetter>,
     pub stats: Arc<PipelineStats>,
     pub shutdown: CancellationToken,
@@ -107,6 +108,9 @@ async fn handle(
             for ev in events {
                 let wrapped = Ev::new(ev);
                 let evaluation = set.evaluate(&wrapped);
+                if let Some(t) = &ctx.tally {
+                    t.record(&evaluation);
+                }
                 let mut ev = wrapped.into_event();
                 ev.verdicts = evaluation.verdicts;
                 if ctx.on_playbook_error == OnPlaybookError::DeadLetter

@@ -87,6 +87,47 @@ pub struct Evaluation {
     pub ran: usize,
 }
 
+/// Per-playbook counts over a run (for `rampart replay`'s summary).
+#[derive(Debug, Default)]
+pub struct Tally {
+    inner: std::sync::Mutex<std::collections::BTreeMap<String, TallyRow>>,
+}
+
+/// One playbook's counts.
+#[derive(Debug, Default, Clone)]
+pub struct TallyRow {
+    pub fires: u64,
+    pub dedup_keys: std::collections::HashSet<String>,
+    pub faults: u64,
+}
+
+impl Tally {
+    pub fn record(&self, e: &Evaluation) {
+        let mut t = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        for v in &e.verdicts {
+            let row = t.entry(v.playbook.clone()).or_default();
+            row.fires += 1;
+            row.dedup_keys.insert(v.dedup.clone());
+        }
+        for f in &e.faults {
+            t.entry(f.playbook.clone()).or_default().faults += 1;
+        }
+    }
+
+    /// Rows for every playbook of `set`, in id order, zeros included.
+    pub fn rows(&self, set: &PlaybookSet) -> Vec<(String, TallyRow)> {
+        let t = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut ids: Vec<String> = set.playbooks().iter().map(|p| p.id.clone()).collect();
+        ids.sort();
+        ids.into_iter()
+            .map(|id| {
+                let row = t.get(&id).cloned().unwrap_or_default();
+                (id, row)
+            })
+            .collect()
+    }
+}
+
 /// A compiled, indexed set of playbooks and the sandboxed engine they run in.
 pub struct PlaybookSet {
     engine: Engine,

@@ -75,7 +75,8 @@ impl Output {
         match self.console {
             OutputFormat::Off => {}
             OutputFormat::Json => self.stdout.write_all(&self.scratch).map_err(stdout_err)?,
-            OutputFormat::Text => {
+            OutputFormat::Alerts if ev.verdicts.is_empty() => {}
+            OutputFormat::Text | OutputFormat::Alerts => {
                 writeln!(self.stdout, "{}", text_line(ev)).map_err(stdout_err)?;
                 for v in &ev.verdicts {
                     writeln!(self.stdout, "{}", alert_line(v)).map_err(stdout_err)?;
