@@ -221,6 +221,36 @@ fn hot_reload_swaps_the_set_and_a_broken_edit_keeps_the_old_one() {
     assert_eq!(ids(&handle), ["one"]);
 }
 
+#[test]
+fn editing_a_list_file_changes_verdicts_without_touching_scripts() {
+    let s = Scratch::new();
+    let dir = s.path("pb");
+    std::fs::create_dir_all(dir.join("lists")).unwrap();
+    write(
+        &dir,
+        "allow.rhai",
+        &playbook("allow", "", "!in_list(\"trusted_users\", e.user)"),
+    );
+    write(&dir, "lists/trusted_users.yaml", "- bob\n");
+    let handle = PlaybookHandle::load(&cfg(&dir)).unwrap();
+    let fires = |h: &PlaybookHandle| {
+        !h.current()
+            .evaluate(&Ev::new(event("get", "pods")))
+            .verdicts
+            .is_empty()
+    };
+    assert!(fires(&handle), "alice is not trusted yet");
+    write(&dir, "lists/trusted_users.yaml", "- bob\n- alice\n");
+    assert!(handle.reload_if_changed());
+    assert!(!fires(&handle), "alice is trusted now");
+    write(&dir, "lists/trusted_users.yaml", "alice: nope\n");
+    assert!(
+        !handle.reload_if_changed(),
+        "a malformed list file is refused"
+    );
+    assert!(!fires(&handle), "and the previous lists stay");
+}
+
 fn rampart(dir: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_rampart"));
     c.current_dir(dir).env_remove("RAMPART_LOG");
@@ -310,4 +340,46 @@ fn check_and_run_refuse_a_broken_playbook_set_with_exit_2() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("broken.rhai:2:"), "{cmd}: {err}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_playbook_added_under_a_running_pipeline_is_used_by_the_next_events() {
+    let s = Scratch::new();
+    let dir = s.path("pb");
+    std::fs::create_dir(&dir).unwrap();
+    write(&dir, "quiet.rhai", &playbook("quiet", "", "false"));
+    let cfg = s.config(&format!(
+        "sources:\n  webhook:\n    listen: 127.0.0.1:0\nplaybooks:\n  dir: {}\n  reload_interval: 50ms\n",
+        dir.display()
+    ));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let running = rampart::pipeline::start(&cfg, Default::default(), shutdown.clone())
+        .await
+        .unwrap();
+    let url = format!("http://{}/audit", running.webhook_addr.unwrap());
+    let client = reqwest::Client::new();
+    let post = |n: usize| {
+        let (lines, _) = events(1, 900 + n as u64);
+        client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(lines[0].clone())
+            .send()
+    };
+    assert_eq!(post(0).await.unwrap().status(), 200);
+    assert!(read_jsonl(&s.output())[0]["verdicts"].is_null());
+    write(&dir, "loud.rhai", &playbook("loud", "", "true"));
+    let mut n = 0;
+    loop {
+        n += 1;
+        assert_eq!(post(n).await.unwrap().status(), 200);
+        let last = read_jsonl(&s.output()).pop().unwrap();
+        if last["verdicts"][0]["playbook"] == "loud" {
+            break;
+        }
+        assert!(n < 400, "the new playbook was never used");
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    shutdown.cancel();
+    running.wait().await.unwrap();
 }

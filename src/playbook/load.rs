@@ -98,20 +98,61 @@ fn playbook_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// What the directory looks like now (files, mtimes, sizes), to notice edits.
+/// What the directory and its `lists/` look like now (files, mtimes, sizes), to notice edits.
 pub fn fingerprint(dir: &Path) -> Vec<(PathBuf, std::time::SystemTime, u64)> {
-    let mut out: Vec<_> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .filter_map(|e| {
-                    let m = e.metadata().ok()?;
-                    Some((e.path(), m.modified().ok()?, m.len()))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let scan = |d: &Path| -> Vec<(PathBuf, std::time::SystemTime, u64)> {
+        std::fs::read_dir(d)
+            .map(|rd| {
+                rd.filter_map(Result::ok)
+                    .filter_map(|e| {
+                        let m = e.metadata().ok()?;
+                        m.is_file().then_some(())?;
+                        Some((e.path(), m.modified().ok()?, m.len()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut out = scan(dir);
+    out.extend(scan(&dir.join("lists")));
     out.sort();
     out
+}
+
+/// `lists/NAME.yaml` files (a YAML sequence of strings each), added to the config's lists.
+fn list_files(
+    dir: &Path,
+    lists: &mut HashMap<String, HashSet<String>>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let Ok(rd) = std::fs::read_dir(dir.join("lists")) else {
+        return;
+    };
+    let mut files: Vec<PathBuf> = rd.filter_map(Result::ok).map(|e| e.path()).collect();
+    files.retain(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"));
+    files.sort();
+    for file in files {
+        let name = file
+            .file_stem()
+            .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+        let parsed = std::fs::read_to_string(&file)
+            .map_err(|e| diag(&file, 0, 0, format!("cannot read: {e}")))
+            .and_then(|text| {
+                serde_yaml::from_str::<Vec<String>>(&text).map_err(|e| {
+                    let (line, col) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
+                    diag(
+                        &file,
+                        line,
+                        col,
+                        format!("a list file holds a YAML sequence of strings: {e}"),
+                    )
+                })
+            });
+        match parsed {
+            Ok(values) => lists.entry(name).or_default().extend(values),
+            Err(d) => diags.push(d),
+        }
+    }
 }
 
 /// Compiles every playbook in `dir`; returns all problems of all files at once.
@@ -119,15 +160,16 @@ pub fn load_dir(dir: &Path, cfg: &PlaybooksConfig) -> Result<PlaybookSet, Vec<Di
     if !dir.is_dir() {
         return Err(vec![diag(dir, 0, 0, "playbook directory not found")]);
     }
-    let lists: HashMap<String, HashSet<String>> = cfg
+    let mut lists: HashMap<String, HashSet<String>> = cfg
         .lists
         .iter()
         .map(|(k, v)| (k.clone(), v.iter().cloned().collect()))
         .collect();
+    let mut diags = Vec::new();
+    list_files(dir, &mut lists, &mut diags);
     let mut engine = sandbox::engine(&cfg.limits);
     host::register(&mut engine, Arc::new(lists));
     let mut playbooks = Vec::new();
-    let mut diags = Vec::new();
     let mut ids: HashMap<String, PathBuf> = HashMap::new();
     for file in playbook_files(dir) {
         match compile(&engine, &file, cfg) {
