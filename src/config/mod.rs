@@ -605,6 +605,13 @@ pub struct PlaybookLimits {
     /// Wall-clock limit per call.
     #[serde(default = "default_playbook_timeout")]
     pub timeout: Seconds,
+    /// Keys the state helpers (count, distinct, first_seen) keep in memory across all playbooks.
+    #[serde(default = "default_state_keys")]
+    pub max_state_keys: usize,
+}
+
+fn default_state_keys() -> usize {
+    200_000
 }
 
 fn default_max_ops() -> u64 {
@@ -632,6 +639,7 @@ impl Default for PlaybookLimits {
             max_array_size: default_max_collection(),
             max_map_size: default_max_collection(),
             timeout: default_playbook_timeout(),
+            max_state_keys: default_state_keys(),
         }
     }
 }

@@ -160,7 +160,11 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// Registers the event type, its fields, the helpers, lists and response constructors.
-pub fn register(engine: &mut Engine, lists: Arc<HashMap<String, HashSet<String>>>) {
+pub fn register(
+    engine: &mut Engine,
+    lists: Arc<HashMap<String, HashSet<String>>>,
+    state: Arc<super::state_api::WindowState>,
+) {
     engine.register_type_with_name::<Ev>("Event");
     // Plain fields.
     engine.register_get("verb", |e: &mut Ev| e.event().verb.clone());
@@ -188,6 +192,7 @@ pub fn register(engine: &mut Engine, lists: Arc<HashMap<String, HashSet<String>>
     engine.register_get("code", |e: &mut Ev| {
         i64::from(e.event().response_code().unwrap_or(0))
     });
+    engine.register_get("time", |e: &mut Ev| e.event().event_time());
     let oref = |f: fn(&crate::event::ObjectReference) -> Option<&String>| {
         move |e: &mut Ev| {
             opt(e
@@ -332,6 +337,23 @@ pub fn register(engine: &mut Engine, lists: Arc<HashMap<String, HashSet<String>>
         v.sort_unstable();
         strings(v)
     });
+    // State helpers, scoped to the calling playbook, in event time.
+    use super::state_api::window_secs;
+    let st = state.clone();
+    engine.register_fn(
+        "count",
+        move |key: &str, window: Dynamic| -> Result<i64, Box<rhai::EvalAltResult>> {
+            Ok(st.count(key, window_secs(&window)?))
+        },
+    );
+    let st = state.clone();
+    engine.register_fn(
+        "distinct",
+        move |key: &str, value: &str, window: Dynamic| -> Result<i64, Box<rhai::EvalAltResult>> {
+            Ok(st.distinct(key, value, window_secs(&window)?))
+        },
+    );
+    engine.register_fn("first_seen", move |key: &str| state.first_seen(key));
     // Response constructors: data in the verdict; the responders execute them.
     engine.register_fn("slack", |channel: &str| {
         response("slack", [("channel", channel)])

@@ -168,7 +168,10 @@ pub fn load_dir(dir: &Path, cfg: &PlaybooksConfig) -> Result<PlaybookSet, Vec<Di
     let mut diags = Vec::new();
     list_files(dir, &mut lists, &mut diags);
     let mut engine = sandbox::engine(&cfg.limits);
-    host::register(&mut engine, Arc::new(lists));
+    let state = Arc::new(super::state_api::WindowState::new(
+        cfg.limits.max_state_keys,
+    ));
+    host::register(&mut engine, Arc::new(lists), state.clone());
     let mut playbooks = Vec::new();
     let mut ids: HashMap<String, PathBuf> = HashMap::new();
     for file in playbook_files(dir) {
@@ -195,6 +198,7 @@ pub fn load_dir(dir: &Path, cfg: &PlaybooksConfig) -> Result<PlaybookSet, Vec<Di
     if diags.is_empty() {
         Ok(PlaybookSet::new(
             engine,
+            state,
             playbooks,
             cfg.limits.timeout.get(),
         ))

@@ -8,6 +8,7 @@
 pub mod host;
 mod load;
 pub mod sandbox;
+pub mod state_api;
 pub mod testcases;
 pub mod verdict;
 
@@ -131,6 +132,7 @@ impl Tally {
 /// A compiled, indexed set of playbooks and the sandboxed engine they run in.
 pub struct PlaybookSet {
     engine: Engine,
+    state: Arc<state_api::WindowState>,
     playbooks: Vec<Playbook>,
     index: HashMap<(String, String), Vec<usize>>,
     timeout: Duration,
@@ -147,7 +149,12 @@ impl std::fmt::Debug for PlaybookSet {
 const ANY: &str = "*";
 
 impl PlaybookSet {
-    fn new(engine: Engine, playbooks: Vec<Playbook>, timeout: Duration) -> Self {
+    fn new(
+        engine: Engine,
+        state: Arc<state_api::WindowState>,
+        playbooks: Vec<Playbook>,
+        timeout: Duration,
+    ) -> Self {
         let mut index: HashMap<(String, String), Vec<usize>> = HashMap::new();
         for (i, p) in playbooks.iter().enumerate() {
             let verbs = if p.on.verbs.is_empty() {
@@ -168,10 +175,16 @@ impl PlaybookSet {
         }
         Self {
             engine,
+            state,
             playbooks,
             index,
             timeout,
         }
+    }
+
+    /// Forgets the state helpers' memory (between test cases).
+    pub fn reset_state(&self) {
+        self.state.clear();
     }
 
     pub fn playbooks(&self) -> &[Playbook] {
@@ -254,14 +267,16 @@ impl PlaybookSet {
 
     fn call(&self, p: &Playbook, name: &str, ev: &Ev) -> Result<Dynamic, Fault> {
         let opts = CallFnOptions::new().eval_ast(false).rewind_scope(true);
-        sandbox::with_deadline(self.timeout, || {
-            self.engine.call_fn_with_options::<Dynamic>(
-                opts,
-                &mut Scope::new(),
-                &p.ast,
-                name,
-                (ev.clone(),),
-            )
+        state_api::with_context(&p.id, ev.event().event_time(), || {
+            sandbox::with_deadline(self.timeout, || {
+                self.engine.call_fn_with_options::<Dynamic>(
+                    opts,
+                    &mut Scope::new(),
+                    &p.ast,
+                    name,
+                    (ev.clone(),),
+                )
+            })
         })
         .map_err(|e| fault(p, name, &e))
     }

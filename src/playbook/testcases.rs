@@ -24,6 +24,9 @@ pub struct Case {
     /// Or a file holding it (one JSON event), relative to the tests file.
     #[serde(default)]
     pub event_file: Option<PathBuf>,
+    /// Events run first, to build up state for count/distinct/first_seen (their verdicts are ignored).
+    #[serde(default)]
+    pub before: Vec<Value>,
     /// Enrichment fields to set over what the enrichers derive (e.g. `identity: { known: false }`).
     #[serde(default)]
     pub enrichment: Option<Value>,
@@ -116,6 +119,20 @@ pub async fn run(
         for case in &cases {
             let mut event = load_event(case, &tests)?;
             event.provenance.cluster = cluster.to_owned();
+            set.reset_state();
+            for (i, b) in case.before.iter().enumerate() {
+                let mut d = decode_record(b.to_string().as_bytes(), &Default::default());
+                if d.events.len() != 1 {
+                    return Err(file_err(
+                        &tests,
+                        format!("case {:?}: before[{i}] is not one audit event", case.name),
+                    ));
+                }
+                let mut ev = d.events.remove(0);
+                ev.provenance.cluster = cluster.to_owned();
+                enricher.enrich(&mut ev).await;
+                set.evaluate(&Ev::new(ev));
+            }
             let diffs = check(&set, &enricher, &p.id, event, case).await;
             if diffs.is_empty() {
                 report.passed += 1;
