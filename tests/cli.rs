@@ -153,6 +153,13 @@ fn replay_prints_a_summary() {
     };
     assert_eq!(count("events"), 400, "{err}");
     assert_eq!(count("dead-lettered"), 1, "{err}");
+    // A row per playbook: fires, distinct dedup keys, errors.
+    let row = err
+        .lines()
+        .find(|l| l.trim_start().starts_with("cluster-admin-binding"))
+        .unwrap_or_default();
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert!(cols.len() == 4 && cols[1] != "0" && cols[3] == "0", "{err}");
 }
 
 fn signal(pid: u32, sig: &str) {

@@ -383,3 +383,54 @@ async fn a_playbook_added_under_a_running_pipeline_is_used_by_the_next_events() 
     shutdown.cancel();
     running.wait().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_on_error_dead_letter_a_faulting_playbook_dead_letters_the_event_and_it_still_flows() {
+    let s = Scratch::new();
+    let dir = s.path("pb");
+    std::fs::create_dir(&dir).unwrap();
+    write(
+        &dir,
+        "throws.rhai",
+        &playbook("throws", "", "throw \"boom\";"),
+    );
+    write(&dir, "fires.rhai", &playbook("fires", "", "true"));
+    let cfg = s.config(&format!(
+        "sources:\n  webhook:\n    listen: 127.0.0.1:0\nplaybooks:\n  dir: {}\n  on_error: dead_letter\n",
+        dir.display()
+    ));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let running = rampart::pipeline::start(&cfg, Default::default(), shutdown.clone())
+        .await
+        .unwrap();
+    let url = format!("http://{}/audit", running.webhook_addr.unwrap());
+    let (lines, ids) = events(1, 77);
+    let r = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(lines[0].clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    shutdown.cancel();
+    running.wait().await.unwrap();
+    let out = read_jsonl(&s.output());
+    assert_eq!(
+        out[0]["auditID"],
+        ids[0].as_str(),
+        "the event still reaches the output"
+    );
+    assert_eq!(
+        out[0]["verdicts"][0]["playbook"], "fires",
+        "the other playbook's verdict stands"
+    );
+    let dead = read_jsonl(&s.dead_letters());
+    assert_eq!(dead.len(), 1);
+    let reason = dead[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("throws.rhai:3:") && reason.contains("boom"),
+        "{reason}"
+    );
+    assert!(dead[0]["original"].as_str().unwrap().contains(&ids[0]));
+}
