@@ -434,3 +434,30 @@ async fn with_on_error_dead_letter_a_faulting_playbook_dead_letters_the_event_an
     );
     assert!(dead[0]["original"].as_str().unwrap().contains(&ids[0]));
 }
+
+#[test]
+fn verdicts_add_to_entity_risk_which_other_playbooks_read() {
+    let s = Scratch::new();
+    let dir = s.path("pb");
+    std::fs::create_dir(&dir).unwrap();
+    write(&dir, "a_weak.rhai", &playbook("weak", "", "true")); // medium: 40 points per event
+    write(
+        &dir,
+        "b_risky.rhai",
+        "fn meta() { #{ id: \"risky\", title: \"high-risk entity\", severity: \"high\" } }\nfn score(e) { let r = risk(e.user); if r >= 80.0 { r.to_int() } else { 0 } }\n",
+    );
+    let set = load_dir(&dir, &cfg(&dir)).unwrap();
+    let fired = |set: &rampart::playbook::PlaybookSet| {
+        set.evaluate(&Ev::new(event("get", "pods")))
+            .verdicts
+            .into_iter()
+            .map(|v| (v.playbook, v.score))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(fired(&set), [("weak".to_owned(), 40)]);
+    assert_eq!(
+        fired(&set),
+        [("weak".to_owned(), 40), ("risky".to_owned(), 80)],
+        "two weak signals add up"
+    );
+}

@@ -353,7 +353,20 @@ pub fn register(
             Ok(st.distinct(key, value, window_secs(&window)?))
         },
     );
-    engine.register_fn("first_seen", move |key: &str| state.first_seen(key));
+    let st = state.clone();
+    engine.register_fn("first_seen", move |key: &str| st.first_seen(key));
+    let st = state.clone();
+    engine.register_fn(
+        "sequence",
+        move |key: &str,
+              step: i64,
+              total: i64,
+              within: Dynamic|
+              -> Result<bool, Box<rhai::EvalAltResult>> {
+            Ok(st.sequence(key, step, total, window_secs(&within)?))
+        },
+    );
+    engine.register_fn("risk", move |entity: &str| state.risk(entity));
     // Response constructors: data in the verdict; the responders execute them.
     engine.register_fn("slack", |channel: &str| {
         response("slack", [("channel", channel)])

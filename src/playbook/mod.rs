@@ -250,6 +250,13 @@ impl PlaybookSet {
             let p = &self.playbooks[i];
             match self.run(p, ev) {
                 Ok(Some(v)) => {
+                    // Every verdict adds its score to the actor's and the client address's risk.
+                    let now = ev.event().event_time();
+                    self.state
+                        .add_risk(&ev.event().user.username, v.score as f64, now);
+                    if let Some(ip) = ev.event().source_ips.first() {
+                        self.state.add_risk(ip, v.score as f64, now);
+                    }
                     metrics::counter!("rampart_playbook_fires_total", "playbook" => p.id.clone())
                         .increment(1);
                     out.verdicts.push(v);

@@ -36,13 +36,22 @@ enum Entry {
     Times(VecDeque<i64>),
     Distinct(HashMap<u64, i64>),
     Seen,
+    /// Event time at which each step of a sequence was last seen.
+    Steps(Vec<Option<i64>>),
 }
+
+/// How far out of order (seconds) the steps of a sequence may arrive and still count.
+const SEQUENCE_TOLERANCE: i64 = 30;
+/// Risk halves every this many seconds.
+pub const RISK_HALF_LIFE: i64 = 3600;
 
 /// The helpers' memory.
 #[derive(Default)]
 pub struct WindowState {
     shards: [Mutex<HashMap<String, Entry>>; SHARDS],
     max_keys: usize,
+    /// Entity risk, shared by all playbooks: (value, event time of the value).
+    risk: Mutex<HashMap<String, (f64, i64)>>,
 }
 
 impl std::fmt::Debug for WindowState {
@@ -147,12 +156,73 @@ impl WindowState {
         fresh
     }
 
+    /// Records step `step` (1-based) of a `total`-step sequence for `key`; true when this
+    /// step completes it: every earlier step seen, in order (within a small tolerance for
+    /// reordering), the first no more than `within` seconds ago.
+    pub fn sequence(&self, key: &str, step: i64, total: i64, within: i64) -> bool {
+        let (Ok(step), Ok(total)) = (usize::try_from(step), usize::try_from(total)) else {
+            return false;
+        };
+        if step == 0 || step > total || total > 32 {
+            return false;
+        }
+        self.with_entry(
+            "sequence",
+            key,
+            || Entry::Steps(vec![None; total]),
+            |e, now| match e {
+                Entry::Steps(steps) if steps.len() == total => {
+                    steps[step - 1] = Some(steps[step - 1].map_or(now, |t| t.max(now)));
+                    if step != total {
+                        return false;
+                    }
+                    let mut prev = None::<i64>;
+                    for t in steps.iter() {
+                        let Some(t) = *t else { return false };
+                        if now - t > within || prev.is_some_and(|p| t + SEQUENCE_TOLERANCE < p) {
+                            return false;
+                        }
+                        prev = Some(t);
+                    }
+                    steps.iter_mut().for_each(|s| *s = None);
+                    true
+                }
+                _ => false,
+            },
+        )
+    }
+
+    /// Adds `points` to an entity's risk, which halves every hour of event time; returns the new risk.
+    pub fn add_risk(&self, entity: &str, points: f64, now: i64) -> f64 {
+        let mut r = self.risk.lock().unwrap_or_else(|e| e.into_inner());
+        if r.len() >= self.max_keys && !r.contains_key(entity) {
+            r.retain(|_, (v, at)| decayed(*v, *at, now) >= 1.0);
+        }
+        let e = r.entry(entity.to_owned()).or_insert((0.0, now));
+        let value = decayed(e.0, e.1, now) + points;
+        *e = (value, now.max(e.1));
+        value
+    }
+
+    /// An entity's current risk.
+    pub fn risk(&self, entity: &str) -> f64 {
+        let (_, now) = current();
+        let r = self.risk.lock().unwrap_or_else(|e| e.into_inner());
+        r.get(entity).map_or(0.0, |(v, at)| decayed(*v, *at, now))
+    }
+
     /// Forgets everything (between playbook test cases).
     pub fn clear(&self) {
         for s in &self.shards {
             s.lock().unwrap_or_else(|e| e.into_inner()).clear();
         }
+        self.risk.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
+}
+
+fn decayed(value: f64, at: i64, now: i64) -> f64 {
+    let age = (now - at).max(0) as f64;
+    value * 0.5f64.powf(age / RISK_HALF_LIFE as f64)
 }
 
 /// A window written as `"5m"`, `"30s"` or a number of seconds.
@@ -180,7 +250,12 @@ mod tests {
         assert_eq!(at(1000), 1);
         assert_eq!(at(1100), 2);
         assert_eq!(at(1299), 3);
-        assert_eq!(at(1301), 2, "the event at 1000 left the window");
+        assert_eq!(
+            at(1301),
+            3,
+            "the event at 1000 left the window as this one came in"
+        );
+        assert_eq!(at(1600), 2, "only 1301 and 1600 are within 300 s of 1600");
         assert_eq!(
             with_context("other", 1301, || s.count("alice", 300)),
             1,
@@ -200,6 +275,30 @@ mod tests {
         assert!(!with_context("p", 5, || s.first_seen("k")));
         s.clear();
         assert!(with_context("p", 6, || s.first_seen("k")));
+    }
+
+    #[test]
+    fn sequences_complete_in_order_within_the_span_and_tolerate_small_reordering() {
+        let s = WindowState::new(1000);
+        let step = |t: i64, n: i64| with_context("p", t, || s.sequence("mallory", n, 2, 300));
+        assert!(!step(0, 1));
+        assert!(step(100, 2), "step 2 after step 1 within 5 minutes");
+        assert!(!step(110, 2), "completing resets the sequence");
+        assert!(!step(200, 1));
+        assert!(!step(600, 2), "too late: step 1 was 400 s before");
+        // Step 2 arrives first, step 1 ten seconds earlier in event time arrives after.
+        assert!(!step(1010, 2));
+        assert!(!step(1000, 1));
+        assert!(step(1011, 2), "modest reordering is tolerated");
+    }
+
+    #[test]
+    fn risk_accumulates_and_decays_by_half_every_hour() {
+        let s = WindowState::new(1000);
+        assert_eq!(s.add_risk("alice", 40.0, 0), 40.0);
+        assert_eq!(s.add_risk("alice", 40.0, 0), 80.0);
+        assert_eq!(with_context("p", RISK_HALF_LIFE, || s.risk("alice")), 40.0);
+        assert_eq!(with_context("p", 0, || s.risk("bob")), 0.0);
     }
 
     #[test]
