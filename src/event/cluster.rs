@@ -75,6 +75,10 @@ impl ClusterResolver {
         if let Some(h) = hint {
             return h.to_string();
         }
+        // A cloud envelope (EKS log group, AKS resource id, GKE resource labels) names it.
+        if !event.provenance.cluster.is_empty() {
+            return event.provenance.cluster.clone();
+        }
         if let Some(a) = &self.annotation {
             if let Some(v) = event.annotations.get(a).filter(|v| !v.is_empty()) {
                 return v.clone();

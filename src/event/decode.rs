@@ -60,6 +60,22 @@ const MAX_WRAP_DEPTH: usize = 3;
 /// so the caller can dead-letter it and go on.
 pub fn decode_record(bytes: &[u8], opts: &DecodeOptions) -> Decoded {
     let mut out = Decoded::default();
+    // CloudWatch Logs subscriptions (EKS) deliver gzip'd envelopes.
+    let inflated;
+    let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
+        match gunzip(bytes) {
+            Ok(b) => {
+                inflated = b;
+                &inflated[..]
+            }
+            Err(e) => {
+                out.failures.push(whole(DecodeError::Invalid(e), bytes));
+                return out;
+            }
+        }
+    } else {
+        bytes
+    };
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t,
         Err(e) => {
@@ -78,6 +94,22 @@ pub fn decode_record(bytes: &[u8], opts: &DecodeOptions) -> Decoded {
         ev.provenance.index = u32::try_from(i).unwrap_or(u32::MAX);
     }
     out
+}
+
+/// Most a gzip'd record may inflate to.
+const MAX_INFLATED: u64 = 64 << 20;
+
+fn gunzip(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .take(MAX_INFLATED + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("invalid gzip record: {e}"))?;
+    if out.len() as u64 > MAX_INFLATED {
+        return Err(format!("gzip record inflates beyond {MAX_INFLATED} bytes"));
+    }
+    Ok(out)
 }
 
 fn whole(error: DecodeError, bytes: &[u8]) -> Failure {
@@ -164,7 +196,13 @@ impl<'de> Deserialize<'de> for EventListKind {
 }
 
 /// Decodes one element of a batch; its failure is recorded without failing the batch.
-fn decode_item(text: &str, index: usize, opts: &DecodeOptions, depth: usize, out: &mut Decoded) {
+pub(super) fn decode_item(
+    text: &str,
+    index: usize,
+    opts: &DecodeOptions,
+    depth: usize,
+    out: &mut Decoded,
+) {
     let before = out.events.len();
     let result = match serde_json::from_str::<AuditEvent>(text) {
         Ok(ev) => {
@@ -212,6 +250,9 @@ fn decode_container(
             decode_item(item.get(), i, opts, depth + 1, out);
         }
         return Ok(());
+    }
+    if let Some(form) = super::cloud::detect(&probe) {
+        return super::cloud::decode(form, text, opts, depth, out);
     }
     for field in &opts.wrapped_fields {
         let Some(inner) = probe.get(field.as_str()) else {

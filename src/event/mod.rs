@@ -1,5 +1,6 @@
 //! The audit.k8s.io Event model that every later stage reads, and the provenance each event carries.
 
+mod cloud;
 mod cluster;
 mod decode;
 pub mod time;
