@@ -299,7 +299,6 @@ impl Reader {
                 return Ok(Step::Stop);
             }
             let mut buf = std::mem::take(partial);
-            let before = buf.len();
             let n = open.reader.read_until(b'\n', &mut buf).map_err(|source| {
                 FileSourceError::Read {
                     path: self.path.clone(),
@@ -308,7 +307,6 @@ impl Reader {
             })?;
             if n == 0 || buf.last() != Some(&b'\n') {
                 *partial = buf;
-                let _ = before;
                 // Nothing more for now: hand over what has been read.
                 let flushed = self.batcher.as_mut().is_some_and(|b| b.flush().is_ok());
                 return Ok(if flushed { Step::Eof } else { Step::Stop });
