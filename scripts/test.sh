@@ -13,4 +13,5 @@ trap stop_broker EXIT
 
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
+scripts/validate-deploy.sh
 cargo test "$@"
