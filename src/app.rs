@@ -293,13 +293,26 @@ pub fn replay_summary(file: &Path, replay: &Replay) -> String {
 }
 
 /// `rampart generate`: a synthetic audit log on stdout.
-pub fn generate(count: usize, seed: u64) -> Result<(), AppError> {
+pub fn generate(count: usize, seed: u64, event_list: bool) -> Result<(), AppError> {
     let mut g = crate::synth::Generator::new(seed);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    for _ in 0..count {
+    if event_list {
+        write!(
+            out,
+            r#"{{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{{}},"items":["#
+        )?;
+    }
+    for i in 0..count {
         let (ev, _) = g.next_event();
-        writeln!(out, "{ev}")?;
+        if event_list {
+            write!(out, "{}{ev}", if i == 0 { "" } else { "," })?;
+        } else {
+            writeln!(out, "{ev}")?;
+        }
+    }
+    if event_list {
+        writeln!(out, "]}}")?;
     }
     out.flush()?;
     Ok(())

@@ -71,5 +71,8 @@ pub enum Command {
         /// Seed for reproducible output.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// One EventList (as the webhook backend posts) instead of JSON lines.
+        #[arg(long)]
+        event_list: bool,
     },
 }

@@ -40,7 +40,11 @@ fn main() -> ExitCode {
             } => app::test(path.as_deref(), config.as_deref(), *min_tests)
                 .await
                 .map(|report| print!("{report}")),
-            Command::Generate { count, seed } => app::generate(*count, *seed),
+            Command::Generate {
+                count,
+                seed,
+                event_list,
+            } => app::generate(*count, *seed, *event_list),
         }
     });
     match result {
