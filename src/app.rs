@@ -93,7 +93,7 @@ pub async fn run(config_path: &Path, dry_run: bool) -> Result<RunReport, AppErro
 /// `rampart check`: validates the config, compiles the playbooks, and says what would run.
 pub fn check(config_path: &Path) -> Result<String, AppError> {
     let cfg = config::load_file(config_path)?;
-    let playbooks = match &cfg.playbooks {
+    let playbooks = match &cfg.playbooks_with_clusters() {
         Some(p) => {
             let set = crate::playbook::load_dir(&p.dir, p)
                 .map_err(|d| AppError::Playbooks(diagnostics(&d)))?;
@@ -146,7 +146,7 @@ pub async fn test(
         None if Path::new("rampart.yaml").exists() => config::load_file(Path::new("rampart.yaml"))?,
         None => Config::default(),
     };
-    let mut pcfg = cfg.playbooks.clone().unwrap_or_default();
+    let mut pcfg = cfg.playbooks_with_clusters().unwrap_or_default();
     if let Some(p) = path {
         pcfg.dir = p.to_owned();
     }

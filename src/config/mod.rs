@@ -43,6 +43,9 @@ pub struct Config {
     /// The rhai playbooks; no playbook stage when absent.
     #[serde(default)]
     pub playbooks: Option<PlaybooksConfig>,
+    /// Per-cluster overrides: enrichment settings and extra list entries for one cluster's events.
+    #[serde(default)]
+    pub clusters: BTreeMap<String, ClusterOverride>,
     /// Where decoded events are written (until responders take over).
     #[serde(default)]
     pub output: OutputConfig,
@@ -55,6 +58,33 @@ pub struct Config {
     /// Local state (file positions; later the state store).
     #[serde(default)]
     pub state: StateConfig,
+}
+
+/// What differs for one cluster.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterOverride {
+    /// Enrichment settings for this cluster's events, replacing `enrich` (its own directory, ranges, assets).
+    #[serde(default)]
+    pub enrich: Option<EnrichConfig>,
+    /// Entries added to the named playbook lists for this cluster's events.
+    #[serde(default)]
+    pub lists: BTreeMap<String, Vec<String>>,
+}
+
+impl Config {
+    /// The playbook settings with the per-cluster list entries folded in.
+    pub fn playbooks_with_clusters(&self) -> Option<PlaybooksConfig> {
+        self.playbooks.clone().map(|mut p| {
+            p.cluster_lists = self
+                .clusters
+                .iter()
+                .filter(|(_, o)| !o.lists.is_empty())
+                .map(|(c, o)| (c.clone(), o.lists.clone()))
+                .collect();
+            p
+        })
+    }
 }
 
 /// Cluster-name resolution, in precedence order: header, key, topic, annotation, default.

@@ -25,6 +25,9 @@ pub struct PlaybooksConfig {
     pub on_error: OnPlaybookError,
     #[serde(default)]
     pub limits: PlaybookLimits,
+    /// Per-cluster list entries (from `clusters.<name>.lists`), filled in when the config loads.
+    #[serde(skip)]
+    pub cluster_lists: BTreeMap<String, BTreeMap<String, Vec<String>>>,
 }
 
 fn default_playbook_dir() -> PathBuf {
@@ -42,6 +45,7 @@ impl Default for PlaybooksConfig {
             reload_interval: default_playbook_reload(),
             on_error: OnPlaybookError::default(),
             limits: PlaybookLimits::default(),
+            cluster_lists: BTreeMap::new(),
         }
     }
 }

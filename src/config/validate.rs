@@ -9,6 +9,42 @@ fn problem(problems: &mut Vec<Problem>, path: &str, message: impl Into<String>) 
     });
 }
 
+/// Problems of one enrichment section (the global one or a cluster's), under `at`.
+fn validate_enrich(e: &super::EnrichConfig, at: &str, p: &mut Vec<Problem>) {
+    if let Some(api) = &e.identity.api {
+        let http = api.url.starts_with("http://") || api.url.starts_with("https://");
+        if !http || !api.url.contains("{user}") {
+            problem(
+                p,
+                &format!("{at}.identity.api.url"),
+                "must be an http(s) URL containing {user}",
+            );
+        }
+        if api.timeout.get().is_zero() {
+            problem(
+                p,
+                &format!("{at}.identity.api.timeout"),
+                "must be greater than zero",
+            );
+        }
+    }
+    let b = &e.baseline;
+    if b.max_principals == 0 || b.max_values == 0 {
+        problem(
+            p,
+            &format!("{at}.baseline"),
+            "max_principals and max_values must be at least 1",
+        );
+    }
+    if e.network.geoip.reload_interval.get().is_zero() || b.flush_interval.get().is_zero() {
+        problem(
+            p,
+            at,
+            "reload_interval and flush_interval must be greater than zero",
+        );
+    }
+}
+
 /// Returns every problem found; an empty list means the config is usable.
 pub fn validate(c: &Config) -> Vec<Problem> {
     let mut p = Vec::new();
@@ -91,38 +127,11 @@ pub fn validate(c: &Config) -> Vec<Problem> {
         (None, Some(_)) => needs_kafka(&mut p, "dead_letter.topic"),
         _ => {}
     }
-    if let Some(api) = &c.enrich.identity.api {
-        if !(api.url.starts_with("http://") || api.url.starts_with("https://"))
-            || !api.url.contains("{user}")
-        {
-            problem(
-                &mut p,
-                "enrich.identity.api.url",
-                "must be an http(s) URL containing {user}",
-            );
+    validate_enrich(&c.enrich, "enrich", &mut p);
+    for (name, o) in &c.clusters {
+        if let Some(e) = &o.enrich {
+            validate_enrich(e, &format!("clusters.{name}.enrich"), &mut p);
         }
-        if api.timeout.get().is_zero() {
-            problem(
-                &mut p,
-                "enrich.identity.api.timeout",
-                "must be greater than zero",
-            );
-        }
-    }
-    let b = &c.enrich.baseline;
-    if b.max_principals == 0 || b.max_values == 0 {
-        problem(
-            &mut p,
-            "enrich.baseline",
-            "max_principals and max_values must be at least 1",
-        );
-    }
-    if c.enrich.network.geoip.reload_interval.get().is_zero() || b.flush_interval.get().is_zero() {
-        problem(
-            &mut p,
-            "enrich",
-            "reload_interval and flush_interval must be greater than zero",
-        );
     }
     if c.pipeline.workers == 0 {
         problem(&mut p, "pipeline.workers", "must be at least 1");

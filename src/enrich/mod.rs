@@ -218,6 +218,57 @@ impl Enricher {
     }
 }
 
+/// The enricher for each cluster: the default, and those with their own settings (`clusters.<name>.enrich`).
+#[derive(Debug)]
+pub struct Enrichers {
+    default: Arc<Enricher>,
+    per_cluster: std::collections::HashMap<String, Arc<Enricher>>,
+}
+
+impl Enrichers {
+    /// Builds the default and every per-cluster enricher; they share one state store.
+    pub fn build(
+        cfg: &crate::config::Config,
+        store: Arc<dyn StateStore>,
+    ) -> Result<Self, EnrichError> {
+        let default = Arc::new(Enricher::build(&cfg.enrich, store.clone())?);
+        let mut per_cluster = std::collections::HashMap::new();
+        for (name, o) in &cfg.clusters {
+            if let Some(e) = &o.enrich {
+                per_cluster.insert(name.clone(), Arc::new(Enricher::build(e, store.clone())?));
+            }
+        }
+        Ok(Self {
+            default,
+            per_cluster,
+        })
+    }
+
+    pub fn for_cluster(&self, cluster: &str) -> &Enricher {
+        self.per_cluster.get(cluster).unwrap_or(&self.default)
+    }
+
+    fn all(&self) -> impl Iterator<Item = &Arc<Enricher>> {
+        std::iter::once(&self.default).chain(self.per_cluster.values())
+    }
+
+    /// Background reloads and baseline flushes for every enricher.
+    pub fn spawn_maintenance(
+        &self,
+        shutdown: &CancellationToken,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        self.all()
+            .map(|e| e.spawn_maintenance(shutdown.clone()))
+            .collect()
+    }
+
+    pub fn flush(&self) {
+        for e in self.all() {
+            e.flush();
+        }
+    }
+}
+
 /// The /24 (IPv4) or /48 (IPv6) an address is in, as text.
 fn prefix_of(ip: &str) -> Option<String> {
     match ip.parse::<IpAddr>().ok()? {

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::deadletter::{DeadLetter, DeadLetterError};
-use crate::enrich::{EnrichError, Enricher};
+use crate::enrich::{EnrichError, Enrichers};
 use crate::event::{ClusterResolver, DecodeOptions};
 use crate::playbook::{Diagnostic, PlaybookHandle};
 use crate::respond::console::{Output, OutputError};
@@ -91,8 +91,8 @@ pub struct Running {
     shutdown: CancellationToken,
     grace: std::time::Duration,
     telemetry: Option<JoinHandle<()>>,
-    enricher: Arc<Enricher>,
-    maintenance: JoinHandle<()>,
+    enrichers: Arc<Enrichers>,
+    maintenance: Vec<JoinHandle<()>>,
 }
 
 /// Builds and starts every component; fails fast on anything that cannot be opened.
@@ -114,9 +114,9 @@ pub async fn start(
     };
     let dead_letter = Arc::new(DeadLetter::build(cfg)?);
     let store: Arc<dyn StateStore> = Arc::new(SledStore::open(&cfg.state.dir.join("store"))?);
-    let enricher = Arc::new(Enricher::build(&cfg.enrich, store)?);
-    let maintenance = enricher.spawn_maintenance(shutdown.clone());
-    let playbooks = match &cfg.playbooks {
+    let enrichers = Arc::new(Enrichers::build(cfg, store)?);
+    let maintenance = enrichers.spawn_maintenance(&shutdown);
+    let playbooks = match &cfg.playbooks_with_clusters() {
         Some(p) => {
             let handle = Arc::new(PlaybookHandle::load(p).map_err(PipelineError::Playbooks)?);
             tracing::info!(playbooks = handle.current().len(), dir = %p.dir.display(), "playbooks loaded");
@@ -132,7 +132,7 @@ pub async fn start(
             wrapped_fields: cfg.decode.wrapped_fields.clone(),
         },
         resolver: resolver.clone(),
-        enricher: enricher.clone(),
+        enrichers: enrichers.clone(),
         playbooks: playbooks.clone(),
         on_playbook_error: cfg
             .playbooks
@@ -222,7 +222,7 @@ pub async fn start(
         shutdown,
         grace: cfg.pipeline.shutdown_grace.get(),
         telemetry: telemetry.map(|t| t.1),
-        enricher,
+        enrichers,
         maintenance,
     })
 }
@@ -240,7 +240,7 @@ impl Running {
             shutdown,
             grace,
             telemetry,
-            enricher,
+            enrichers,
             maintenance,
             ..
         } = self;
@@ -287,8 +287,10 @@ impl Running {
         if let Some(t) = telemetry {
             let _ = t.await;
         }
-        let _ = maintenance.await;
-        let _ = tokio::task::spawn_blocking(move || enricher.flush()).await;
+        for m in maintenance {
+            let _ = m.await;
+        }
+        let _ = tokio::task::spawn_blocking(move || enrichers.flush()).await;
         result?;
         Ok(RunReport {
             records: PipelineStats::get(&stats.records),

@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::OnPlaybookError;
 use crate::deadletter::{DeadLetter, DeadLetterEntry};
-use crate::enrich::Enricher;
+use crate::enrich::Enrichers;
 use crate::event::{decode_record, AuditEvent, ClusterResolver, DecodeOptions};
 use crate::playbook::{Ev, PlaybookHandle};
 use crate::sources::{Ack, Record};
@@ -24,7 +24,7 @@ pub struct OutputItem {
 pub struct WorkerContext {
     pub decode: DecodeOptions,
     pub resolver: ClusterResolver,
-    pub enricher: Arc<Enricher>,
+    pub enrichers: Arc<Enrichers>,
     pub playbooks: Option<Arc<PlaybookHandle>>,
     pub on_playbook_error: OnPlaybookError,
     pub tally: Option<Arc<crate::playbook::Tally>>,
@@ -100,7 +100,10 @@ async fn handle(
         for ev in &mut events {
             let name = ctx.resolver.resolve(&cluster, ev);
             ev.provenance = origin.provenance(name, ev.provenance.index);
-            ctx.enricher.enrich(ev).await;
+            ctx.enrichers
+                .for_cluster(&ev.provenance.cluster)
+                .enrich(ev)
+                .await;
         }
         if let Some(handle) = &ctx.playbooks {
             let set = handle.current();

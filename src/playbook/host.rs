@@ -160,11 +160,41 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// Registers the event type, its fields, the helpers, lists and response constructors.
-pub fn register(
-    engine: &mut Engine,
-    lists: Arc<HashMap<String, HashSet<String>>>,
-    state: Arc<super::state_api::WindowState>,
-) {
+/// Named lists: global ones, and per-cluster entries that extend them.
+#[derive(Debug, Default)]
+pub struct Lists {
+    pub global: HashMap<String, HashSet<String>>,
+    pub per_cluster: HashMap<String, HashMap<String, HashSet<String>>>,
+}
+
+impl Lists {
+    fn contains(&self, cluster: &str, name: &str, value: &str) -> bool {
+        self.global.get(name).is_some_and(|s| s.contains(value))
+            || self
+                .per_cluster
+                .get(cluster)
+                .and_then(|c| c.get(name))
+                .is_some_and(|s| s.contains(value))
+    }
+
+    fn values<'a>(&'a self, cluster: &str, name: &str) -> Vec<&'a str> {
+        let mut v: Vec<&str> = self
+            .global
+            .get(name)
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        if let Some(extra) = self.per_cluster.get(cluster).and_then(|c| c.get(name)) {
+            v.extend(extra.iter().map(String::as_str));
+        }
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+}
+
+pub fn register(engine: &mut Engine, lists: Arc<Lists>, state: Arc<super::state_api::WindowState>) {
     engine.register_type_with_name::<Ev>("Event");
     // Plain fields.
     engine.register_get("verb", |e: &mut Ev| e.event().verb.clone());
@@ -324,18 +354,13 @@ pub fn register(
     engine.register_fn("exec_command", |e: &mut Ev| {
         exec_command(&e.event().request_uri)
     });
-    // Lists from config, so users tune without editing scripts.
+    // Lists from config, so users tune without editing scripts; a cluster's own entries extend them.
     let l = lists.clone();
     engine.register_fn("in_list", move |name: &str, value: &str| {
-        l.get(name).is_some_and(|s| s.contains(value))
+        super::state_api::with_cluster(|cluster| l.contains(cluster, name, value))
     });
     engine.register_fn("list", move |name: &str| {
-        let mut v: Vec<&str> = lists
-            .get(name)
-            .map(|s| s.iter().map(String::as_str).collect())
-            .unwrap_or_default();
-        v.sort_unstable();
-        strings(v)
+        super::state_api::with_cluster(|cluster| strings(lists.values(cluster, name)))
     });
     // State helpers, scoped to the calling playbook, in event time.
     use super::state_api::window_secs;

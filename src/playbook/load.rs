@@ -167,10 +167,25 @@ pub fn load_dir(dir: &Path, cfg: &PlaybooksConfig) -> Result<PlaybookSet, Vec<Di
         .collect();
     let mut diags = Vec::new();
     list_files(dir, &mut lists, &mut diags);
+    let per_cluster = cfg
+        .cluster_lists
+        .iter()
+        .map(|(cluster, ls)| {
+            let ls = ls
+                .iter()
+                .map(|(k, v)| (k.clone(), v.iter().cloned().collect()))
+                .collect();
+            (cluster.clone(), ls)
+        })
+        .collect();
     let mut engine = sandbox::engine(&cfg.limits);
     let state = Arc::new(super::state_api::WindowState::new(
         cfg.limits.max_state_keys,
     ));
+    let lists = host::Lists {
+        global: lists,
+        per_cluster,
+    };
     host::register(&mut engine, Arc::new(lists), state.clone());
     let mut playbooks = Vec::new();
     let mut ids: HashMap<String, PathBuf> = HashMap::new();

@@ -274,7 +274,8 @@ impl PlaybookSet {
 
     fn call(&self, p: &Playbook, name: &str, ev: &Ev) -> Result<Dynamic, Fault> {
         let opts = CallFnOptions::new().eval_ast(false).rewind_scope(true);
-        state_api::with_context(&p.id, ev.event().event_time(), || {
+        let event = ev.event();
+        state_api::with_context(&p.id, event.event_time(), &event.provenance.cluster, || {
             sandbox::with_deadline(self.timeout, || {
                 self.engine.call_fn_with_options::<Dynamic>(
                     opts,

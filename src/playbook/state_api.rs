@@ -15,17 +15,29 @@ const MAX_PER_KEY: usize = 10_000;
 thread_local! {
     /// The playbook and event time of the call running on this thread.
     static CURRENT: RefCell<(String, i64)> = const { RefCell::new((String::new(), 0)) };
+    /// The cluster of the event being judged (for per-cluster lists).
+    static CLUSTER: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
-/// Runs `f` with the calling playbook and event time known to the helpers.
-pub fn with_context<T>(playbook: &str, event_time: i64, f: impl FnOnce() -> T) -> T {
+/// Runs `f` with the calling playbook, event time and cluster known to the helpers.
+pub fn with_context<T>(playbook: &str, event_time: i64, cluster: &str, f: impl FnOnce() -> T) -> T {
     CURRENT.with(|c| {
         let mut c = c.borrow_mut();
         c.0.clear();
         c.0.push_str(playbook);
         c.1 = event_time;
     });
+    CLUSTER.with(|c| {
+        let mut c = c.borrow_mut();
+        c.clear();
+        c.push_str(cluster);
+    });
     f()
+}
+
+/// Calls `f` with the cluster of the event being judged on this thread.
+pub fn with_cluster<R>(f: impl FnOnce(&str) -> R) -> R {
+    CLUSTER.with(|c| f(&c.borrow()))
 }
 
 fn current() -> (String, i64) {
@@ -246,7 +258,7 @@ mod tests {
     #[test]
     fn counts_events_in_a_sliding_event_time_window() {
         let s = WindowState::new(1000);
-        let at = |t: i64| with_context("p", t, || s.count("alice", 300));
+        let at = |t: i64| with_context("p", t, "", || s.count("alice", 300));
         assert_eq!(at(1000), 1);
         assert_eq!(at(1100), 2);
         assert_eq!(at(1299), 3);
@@ -257,7 +269,7 @@ mod tests {
         );
         assert_eq!(at(1600), 2, "only 1301 and 1600 are within 300 s of 1600");
         assert_eq!(
-            with_context("other", 1301, || s.count("alice", 300)),
+            with_context("other", 1301, "", || s.count("alice", 300)),
             1,
             "scoped per playbook"
         );
@@ -266,21 +278,21 @@ mod tests {
     #[test]
     fn counts_distinct_values_and_first_sightings() {
         let s = WindowState::new(1000);
-        let d = |t: i64, v: &str| with_context("p", t, || s.distinct("alice", v, 600));
+        let d = |t: i64, v: &str| with_context("p", t, "", || s.distinct("alice", v, 600));
         assert_eq!(d(0, "s1"), 1);
         assert_eq!(d(10, "s1"), 1);
         assert_eq!(d(20, "s2"), 2);
         assert_eq!(d(700, "s3"), 1, "s1 and s2 expired");
-        assert!(with_context("p", 0, || s.first_seen("k")));
-        assert!(!with_context("p", 5, || s.first_seen("k")));
+        assert!(with_context("p", 0, "", || s.first_seen("k")));
+        assert!(!with_context("p", 5, "", || s.first_seen("k")));
         s.clear();
-        assert!(with_context("p", 6, || s.first_seen("k")));
+        assert!(with_context("p", 6, "", || s.first_seen("k")));
     }
 
     #[test]
     fn sequences_complete_in_order_within_the_span_and_tolerate_small_reordering() {
         let s = WindowState::new(1000);
-        let step = |t: i64, n: i64| with_context("p", t, || s.sequence("mallory", n, 2, 300));
+        let step = |t: i64, n: i64| with_context("p", t, "", || s.sequence("mallory", n, 2, 300));
         assert!(!step(0, 1));
         assert!(step(100, 2), "step 2 after step 1 within 5 minutes");
         assert!(!step(110, 2), "completing resets the sequence");
@@ -297,8 +309,11 @@ mod tests {
         let s = WindowState::new(1000);
         assert_eq!(s.add_risk("alice", 40.0, 0), 40.0);
         assert_eq!(s.add_risk("alice", 40.0, 0), 80.0);
-        assert_eq!(with_context("p", RISK_HALF_LIFE, || s.risk("alice")), 40.0);
-        assert_eq!(with_context("p", 0, || s.risk("bob")), 0.0);
+        assert_eq!(
+            with_context("p", RISK_HALF_LIFE, "", || s.risk("alice")),
+            40.0
+        );
+        assert_eq!(with_context("p", 0, "", || s.risk("bob")), 0.0);
     }
 
     #[test]
