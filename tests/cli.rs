@@ -225,3 +225,59 @@ async fn sigterm_drains_acknowledges_and_exits_zero() {
         serde_json::from_slice(&std::fs::read(checkpoint).unwrap()).unwrap();
     assert_eq!(saved["offset"], std::fs::metadata(&log).unwrap().len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_reach_the_logs_even_at_debug_level() {
+    let s = Scratch::new();
+    let log = s.path("audit.log");
+    let (lines, _) = events(20, 42);
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    let cfg = s.path("rampart.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "kafka:\n  brokers: 127.0.0.1:1\n  properties:\n    security.protocol: SASL_PLAINTEXT\n    sasl.mechanism: PLAIN\n    sasl.username: rampart\n    sasl.password: ${{RAMPART_TEST_KAFKA_PW}}\n    message.timeout.ms: \"500\"\nsources:\n  files: [{{ path: {} }}]\n  webhook:\n    listen: 127.0.0.1:0\n    bearer_token: {{ env: RAMPART_TEST_HOOK_TOKEN }}\ndead_letter:\n  topic: dlq\noutput:\n  console: json\nstate:\n  dir: {}\n",
+            log.display(),
+            s.path("state").display()
+        ),
+    )
+    .unwrap();
+    let pw = "pw-7f3a9c1e-do-not-log";
+    let token = "tok-51b2d8e4-do-not-log";
+    let child = rampart()
+        .args(["run", "-c"])
+        .arg(&cfg)
+        .env("RAMPART_LOG", "debug")
+        .env("RAMPART_TEST_KAFKA_PW", pw)
+        .env("RAMPART_TEST_HOOK_TOKEN", token)
+        .stdout(std::fs::File::create(s.path("stdout")).unwrap())
+        .stderr(std::fs::File::create(s.path("stderr")).unwrap())
+        .spawn()
+        .unwrap();
+    // Wait until it has printed events and librdkafka has logged its failed connection, then stop it.
+    let (out_path, err_path) = (s.path("stdout"), s.path("stderr"));
+    eventually(
+        "events and librdkafka's connection logs",
+        Duration::from_secs(30),
+        || {
+            let out = std::fs::read_to_string(&out_path).unwrap_or_default();
+            let err = std::fs::read_to_string(&err_path).unwrap_or_default();
+            (out.lines().count() >= 20 && err.contains("127.0.0.1:1")).then_some(())
+        },
+    )
+    .await;
+    signal(child.id(), "-TERM");
+    let status = tokio::task::spawn_blocking(move || {
+        let mut c = child;
+        c.wait()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(status.success());
+    let all = std::fs::read_to_string(&out_path).unwrap()
+        + std::fs::read_to_string(&err_path).unwrap().as_str();
+    assert!(all.contains("DEBUG"), "debug logging was on");
+    assert!(!all.contains(pw), "the Kafka password leaked");
+    assert!(!all.contains(token), "the webhook token leaked");
+}
