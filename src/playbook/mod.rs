@@ -134,7 +134,8 @@ pub struct PlaybookSet {
     engine: Engine,
     state: Arc<state_api::WindowState>,
     playbooks: Vec<Playbook>,
-    index: HashMap<(String, String), Vec<usize>>,
+    /// verb → resource → playbooks; `*` stands for any. Looked up by `&str`, no allocation per event.
+    index: HashMap<String, HashMap<String, Vec<usize>>>,
     timeout: Duration,
 }
 
@@ -155,7 +156,7 @@ impl PlaybookSet {
         playbooks: Vec<Playbook>,
         timeout: Duration,
     ) -> Self {
-        let mut index: HashMap<(String, String), Vec<usize>> = HashMap::new();
+        let mut index: HashMap<String, HashMap<String, Vec<usize>>> = HashMap::new();
         for (i, p) in playbooks.iter().enumerate() {
             let verbs = if p.on.verbs.is_empty() {
                 vec![ANY.to_owned()]
@@ -169,7 +170,12 @@ impl PlaybookSet {
             };
             for v in &verbs {
                 for r in &resources {
-                    index.entry((v.clone(), r.clone())).or_default().push(i);
+                    index
+                        .entry(v.clone())
+                        .or_default()
+                        .entry(r.clone())
+                        .or_default()
+                        .push(i);
                 }
             }
         }
@@ -210,7 +216,11 @@ impl PlaybookSet {
             (ANY, resource),
             (ANY, ANY),
         ] {
-            if let Some(ids) = self.index.get(&(key.0.to_owned(), key.1.to_owned())) {
+            if let Some(ids) = self
+                .index
+                .get(key.0)
+                .and_then(|by_resource| by_resource.get(key.1))
+            {
                 out.extend(ids);
             }
         }
