@@ -32,15 +32,7 @@ fn event(user: &str, ip: &str, verb: &str, resource: &str, ns: &str, time: &str)
 }
 
 async fn start(s: &Scratch, enrich: &str) -> (Running, String, CancellationToken) {
-    let cfg = s.config(&format!(
-        "sources:\n  webhook:\n    listen: 127.0.0.1:0\nenrich:\n{enrich}"
-    ));
-    let shutdown = CancellationToken::new();
-    let running = pipeline::start(&cfg, RunOptions::default(), shutdown.clone())
-        .await
-        .unwrap();
-    let url = format!("http://{}/audit", running.webhook_addr.unwrap());
-    (running, url, shutdown)
+    start_webhook(s, "", &format!("enrich:\n{enrich}")).await
 }
 
 async fn post(url: &str, events: &[String]) {

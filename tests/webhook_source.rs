@@ -21,15 +21,7 @@ fn event_list(lines: &[String]) -> String {
 }
 
 async fn start(s: &Scratch, webhook: &str, extra: &str) -> (Running, String, CancellationToken) {
-    let cfg = s.config(&format!(
-        "sources:\n  webhook:\n    listen: 127.0.0.1:0\n    ack_timeout: 3s\n{webhook}\n{extra}"
-    ));
-    let shutdown = CancellationToken::new();
-    let running = pipeline::start(&cfg, RunOptions::default(), shutdown.clone())
-        .await
-        .unwrap();
-    let url = format!("http://{}/audit", running.webhook_addr.unwrap());
-    (running, url, shutdown)
+    start_webhook(s, webhook, extra).await
 }
 
 async fn post(url: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {

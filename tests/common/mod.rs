@@ -155,6 +155,29 @@ pub fn events(n: usize, seed: u64) -> (Vec<String>, Vec<String>) {
     (lines, ids)
 }
 
+/// Starts a pipeline with a webhook source on 127.0.0.1:0; `webhook` adds fields
+/// under `sources.webhook` (indented four spaces), `rest` adds top-level sections.
+/// Returns the running pipeline, the webhook URL and its shutdown token.
+pub async fn start_webhook(
+    s: &Scratch,
+    webhook: &str,
+    rest: &str,
+) -> (
+    rampart::pipeline::Running,
+    String,
+    tokio_util::sync::CancellationToken,
+) {
+    let cfg = s.config(&format!(
+        "sources:\n  webhook:\n    listen: 127.0.0.1:0\n    ack_timeout: 3s\n{webhook}\n{rest}"
+    ));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let running = rampart::pipeline::start(&cfg, Default::default(), shutdown.clone())
+        .await
+        .unwrap();
+    let url = format!("http://{}/audit", running.webhook_addr.unwrap());
+    (running, url, shutdown)
+}
+
 /// A scratch directory with an output file and a state dir, and a config built from a YAML body.
 pub struct Scratch {
     pub dir: tempfile::TempDir,
