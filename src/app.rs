@@ -141,11 +141,7 @@ pub async fn test(
     config_path: Option<&Path>,
     min_tests: usize,
 ) -> Result<String, AppError> {
-    let cfg = match config_path {
-        Some(p) => config::load_file(p)?,
-        None if Path::new("rampart.yaml").exists() => config::load_file(Path::new("rampart.yaml"))?,
-        None => Config::default(),
-    };
+    let cfg = config_or_default(config_path)?;
     let mut pcfg = cfg.playbooks_with_clusters().unwrap_or_default();
     if let Some(p) = path {
         pcfg.dir = p.to_owned();
@@ -173,6 +169,17 @@ pub async fn test(
     Ok(text)
 }
 
+/// The given config, else `rampart.yaml` when there is one, else the defaults
+/// (for jobs that run without sources of their own: replay, test).
+fn config_or_default(config_path: Option<&Path>) -> Result<Config, AppError> {
+    let default = Path::new("rampart.yaml");
+    Ok(match config_path {
+        Some(p) => config::load_file(p)?,
+        None if default.exists() => config::load_file(default)?,
+        None => Config::default(),
+    })
+}
+
 /// `rampart replay FILE`: reads the file once through the pipeline, with a progress bar and a summary.
 /// What a replay found.
 pub struct Replay {
@@ -188,11 +195,7 @@ pub async fn replay(
     quiet: bool,
     alerts_only: bool,
 ) -> Result<Replay, AppError> {
-    let mut cfg = match config_path {
-        Some(p) => config::load_file(p)?,
-        None if Path::new("rampart.yaml").exists() => config::load_file(Path::new("rampart.yaml"))?,
-        None => Config::default(),
-    };
+    let mut cfg = config_or_default(config_path)?;
     cfg.sources = config::SourcesConfig {
         files: vec![FileSourceConfig {
             path: file.to_owned(),

@@ -1,6 +1,6 @@
 //! The dead-letter sink: undecodable records, with the reason, the original bytes and provenance, to a JSON-lines file or a Kafka topic.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -115,18 +115,10 @@ impl DeadLetter {
     }
 
     pub fn file(path: &Path) -> Result<Self, DeadLetterError> {
-        let err = |source| DeadLetterError::Open {
+        let file = crate::fsutil::open_append(path).map_err(|source| DeadLetterError::Open {
             path: path.to_owned(),
             source,
-        };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(err)?;
-        }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(err)?;
+        })?;
         Ok(DeadLetter::File {
             path: path.to_owned(),
             file: Mutex::new(file),

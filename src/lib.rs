@@ -12,6 +12,7 @@
 //! - [`pipeline`]: bounded channels, workers, acknowledgements back to the sources, ordered shutdown.
 //! - [`respond`]: where results leave rampart (for now, the console / JSON-lines output).
 //! - [`telemetry`]: logs, Prometheus metrics, health endpoints.
+//! - [`fsutil`]: appending to files (dead letters, output).
 //! - [`app`]: the jobs behind each CLI subcommand; [`cli`]: the command line.
 //! - [`synth`]: a generator of realistic audit traffic for demos, tests and benchmarks.
 
@@ -21,6 +22,7 @@ pub mod config;
 pub mod deadletter;
 pub mod enrich;
 pub mod event;
+pub mod fsutil;
 pub mod pipeline;
 pub mod playbook;
 pub mod respond;

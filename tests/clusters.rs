@@ -6,8 +6,6 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use rampart::pipeline::{self, RunOptions};
-use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_cluster_directory_and_lists_apply_only_to_that_clusters_events() {
@@ -61,12 +59,7 @@ clusters:
         pb = pb.display(),
         devdir = s.path("dev-identity.yaml").display(),
     ));
-    pipeline::start(&cfg, RunOptions::default(), CancellationToken::new())
-        .await
-        .unwrap()
-        .wait()
-        .await
-        .unwrap();
+    run_to_end(&cfg).await;
     let out = read_jsonl(&s.output());
     let by = |c: &str| {
         out.iter()

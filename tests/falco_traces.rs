@@ -6,8 +6,6 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use rampart::pipeline::{self, RunOptions};
-use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_falco_trace_decodes_and_the_malformed_one_is_dead_lettered() {
@@ -40,12 +38,7 @@ async fn every_falco_trace_decodes_and_the_malformed_one_is_dead_lettered() {
         "sources:\n  files:\n    - path: {}\n",
         log.display()
     ));
-    let report = pipeline::start(&cfg, RunOptions::default(), CancellationToken::new())
-        .await
-        .unwrap()
-        .wait()
-        .await
-        .unwrap();
+    let report = run_to_end(&cfg).await;
     assert_eq!(
         report.events, 51,
         "the README of the suite counts 51 events"

@@ -68,12 +68,7 @@ async fn reads_a_file_once_to_the_end_including_a_last_line_without_newline() {
         "sources:\n  files:\n    - path: {}\n",
         log.display()
     ));
-    let report = pipeline::start(&cfg, RunOptions::default(), CancellationToken::new())
-        .await
-        .unwrap()
-        .wait()
-        .await
-        .unwrap();
+    let report = run_to_end(&cfg).await;
     assert_eq!(report.events, 50);
     assert_exactly(&s, &ids);
     let first = &read_jsonl(&s.output())[0];

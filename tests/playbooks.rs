@@ -18,6 +18,14 @@ fn cfg(dir: &Path) -> PlaybooksConfig {
     }
 }
 
+/// A scratch directory with an empty playbook directory `pb` in it.
+fn playbook_dir() -> (Scratch, std::path::PathBuf) {
+    let s = Scratch::new();
+    let dir = s.path("pb");
+    std::fs::create_dir(&dir).unwrap();
+    (s, dir)
+}
+
 fn write(dir: &Path, name: &str, body: &str) {
     std::fs::write(dir.join(name), body).unwrap();
 }
@@ -37,9 +45,7 @@ fn event(verb: &str, resource: &str) -> AuditEvent {
 
 #[test]
 fn a_playbook_for_create_pods_never_runs_on_get_secrets() {
-    let s = Scratch::new();
-    let dir = s.path("pb");
-    std::fs::create_dir(&dir).unwrap();
+    let (_scratch, dir) = playbook_dir();
     // This rule would fire on anything it ran on.
     write(
         &dir,
@@ -67,9 +73,7 @@ fn a_playbook_for_create_pods_never_runs_on_get_secrets() {
 
 #[test]
 fn every_sandbox_limit_stops_its_script_and_the_other_playbooks_still_answer() {
-    let s = Scratch::new();
-    let dir = s.path("pb");
-    std::fs::create_dir(&dir).unwrap();
+    let (_scratch, dir) = playbook_dir();
     write(&dir, "a_loop.rhai", &playbook("loop", "", "loop { }"));
     write(
         &dir,
@@ -135,9 +139,7 @@ fn every_sandbox_limit_stops_its_script_and_the_other_playbooks_still_answer() {
 
 #[test]
 fn scripts_cannot_import_modules_or_eval() {
-    let s = Scratch::new();
-    let dir = s.path("pb");
-    std::fs::create_dir(&dir).unwrap();
+    let (_scratch, dir) = playbook_dir();
     write(&dir, "eval.rhai", &playbook("eval", "", "eval(\"1\")"));
     let errs = load_dir(&dir, &cfg(&dir)).err().unwrap();
     assert!(errs[0].to_string().contains("eval.rhai:3:"), "{}", errs[0]);
@@ -161,9 +163,7 @@ fn scripts_cannot_import_modules_or_eval() {
 
 #[test]
 fn compile_and_contract_errors_are_all_reported_with_file_line_and_column() {
-    let s = Scratch::new();
-    let dir = s.path("pb");
-    std::fs::create_dir(&dir).unwrap();
+    let (_scratch, dir) = playbook_dir();
     write(&dir, "syntax.rhai", "fn meta() { #{ id: \"x\", title: \"t\", severity: \"low\" } }\nfn rule(e) {\n  e.verb == \n}\n");
     write(
         &dir,
@@ -197,9 +197,7 @@ fn compile_and_contract_errors_are_all_reported_with_file_line_and_column() {
 
 #[test]
 fn hot_reload_swaps_the_set_and_a_broken_edit_keeps_the_old_one() {
-    let s = Scratch::new();
-    let dir = s.path("pb");
-    std::fs::create_dir(&dir).unwrap();
+    let (_scratch, dir) = playbook_dir();
     write(&dir, "one.rhai", &playbook("one", "", "true"));
     let handle = PlaybookHandle::load(&cfg(&dir)).unwrap();
     let ids = |h: &PlaybookHandle| {
@@ -344,9 +342,7 @@ fn check_and_run_refuse_a_broken_playbook_set_with_exit_2() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_playbook_added_under_a_running_pipeline_is_used_by_the_next_events() {
-    let s = Scratch::new();
-    let dir = s.path("pb");
-    std::fs::create_dir(&dir).unwrap();
+    let (s, dir) = playbook_dir();
     write(&dir, "quiet.rhai", &playbook("quiet", "", "false"));
     let cfg = s.config(&format!(
         "sources:\n  webhook:\n    listen: 127.0.0.1:0\nplaybooks:\n  dir: {}\n  reload_interval: 50ms\n",
@@ -386,9 +382,7 @@ async fn a_playbook_added_under_a_running_pipeline_is_used_by_the_next_events() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_on_error_dead_letter_a_faulting_playbook_dead_letters_the_event_and_it_still_flows() {
-    let s = Scratch::new();
-    let dir = s.path("pb");
-    std::fs::create_dir(&dir).unwrap();
+    let (s, dir) = playbook_dir();
     write(
         &dir,
         "throws.rhai",
@@ -437,9 +431,7 @@ async fn with_on_error_dead_letter_a_faulting_playbook_dead_letters_the_event_an
 
 #[test]
 fn verdicts_add_to_entity_risk_which_other_playbooks_read() {
-    let s = Scratch::new();
-    let dir = s.path("pb");
-    std::fs::create_dir(&dir).unwrap();
+    let (_scratch, dir) = playbook_dir();
     write(&dir, "a_weak.rhai", &playbook("weak", "", "true")); // medium: 40 points per event
     write(
         &dir,

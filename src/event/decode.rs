@@ -63,13 +63,18 @@ pub fn decode_record(bytes: &[u8], opts: &DecodeOptions) -> Decoded {
     // CloudWatch Logs subscriptions (EKS) deliver gzip'd envelopes.
     let inflated;
     let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
-        match gunzip(bytes) {
+        match gunzip(bytes, MAX_INFLATED) {
             Ok(b) => {
                 inflated = b;
                 &inflated[..]
             }
             Err(e) => {
-                out.failures.push(whole(DecodeError::Invalid(e), bytes));
+                let reason = match e {
+                    Gunzip::TooLarge => format!("gzip record inflates beyond {MAX_INFLATED} bytes"),
+                    Gunzip::Corrupt => "invalid gzip record".to_owned(),
+                };
+                out.failures
+                    .push(whole(DecodeError::Invalid(reason), bytes));
                 return out;
             }
         }
@@ -97,17 +102,25 @@ pub fn decode_record(bytes: &[u8], opts: &DecodeOptions) -> Decoded {
 }
 
 /// Most a gzip'd record may inflate to.
-const MAX_INFLATED: u64 = 64 << 20;
+const MAX_INFLATED: usize = 64 << 20;
 
-fn gunzip(bytes: &[u8]) -> Result<Vec<u8>, String> {
+/// Why a gzip body could not be inflated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Gunzip {
+    TooLarge,
+    Corrupt,
+}
+
+/// Inflates at most `limit` bytes, so a gzip bomb costs no more memory than a plain body.
+pub fn gunzip(raw: &[u8], limit: usize) -> Result<Vec<u8>, Gunzip> {
     use std::io::Read;
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(bytes)
-        .take(MAX_INFLATED + 1)
+    let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(limit));
+    flate2::read::GzDecoder::new(raw)
+        .take(limit as u64 + 1)
         .read_to_end(&mut out)
-        .map_err(|e| format!("invalid gzip record: {e}"))?;
-    if out.len() as u64 > MAX_INFLATED {
-        return Err(format!("gzip record inflates beyond {MAX_INFLATED} bytes"));
+        .map_err(|_| Gunzip::Corrupt)?;
+    if out.len() > limit {
+        return Err(Gunzip::TooLarge);
     }
     Ok(out)
 }

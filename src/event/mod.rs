@@ -6,7 +6,7 @@ mod decode;
 pub mod time;
 
 pub use cluster::{ClusterHint, ClusterResolver};
-pub use decode::{decode_record, DecodeError, DecodeOptions, Decoded, Failure};
+pub use decode::{decode_record, gunzip, DecodeError, DecodeOptions, Decoded, Failure, Gunzip};
 
 use std::collections::BTreeMap;
 

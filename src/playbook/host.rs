@@ -15,6 +15,8 @@ pub struct Ev(Arc<EvInner>);
 
 struct EvInner {
     ev: AuditEvent,
+    /// Event time, parsed once: every playbook call and the risk update need it.
+    time: i64,
     request: OnceLock<Option<Value>>,
     response: OnceLock<Option<Value>>,
     request_dyn: OnceLock<Dynamic>,
@@ -25,6 +27,7 @@ struct EvInner {
 impl Ev {
     pub fn new(ev: AuditEvent) -> Self {
         Self(Arc::new(EvInner {
+            time: ev.event_time(),
             ev,
             request: OnceLock::new(),
             response: OnceLock::new(),
@@ -36,6 +39,11 @@ impl Ev {
 
     pub fn event(&self) -> &AuditEvent {
         &self.0.ev
+    }
+
+    /// When the API server received the request, seconds since the epoch.
+    pub fn time(&self) -> i64 {
+        self.0.time
     }
 
     /// Gives the event back once no script holds it (they never keep it).
@@ -222,7 +230,7 @@ pub fn register(engine: &mut Engine, lists: Arc<Lists>, state: Arc<super::state_
     engine.register_get("code", |e: &mut Ev| {
         i64::from(e.event().response_code().unwrap_or(0))
     });
-    engine.register_get("time", |e: &mut Ev| e.event().event_time());
+    engine.register_get("time", |e: &mut Ev| e.time());
     let oref = |f: fn(&crate::event::ObjectReference) -> Option<&String>| {
         move |e: &mut Ev| {
             opt(e

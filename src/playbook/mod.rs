@@ -261,7 +261,7 @@ impl PlaybookSet {
             match self.run(p, ev) {
                 Ok(Some(v)) => {
                     // Every verdict adds its score to the actor's and the client address's risk.
-                    let now = ev.event().event_time();
+                    let now = ev.time();
                     self.state
                         .add_risk(&ev.event().user.username, v.score as f64, now);
                     if let Some(ip) = ev.event().source_ips.first() {
@@ -285,7 +285,7 @@ impl PlaybookSet {
     fn call(&self, p: &Playbook, name: &str, ev: &Ev) -> Result<Dynamic, Fault> {
         let opts = CallFnOptions::new().eval_ast(false).rewind_scope(true);
         let event = ev.event();
-        state_api::with_context(&p.id, event.event_time(), &event.provenance.cluster, || {
+        state_api::with_context(&p.id, ev.time(), &event.provenance.cluster, || {
             sandbox::with_deadline(self.timeout, || {
                 self.engine.call_fn_with_options::<Dynamic>(
                     opts,

@@ -1,6 +1,6 @@
 //! The console output: one readable line (or one JSON object) per event on stdout, optionally a JSON-lines file too.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufWriter, Stdout, Write};
 use std::path::PathBuf;
 
@@ -36,18 +36,10 @@ impl Output {
     pub fn build(cfg: &OutputConfig) -> Result<Self, OutputError> {
         let file = match &cfg.file {
             Some(path) => {
-                let err = |source| OutputError::Open {
+                let f = crate::fsutil::open_append(path).map_err(|source| OutputError::Open {
                     path: path.clone(),
                     source,
-                };
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(err)?;
-                }
-                let f = OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(err)?;
+                })?;
                 Some((path.clone(), BufWriter::with_capacity(1 << 16, f)))
             }
             None => None,

@@ -1,6 +1,5 @@
 //! The webhook source: the API server's audit webhook backend posts EventList batches here; 2xx only once a batch is durable.
 
-use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::{now_ms, route_key, Ack, Origin, Record, Router};
 use crate::config::{KafkaConnection, Secret, WebhookConfig};
 use crate::deadletter::{DeadLetter, DeadLetterEntry};
-use crate::event::{ClusterHint, SourceKind};
+use crate::event::{gunzip, ClusterHint, Gunzip, SourceKind};
 
 /// Errors starting the webhook source.
 #[derive(Debug, thiserror::Error)]
@@ -195,7 +194,7 @@ async fn receive(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"));
     let body = if gzip {
         match gunzip(&raw, s.max_body) {
-            Ok(b) => b,
+            Ok(b) => Bytes::from(b),
             Err(Gunzip::TooLarge) => {
                 return answer(StatusCode::PAYLOAD_TOO_LARGE, "decompressed body too large")
             }
@@ -311,22 +310,6 @@ fn split_items(body: &[u8]) -> Vec<&[u8]> {
         return arr.iter().map(|r| r.get().as_bytes()).collect();
     }
     vec![body]
-}
-
-enum Gunzip {
-    TooLarge,
-    Corrupt,
-}
-
-/// Inflates at most `limit` bytes, so a gzip bomb costs no more memory than a plain body.
-fn gunzip(raw: &[u8], limit: usize) -> Result<Bytes, Gunzip> {
-    let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(limit));
-    let mut dec = flate2::read::GzDecoder::new(raw).take(limit as u64 + 1);
-    dec.read_to_end(&mut out).map_err(|_| Gunzip::Corrupt)?;
-    if out.len() > limit {
-        return Err(Gunzip::TooLarge);
-    }
-    Ok(Bytes::from(out))
 }
 
 #[cfg(test)]

@@ -155,6 +155,20 @@ pub fn events(n: usize, seed: u64) -> (Vec<String>, Vec<String>) {
     (lines, ids)
 }
 
+/// Runs a pipeline whose sources end by themselves (files read once) to the end.
+pub async fn run_to_end(cfg: &Config) -> rampart::pipeline::RunReport {
+    rampart::pipeline::start(
+        cfg,
+        Default::default(),
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .unwrap()
+    .wait()
+    .await
+    .unwrap()
+}
+
 /// Starts a pipeline with a webhook source on 127.0.0.1:0; `webhook` adds fields
 /// under `sources.webhook` (indented four spaces), `rest` adds top-level sections.
 /// Returns the running pipeline, the webhook URL and its shutdown token.
