@@ -1,7 +1,6 @@
 //! Behavioural baseline: what is normal for each principal (countries, ASNs, agents, networks, verb+resource, hours), persisted and bounded.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -84,10 +83,9 @@ impl std::fmt::Debug for Baseline {
     }
 }
 
+/// Value hashes are persisted, so they must not change with the Rust version (DefaultHasher may).
 fn hash(s: &[u8]) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    s.hash(&mut h);
-    h.finish()
+    crate::state::stable_hash([s])
 }
 
 /// Hour of the week, Monday 00:00 UTC = 0.

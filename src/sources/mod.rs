@@ -191,13 +191,7 @@ impl Batcher {
 
 /// A stable 64-bit key for routing a (topic, partition) or a file.
 pub fn route_key(name: &str, n: i64) -> u64 {
-    // FNV-1a: cheap, stable across runs, good enough to spread partitions.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in name.as_bytes().iter().chain(n.to_le_bytes().iter()) {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
+    crate::state::stable_hash([name.as_bytes(), &n.to_le_bytes()[..]])
 }
 
 /// Milliseconds since the Unix epoch, now.

@@ -24,6 +24,19 @@ pub enum StateError {
     },
 }
 
+/// FNV-1a over `parts`: stable across processes, builds and Rust versions, so
+/// it may be persisted (baseline value hashes) or used to route (partitions, file checkpoints).
+pub fn stable_hash<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for b in part {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
+}
+
 /// A key and its value.
 pub type Entry = (Vec<u8>, Vec<u8>);
 type Trees = BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>>;
