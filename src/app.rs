@@ -79,7 +79,11 @@ pub async fn run(config_path: &Path, dry_run: bool) -> Result<RunReport, AppErro
     }
     let shutdown = CancellationToken::new();
     spawn_signal_handler(shutdown.clone());
-    let running = pipeline::start(&cfg, RunOptions::default(), shutdown).await?;
+    let opts = RunOptions {
+        dry_run,
+        ..RunOptions::default()
+    };
+    let running = pipeline::start(&cfg, opts, shutdown).await?;
     let report = running.wait().await?;
     tracing::info!(
         records = report.records,
@@ -206,6 +210,8 @@ pub async fn replay(
         ..Default::default()
     };
     cfg.telemetry.listen = None;
+    // A replay is an analysis: it keeps no state and touches no responder.
+    cfg.respond.alerts_file = None;
     if quiet {
         cfg.output.console = OutputFormat::Off;
     } else if alerts_only {
@@ -223,6 +229,8 @@ pub async fn replay(
         RunOptions {
             progress: Some(progress.clone()),
             tally: Some(tally.clone()),
+            ephemeral_state: true,
+            dry_run: true,
         },
         shutdown,
     )
@@ -269,11 +277,13 @@ pub fn replay_summary(file: &Path, replay: &Replay) -> String {
     let r = &replay.report;
     let secs = replay.elapsed.as_secs_f64().max(1e-9);
     let mut s = format!(
-        "replayed {}\n  records       {:>10}\n  events        {:>10}\n  dead-lettered {:>10}\n  elapsed       {:>9.2}s\n  rate          {:>10.0} events/s",
+        "replayed {}\n  records       {:>10}\n  events        {:>10}\n  dead-lettered {:>10}\n  alerts        {:>10}\n  deduplicated  {:>10}\n  elapsed       {:>9.2}s\n  rate          {:>10.0} events/s",
         file.display(),
         r.records,
         r.events,
         r.dead_letters,
+        r.alerts,
+        r.suppressed,
         secs,
         r.events as f64 / secs
     );

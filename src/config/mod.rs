@@ -3,11 +3,13 @@
 mod enrich;
 mod load;
 mod playbooks;
+mod state;
 mod units;
 mod validate;
 
 pub use enrich::*;
 pub use playbooks::*;
+pub use state::{RespondConfig, RiskConfig, StateConfig};
 
 pub use load::{load_file, load_str, ConfigError, Problem};
 pub use units::{ByteSize, Seconds, Secret};
@@ -55,9 +57,12 @@ pub struct Config {
     /// Metrics and health endpoints.
     #[serde(default)]
     pub telemetry: TelemetryConfig,
-    /// Local state (file positions; later the state store).
+    /// Local state: the store, dedup windows, risk, retention.
     #[serde(default)]
     pub state: StateConfig,
+    /// What every responder shares: dry-run, the alerts file, retries.
+    #[serde(default)]
+    pub respond: RespondConfig,
 }
 
 /// What differs for one cluster.
@@ -373,25 +378,4 @@ pub struct TelemetryConfig {
     /// Address for `/metrics`, `/healthz`, `/readyz`; off when absent.
     #[serde(default)]
     pub listen: Option<SocketAddr>,
-}
-
-/// Local state.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StateConfig {
-    /// Directory for rampart's own state (file positions).
-    #[serde(default = "default_state_dir")]
-    pub dir: PathBuf,
-}
-
-fn default_state_dir() -> PathBuf {
-    PathBuf::from(".rampart-state")
-}
-
-impl Default for StateConfig {
-    fn default() -> Self {
-        Self {
-            dir: default_state_dir(),
-        }
-    }
 }

@@ -142,5 +142,6 @@ pub fn validate(c: &Config) -> Vec<Problem> {
     if c.pipeline.channel_capacity == 0 {
         problem(&mut p, "pipeline.channel_capacity", "must be at least 1");
     }
+    super::state::validate(&c.state, &c.respond, &mut p);
     p
 }

@@ -15,12 +15,15 @@ use crate::deadletter::{DeadLetter, DeadLetterError};
 use crate::enrich::{EnrichError, Enrichers};
 use crate::event::{ClusterResolver, DecodeOptions};
 use crate::playbook::{Diagnostic, PlaybookHandle};
+use crate::respond::alerts_file::AlertsFile;
 use crate::respond::console::{Output, OutputError};
+use crate::respond::dispatch::DispatchSettings;
 use crate::sources::file::{FileOptions, FileSource, FileSourceError};
 use crate::sources::kafka::{KafkaSource, KafkaSourceError};
 use crate::sources::webhook::{WebhookError, WebhookSource};
 use crate::sources::Router;
-use crate::state::{SledStore, StateError, StateStore};
+use crate::state::stage::{spawn_sweeper, Outcome};
+use crate::state::{MemoryStore, SledStore, StateError, StateStage, StateStore};
 use crate::telemetry::{Health, PipelineStats};
 use worker::{OutputItem, WorkerContext};
 
@@ -60,6 +63,10 @@ pub struct RunOptions {
     pub progress: Option<Arc<AtomicU64>>,
     /// Per-playbook counts, for summaries.
     pub tally: Option<Arc<crate::playbook::Tally>>,
+    /// Keep state in memory only (replay): nothing persists, no earlier run is remembered.
+    pub ephemeral_state: bool,
+    /// Responders record what they would do instead of doing it (`--dry-run`).
+    pub dry_run: bool,
 }
 
 /// Counts of one run.
@@ -69,6 +76,9 @@ pub struct RunReport {
     pub events: u64,
     pub dead_letters: u64,
     pub acked_records: u64,
+    /// Alerts raised (after thresholds and dedup) and matches folded into open alerts.
+    pub alerts: u64,
+    pub suppressed: u64,
 }
 
 enum SourceTask {
@@ -85,9 +95,14 @@ pub struct Running {
     pub stats: Arc<PipelineStats>,
     /// The live playbook set, when playbooks are configured.
     pub playbooks: Option<Arc<PlaybookHandle>>,
+    /// The state stage: alerts, outbox, journal.
+    pub state: Arc<StateStage>,
+    responders: Vec<String>,
+    dispatch: Vec<JoinHandle<()>>,
+    dispatch_stop: CancellationToken,
     sources: Vec<SourceTask>,
     workers: Vec<JoinHandle<()>>,
-    output: JoinHandle<Result<(), OutputError>>,
+    output: JoinHandle<Result<Outcome, OutputError>>,
     shutdown: CancellationToken,
     grace: std::time::Duration,
     telemetry: Option<JoinHandle<()>>,
@@ -113,9 +128,41 @@ pub async fn start(
         None => None,
     };
     let dead_letter = Arc::new(DeadLetter::build(cfg)?);
-    let store: Arc<dyn StateStore> = Arc::new(SledStore::open(&cfg.state.dir.join("store"))?);
-    let enrichers = Arc::new(Enrichers::build(cfg, store)?);
-    let maintenance = enrichers.spawn_maintenance(&shutdown);
+    let store: Arc<dyn StateStore> = if opts.ephemeral_state {
+        Arc::new(MemoryStore::default())
+    } else {
+        Arc::new(SledStore::open(&cfg.state.dir.join("store"))?)
+    };
+    let enrichers = Arc::new(Enrichers::build(cfg, store.clone())?);
+    let mut maintenance = enrichers.spawn_maintenance(&shutdown);
+    let responders = build_responders(cfg)?;
+    let names: Vec<String> = responders.iter().map(|r| r.name().to_owned()).collect();
+    let sinks = names
+        .iter()
+        .filter(|n| *n == "alerts_file")
+        .cloned()
+        .collect();
+    let state = Arc::new(StateStage::open(store, cfg.state.settings(sinks))?);
+    maintenance.push(spawn_sweeper(
+        state.clone(),
+        cfg.state.sweep_interval.get(),
+        shutdown.clone(),
+    ));
+    // The dispatcher outlives the sources: a bounded run delivers what it raised before exiting.
+    let dispatch_stop = CancellationToken::new();
+    let r = &cfg.respond;
+    let dispatch = crate::respond::dispatch::spawn(
+        state.clone(),
+        responders,
+        DispatchSettings {
+            dry_run: opts.dry_run || r.dry_run,
+            backoff_min: r.backoff_min.get(),
+            backoff_max: r.backoff_max.get(),
+            outbox_ttl: r.outbox_ttl.get(),
+            ..DispatchSettings::default()
+        },
+        dispatch_stop.clone(),
+    );
     let playbooks = match &cfg.playbooks_with_clusters() {
         Some(p) => {
             let handle = Arc::new(PlaybookHandle::load(p).map_err(PipelineError::Playbooks)?);
@@ -148,7 +195,10 @@ pub async fn start(
     let cap = cfg.pipeline.channel_capacity;
     let (out_tx, out_rx) = mpsc::channel::<Vec<OutputItem>>(cap);
     let output_stats = stats.clone();
-    let output = tokio::task::spawn_blocking(move || output_loop(out_rx, output, &output_stats));
+    let output_state = state.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        output_loop(out_rx, output, &output_state, &output_stats)
+    });
     let mut senders = Vec::with_capacity(cfg.pipeline.workers);
     let mut workers = Vec::with_capacity(cfg.pipeline.workers);
     for _ in 0..cfg.pipeline.workers {
@@ -212,6 +262,10 @@ pub async fn start(
     );
     Ok(Running {
         playbooks,
+        state,
+        responders: names,
+        dispatch,
+        dispatch_stop,
         webhook_addr,
         telemetry_addr: telemetry.as_ref().map(|t| t.0),
         health,
@@ -242,10 +296,15 @@ impl Running {
             telemetry,
             enrichers,
             maintenance,
+            state,
+            responders,
+            dispatch,
+            dispatch_stop,
             ..
         } = self;
         let drain = async {
             let mut first_error = None;
+            let mut outcome = Outcome::default();
             for s in sources {
                 let res = match s {
                     SourceTask::Kafka(k) => k.join().await.map_err(PipelineError::from),
@@ -265,10 +324,14 @@ impl Running {
             for w in workers {
                 let _ = w.await;
             }
-            if let Ok(Err(e)) = output.await {
-                first_error.get_or_insert(PipelineError::Output(e));
+            match output.await {
+                Ok(Ok(o)) => outcome = o,
+                Ok(Err(e)) => {
+                    first_error.get_or_insert(PipelineError::Output(e));
+                }
+                Err(_) => {}
             }
-            first_error.map_or(Ok(()), Err)
+            first_error.map_or(Ok(outcome), Err)
         };
         // Sources end on their own (files read once) or on shutdown; only the
         // latter is bounded by the grace period.
@@ -283,6 +346,17 @@ impl Running {
                 }
             }
         };
+        // Deliver what this run raised (bounded): a run over a file ends with its alerts out.
+        if !crate::respond::dispatch::drained(&state, &responders, grace).await {
+            tracing::warn!(
+                pending = state.outbox().pending().unwrap_or(0),
+                "responders still have work queued; it stays in the outbox for the next run"
+            );
+        }
+        dispatch_stop.cancel();
+        for d in dispatch {
+            let _ = d.await;
+        }
         shutdown.cancel();
         if let Some(t) = telemetry {
             let _ = t.await;
@@ -291,22 +365,44 @@ impl Running {
             let _ = m.await;
         }
         let _ = tokio::task::spawn_blocking(move || enrichers.flush()).await;
-        result?;
+        let outcome = result?;
         Ok(RunReport {
             records: PipelineStats::get(&stats.records),
             events: PipelineStats::get(&stats.events),
             dead_letters: PipelineStats::get(&stats.dead_letters),
             acked_records: PipelineStats::get(&stats.acked_records),
+            alerts: outcome.alerts + outcome.high_risk,
+            suppressed: outcome.suppressed,
         })
     }
 }
 
-/// The output stage on its own thread: writes, flushes, then acknowledges in batches.
+/// The responders the config asks for.
+fn build_responders(
+    cfg: &Config,
+) -> Result<Vec<Arc<dyn crate::respond::Responder>>, PipelineError> {
+    let mut out: Vec<Arc<dyn crate::respond::Responder>> = Vec::new();
+    if let Some(path) = &cfg.respond.alerts_file {
+        let f = AlertsFile::open(path).map_err(|source| {
+            PipelineError::Output(OutputError::Open {
+                path: path.clone(),
+                source,
+            })
+        })?;
+        out.push(Arc::new(f));
+    }
+    Ok(out)
+}
+
+/// The state and output stages on their own thread: judge verdicts into the outbox,
+/// write events, make both durable, then acknowledge in batches.
 fn output_loop(
     mut rx: mpsc::Receiver<Vec<OutputItem>>,
     mut out: Output,
+    state: &StateStage,
     stats: &PipelineStats,
-) -> Result<(), OutputError> {
+) -> Result<Outcome, OutputError> {
+    let mut outcome = Outcome::default();
     const BATCH: usize = 1024;
     let mut acks = Vec::with_capacity(BATCH);
     let mut failed = None;
@@ -315,7 +411,13 @@ fn output_loop(
         let mut batch = Some(first);
         while let Some(items) = batch.take() {
             for OutputItem { events, ack } in items {
-                match events.iter().try_for_each(|ev| out.write(ev)) {
+                let judged = events.iter().try_for_each(|ev| {
+                    outcome += state
+                        .process(ev)
+                        .map_err(|e| OutputError::State(e.to_string()))?;
+                    Ok(())
+                });
+                match judged.and_then(|()| events.iter().try_for_each(|ev| out.write(ev))) {
                     Ok(()) => {
                         PipelineStats::add(&stats.output_events, events.len() as u64);
                         acks.push(ack);
@@ -330,7 +432,11 @@ fn output_loop(
                 batch = rx.try_recv().ok();
             }
         }
-        match out.flush() {
+        let durable = state
+            .commit()
+            .map_err(|e| OutputError::State(e.to_string()))
+            .and_then(|()| out.flush());
+        match durable {
             Ok(()) => {
                 let n = acks.len() as u64;
                 for a in acks.drain(..) {
@@ -340,11 +446,11 @@ fn output_loop(
                 acked.increment(n);
             }
             Err(e) => {
-                tracing::error!(error = %e, "output flush failed; events stay unacknowledged");
+                tracing::error!(error = %e, "state commit or output flush failed; events stay unacknowledged");
                 acks.clear();
                 failed.get_or_insert(e);
             }
         }
     }
-    failed.map_or(Ok(()), Err)
+    failed.map_or(Ok(outcome), Err)
 }

@@ -202,6 +202,44 @@ impl Lists {
     }
 }
 
+/// The event fields a threshold may count distinct values of (`meta().threshold.of`).
+pub const FIELDS: &[&str] = &[
+    "user",
+    "source_ip",
+    "verb",
+    "resource",
+    "subresource",
+    "namespace",
+    "name",
+    "uri",
+    "user_agent",
+    "code",
+];
+
+/// The value of one of [`FIELDS`] on `ev` (empty when absent).
+pub fn field(ev: &AuditEvent, name: &str) -> String {
+    let o = ev.object_ref.as_ref();
+    let part = |f: fn(&crate::event::ObjectReference) -> Option<&String>| {
+        o.and_then(f).cloned().unwrap_or_default()
+    };
+    match name {
+        "user" => ev.user.username.clone(),
+        "source_ip" => ev.source_ips.first().cloned().unwrap_or_default(),
+        "verb" => ev.verb.clone(),
+        "resource" => part(|o| o.resource.as_ref()),
+        "subresource" => part(|o| o.subresource.as_ref()),
+        "namespace" => part(|o| o.namespace.as_ref()),
+        "name" => part(|o| o.name.as_ref()),
+        "uri" => ev.request_uri.clone(),
+        "user_agent" => ev.user_agent.clone().unwrap_or_default(),
+        "code" => ev
+            .response_code()
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
 pub fn register(engine: &mut Engine, lists: Arc<Lists>, state: Arc<super::state_api::WindowState>) {
     engine.register_type_with_name::<Ev>("Event");
     // Plain fields.

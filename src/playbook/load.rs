@@ -7,6 +7,7 @@ use std::sync::Arc;
 use rhai::{CallFnOptions, Dynamic, Scope};
 use serde::Deserialize;
 
+use super::verdict::{Gating, Threshold};
 use super::{host, sandbox, Playbook, PlaybookSet, Selector, Severity, OPTIONAL};
 use crate::config::PlaybooksConfig;
 use crate::enrich::Pattern;
@@ -65,6 +66,24 @@ struct Meta {
     enabled: bool,
     #[serde(default)]
     on: On,
+    /// Matches with the same dedup key inside this window collapse into one alert.
+    #[serde(default)]
+    dedup_window: Option<String>,
+    #[serde(default)]
+    threshold: Option<MetaThreshold>,
+}
+
+/// `threshold: #{ count: 20, window: "10m" }` or `#{ distinct: 10, of: "name", window: "5m" }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetaThreshold {
+    #[serde(default)]
+    count: Option<u64>,
+    #[serde(default)]
+    distinct: Option<u64>,
+    #[serde(default)]
+    of: Option<String>,
+    window: String,
 }
 
 fn yes() -> bool {
@@ -310,6 +329,64 @@ fn compile(
             Severity::Low
         }
     };
+    let secs = |what: &str, s: &str, problems: &mut Vec<Diagnostic>| match humantime::parse_duration(
+        s.trim(),
+    ) {
+        Ok(d) if !d.is_zero() => Some(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+        _ => {
+            problems.push(diag(
+                file,
+                1,
+                1,
+                format!("meta().{what}: invalid duration {s:?}; write e.g. \"10m\""),
+            ));
+            None
+        }
+    };
+    let dedup_window = meta
+        .dedup_window
+        .as_deref()
+        .and_then(|w| secs("dedup_window", w, &mut problems));
+    let threshold = match &meta.threshold {
+        None => None,
+        Some(t) => {
+            let window = secs("threshold.window", &t.window, &mut problems);
+            match (t.count, t.distinct, &t.of) {
+                (Some(n), None, None) => window.map(|window| Threshold {
+                    at_least: n,
+                    window,
+                    distinct: None,
+                }),
+                (None, Some(n), Some(of)) if super::host::FIELDS.contains(&of.as_str()) => window
+                    .map(|window| Threshold {
+                        at_least: n,
+                        window,
+                        distinct: Some(of.clone()),
+                    }),
+                (None, Some(_), Some(of)) => {
+                    problems.push(diag(
+                        file,
+                        1,
+                        1,
+                        format!(
+                            "meta().threshold.of: unknown field {of:?}; use one of {}",
+                            super::host::FIELDS.join(", ")
+                        ),
+                    ));
+                    None
+                }
+                _ => {
+                    problems.push(diag(
+                        file,
+                        1,
+                        1,
+                        "meta().threshold: set count, or distinct with of",
+                    ));
+                    None
+                }
+            }
+        }
+    };
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -338,6 +415,11 @@ fn compile(
             stages: meta.on.stages,
             users: meta.on.users,
             namespaces: meta.on.namespaces,
+        },
+        gating: Gating {
+            window: dedup_window,
+            threshold,
+            value: None,
         },
         ast,
         has_rule,

@@ -51,6 +51,8 @@ pub struct Playbook {
     pub falco_rule: Option<String>,
     pub file: PathBuf,
     pub on: Selector,
+    /// Dedup window and threshold, handed to the state stage with every verdict.
+    pub gating: verdict::Gating,
     ast: AST,
     has_rule: bool,
     has: [bool; 5],
@@ -377,6 +379,15 @@ impl PlaybookSet {
             context,
             responses,
             mitre: p.mitre.clone(),
+            gating: verdict::Gating {
+                value: p
+                    .gating
+                    .threshold
+                    .as_ref()
+                    .and_then(|t| t.distinct.as_deref())
+                    .map(|f| host::field(ev.event(), f)),
+                ..p.gating.clone()
+            },
         }))
     }
 }

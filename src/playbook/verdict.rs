@@ -66,4 +66,37 @@ pub struct Verdict {
     pub responses: Vec<ResponseRequest>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mitre: Vec<String>,
+    /// Dedup window and threshold from the playbook's metadata.
+    #[serde(default, skip_serializing_if = "Gating::is_empty")]
+    pub gating: Gating,
+}
+
+/// A playbook's "fire only after N matches (or N distinct values) in a window", as declared in `meta().threshold`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Threshold {
+    pub at_least: u64,
+    /// Seconds of event time.
+    pub window: i64,
+    /// Count distinct values of this field instead of matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distinct: Option<String>,
+}
+
+/// What the state stage needs beside the verdict: how to group and gate it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Gating {
+    /// Dedup window in seconds (the state stage's default when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<Threshold>,
+    /// The value counted by a distinct threshold, taken from the event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+impl Gating {
+    pub fn is_empty(&self) -> bool {
+        self.window.is_none() && self.threshold.is_none()
+    }
 }

@@ -16,6 +16,8 @@ pub enum OutputError {
         #[source]
         source: std::io::Error,
     },
+    #[error("state store: {0}")]
+    State(String),
     #[error("cannot write output {target}: {source}")]
     Write {
         target: String,

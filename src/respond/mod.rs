@@ -1,3 +1,61 @@
-//! Responders: where the pipeline's results leave rampart. For now the console / JSON-lines output of decoded events.
+//! Responders: where alerts and actions leave rampart. Each takes its work from the durable outbox through the dispatcher and reports an outcome for the journal.
 
+pub mod alerts_file;
 pub mod console;
+pub mod dispatch;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use crate::state::model::{Delivery, Status};
+
+/// A boxed future, so that responders can live behind `dyn`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a responder did with a delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Effect {
+    pub status: Status,
+    /// One sentence for the journal and on-call (never a secret).
+    pub detail: String,
+    /// What is needed to undo it (e.g. the object as it was).
+    pub undo: serde_json::Value,
+}
+
+impl Effect {
+    pub fn done(detail: impl Into<String>) -> Self {
+        Self {
+            status: Status::Done,
+            detail: detail.into(),
+            undo: serde_json::Value::Null,
+        }
+    }
+    pub fn with_status(status: Status, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            detail: detail.into(),
+            undo: serde_json::Value::Null,
+        }
+    }
+}
+
+/// A failure worth retrying: the item stays in the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Retry {
+    pub error: String,
+    /// The far side said when (e.g. `Retry-After`).
+    pub after: Option<Duration>,
+}
+
+/// One kind of response.
+pub trait Responder: Send + Sync {
+    /// The name deliveries are queued under (`alerts_file`, `slack`, `revoke_binding`, ...).
+    fn name(&self) -> &str;
+    /// Carries out `d`, or (dry-run) only says what it would do; idempotent under repeats of the same `d.id`.
+    fn deliver<'a>(
+        &'a self,
+        d: &'a Delivery,
+        dry_run: bool,
+    ) -> BoxFuture<'a, Result<Effect, Retry>>;
+}

@@ -1,10 +1,23 @@
-//! The state store: a small key-value trait with an embedded implementation on sled and an in-memory one for tests.
+//! The state stage's foundation: a small key-value trait with an embedded implementation on sled and an in-memory one for tests.
 //!
-//! Everything rampart keeps across restarts (behavioural baselines now;
-//! dedup windows, the outbox and the journal later) goes through [`StateStore`].
+//! Everything rampart keeps across restarts goes through [`StateStore`]:
+//! behavioural baselines, dedup windows and thresholds ([`stage`]), entity
+//! risk ([`risk`]), the outbox and the journal ([`outbox`]), and the expiry
+//! index that bounds them all ([`expiry`]).
+
+pub mod expiry;
+pub mod model;
+pub mod outbox;
+pub mod risk;
+mod sled_store;
+pub mod stage;
+
+pub use sled_store::SledStore;
+pub use stage::{StateSettings, StateStage};
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::ops::Bound;
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 /// Errors of a state store.
@@ -22,6 +35,8 @@ pub enum StateError {
         #[source]
         source: sled::Error,
     },
+    #[error("state store {tree}: corrupt entry: {message}")]
+    Corrupt { tree: String, message: String },
 }
 
 /// FNV-1a over `parts`: stable across processes, builds and Rust versions, so
@@ -41,15 +56,49 @@ pub fn stable_hash<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> u64 {
 pub type Entry = (Vec<u8>, Vec<u8>);
 type Trees = BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>>;
 
+/// One write of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    Put(&'static str, Vec<u8>, Vec<u8>),
+    Delete(&'static str, Vec<u8>),
+}
+
 /// Named trees of byte keys and values.
+///
+/// Writes become durable at [`StateStore::flush`]; a crash before it keeps a
+/// prefix of the writes in the order they were made (sled's log is
+/// sequential), which the state stage relies on: it writes the outbox before
+/// the record that marks an event as handled.
 pub trait StateStore: Send + Sync + std::fmt::Debug {
     fn get(&self, tree: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StateError>;
     fn put(&self, tree: &str, key: &[u8], value: &[u8]) -> Result<(), StateError>;
     fn delete(&self, tree: &str, key: &[u8]) -> Result<(), StateError>;
     /// Every entry of a tree, in key order.
     fn scan(&self, tree: &str) -> Result<Vec<Entry>, StateError>;
+    /// Up to `limit` entries with keys in `[from, to)` (`to` absent: to the end), in key order.
+    fn range(
+        &self,
+        tree: &str,
+        from: &[u8],
+        to: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StateError>;
+    /// Entries in a tree.
+    fn len(&self, tree: &str) -> Result<usize, StateError>;
     /// Makes everything written so far durable.
     fn flush(&self) -> Result<(), StateError>;
+    /// Bytes the store occupies on disk (0 for the in-memory store).
+    fn size_on_disk(&self) -> Result<u64, StateError>;
+    /// Applies writes in order.
+    fn apply(&self, ops: &[Op]) -> Result<(), StateError> {
+        for op in ops {
+            match op {
+                Op::Put(t, k, v) => self.put(t, k, v)?,
+                Op::Delete(t, k) => self.delete(t, k)?,
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A store that lives only as long as the process (tests, `replay`).
@@ -82,86 +131,33 @@ impl StateStore for MemoryStore {
         Ok(())
     }
     fn scan(&self, tree: &str) -> Result<Vec<Entry>, StateError> {
-        Ok(self
-            .lock()
-            .get(tree)
-            .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            .unwrap_or_default())
+        self.range(tree, &[], None, usize::MAX)
+    }
+    fn range(
+        &self,
+        tree: &str,
+        from: &[u8],
+        to: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StateError> {
+        let trees = self.lock();
+        let Some(t) = trees.get(tree) else {
+            return Ok(Vec::new());
+        };
+        let upper = to.map_or(Bound::Unbounded, |t| Bound::Excluded(t.to_vec()));
+        Ok(t.range((Bound::Included(from.to_vec()), upper))
+            .take(limit)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+    fn len(&self, tree: &str) -> Result<usize, StateError> {
+        Ok(self.lock().get(tree).map_or(0, BTreeMap::len))
     }
     fn flush(&self) -> Result<(), StateError> {
         Ok(())
     }
-}
-
-/// The embedded, durable store on sled.
-#[derive(Debug)]
-pub struct SledStore {
-    db: sled::Db,
-}
-
-impl SledStore {
-    pub fn open(path: &Path) -> Result<Self, StateError> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(32 << 20)
-            .open()
-            .map_err(|source| StateError::Open {
-                path: path.to_owned(),
-                source,
-            })?;
-        Ok(Self { db })
-    }
-
-    fn tree(&self, tree: &str) -> Result<sled::Tree, StateError> {
-        self.db.open_tree(tree).map_err(|source| StateError::Io {
-            tree: tree.to_owned(),
-            source,
-        })
-    }
-}
-
-impl StateStore for SledStore {
-    fn get(&self, tree: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
-        let io = |source| StateError::Io {
-            tree: tree.to_owned(),
-            source,
-        };
-        Ok(self.tree(tree)?.get(key).map_err(io)?.map(|v| v.to_vec()))
-    }
-    fn put(&self, tree: &str, key: &[u8], value: &[u8]) -> Result<(), StateError> {
-        let io = |source| StateError::Io {
-            tree: tree.to_owned(),
-            source,
-        };
-        self.tree(tree)?.insert(key, value).map_err(io)?;
-        Ok(())
-    }
-    fn delete(&self, tree: &str, key: &[u8]) -> Result<(), StateError> {
-        let io = |source| StateError::Io {
-            tree: tree.to_owned(),
-            source,
-        };
-        self.tree(tree)?.remove(key).map_err(io)?;
-        Ok(())
-    }
-    fn scan(&self, tree: &str) -> Result<Vec<Entry>, StateError> {
-        let io = |source| StateError::Io {
-            tree: tree.to_owned(),
-            source,
-        };
-        self.tree(tree)?
-            .iter()
-            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(io))
-            .collect()
-    }
-    fn flush(&self) -> Result<(), StateError> {
-        self.db
-            .flush()
-            .map(|_| ())
-            .map_err(|source| StateError::Io {
-                tree: "*".to_owned(),
-                source,
-            })
+    fn size_on_disk(&self) -> Result<u64, StateError> {
+        Ok(0)
     }
 }
 
@@ -170,8 +166,9 @@ mod tests {
     use super::*;
 
     /// The contract every store must keep; run against each implementation.
-    fn contract(s: &dyn StateStore) {
+    pub(crate) fn contract(s: &dyn StateStore) {
         assert_eq!(s.get("t", b"k").unwrap(), None);
+        assert_eq!(s.len("t").unwrap(), 0);
         s.put("t", b"k", b"v1").unwrap();
         s.put("t", b"a", b"v0").unwrap();
         s.put("other", b"k", b"x").unwrap();
@@ -184,8 +181,30 @@ mod tests {
                 (b"k".to_vec(), b"v2".to_vec())
             ]
         );
+        s.apply(&[
+            Op::Put("t", b"b".to_vec(), b"v3".to_vec()),
+            Op::Put("t", b"c".to_vec(), b"v4".to_vec()),
+            Op::Delete("t", b"c".to_vec()),
+        ])
+        .unwrap();
+        assert_eq!(s.len("t").unwrap(), 3);
+        let keys = |v: Vec<Entry>| v.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+        assert_eq!(
+            keys(s.range("t", b"b", None, 10).unwrap()),
+            vec![b"b".to_vec(), b"k".to_vec()]
+        );
+        assert_eq!(
+            keys(s.range("t", b"", Some(b"k"), 10).unwrap()),
+            vec![b"a".to_vec(), b"b".to_vec()]
+        );
+        assert_eq!(
+            keys(s.range("t", b"", None, 1).unwrap()),
+            vec![b"a".to_vec()]
+        );
+        assert!(s.range("missing", b"", None, 10).unwrap().is_empty());
         s.delete("t", b"a").unwrap();
-        assert_eq!(s.scan("t").unwrap().len(), 1);
+        s.delete("t", b"never-there").unwrap();
+        assert_eq!(s.scan("t").unwrap().len(), 2);
         assert_eq!(s.get("other", b"k").unwrap(), Some(b"x".to_vec()));
         s.flush().unwrap();
     }
@@ -196,13 +215,12 @@ mod tests {
     }
 
     #[test]
-    fn sled_store_keeps_the_contract_and_survives_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let s = SledStore::open(dir.path()).unwrap();
-            contract(&s);
-        }
-        let s = SledStore::open(dir.path()).unwrap();
-        assert_eq!(s.get("t", b"k").unwrap(), Some(b"v2".to_vec()));
+    fn stable_hash_is_fnv1a() {
+        assert_eq!(stable_hash([&b""[..]]), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(stable_hash([&b"a"[..]]), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(
+            stable_hash([&b"ab"[..]]),
+            stable_hash([&b"a"[..], &b"b"[..]])
+        );
     }
 }

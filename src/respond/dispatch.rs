@@ -1,0 +1,252 @@
+//! The dispatcher: one task per responder takes its queue from the outbox in order, retries with backoff and jitter, and journals every outcome by idempotency key.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::{Effect, Responder, Retry};
+use crate::state::model::{wall_ms, Delivery, JournalEntry, Status};
+use crate::state::{StateError, StateStage};
+
+/// How deliveries are retried.
+#[derive(Debug, Clone, Copy)]
+pub struct DispatchSettings {
+    pub dry_run: bool,
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    /// Undelivered work older than this is journaled as expired.
+    pub outbox_ttl: Duration,
+    /// Longest a single delivery attempt may take.
+    pub attempt_timeout: Duration,
+}
+
+impl Default for DispatchSettings {
+    fn default() -> Self {
+        Self {
+            dry_run: false,
+            backoff_min: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(300),
+            outbox_ttl: Duration::from_secs(7 * 86_400),
+            attempt_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The backoff before attempt `attempts + 1`: exponential, capped, with up to 50% jitter.
+pub fn backoff(s: &DispatchSettings, attempts: u32, jitter_seed: u64) -> Duration {
+    let base = s
+        .backoff_min
+        .saturating_mul(2u32.saturating_pow(attempts.saturating_sub(1).min(20)))
+        .min(s.backoff_max);
+    let jitter = (jitter_seed % 1000) as f64 / 1000.0 * 0.5;
+    base.mul_f64(1.0 + jitter).min(s.backoff_max)
+}
+
+/// Starts one task per responder, plus one that journals work queued for responders that are not configured.
+pub fn spawn(
+    stage: Arc<StateStage>,
+    responders: Vec<Arc<dyn Responder>>,
+    settings: DispatchSettings,
+    shutdown: CancellationToken,
+) -> Vec<JoinHandle<()>> {
+    let names: Vec<String> = responders.iter().map(|r| r.name().to_owned()).collect();
+    let mut tasks: Vec<JoinHandle<()>> = responders
+        .into_iter()
+        .map(|r| {
+            let w = Worker {
+                stage: stage.clone(),
+                responder: Some(r.clone()),
+                settings,
+            };
+            let name = r.name().to_owned();
+            let sd = shutdown.clone();
+            tokio::spawn(async move { w.run(&[name], sd).await })
+        })
+        .collect();
+    let w = Worker {
+        stage,
+        responder: None,
+        settings,
+    };
+    tasks.push(tokio::spawn(async move {
+        w.run_unconfigured(&names, shutdown).await;
+    }));
+    tasks
+}
+
+struct Worker {
+    stage: Arc<StateStage>,
+    responder: Option<Arc<dyn Responder>>,
+    settings: DispatchSettings,
+}
+
+impl Worker {
+    async fn run(&self, queues: &[String], shutdown: CancellationToken) {
+        let notify = self.stage.outbox().notified();
+        loop {
+            let notified = notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let mut wait = Duration::from_secs(1);
+            for q in queues {
+                match self.drain(q, &shutdown).await {
+                    Ok(Some(next)) => wait = wait.min(next),
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, responder = %q, "outbox unreadable; retrying")
+                    }
+                }
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = &mut notified => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Journals, as skipped, work whose responder is not configured.
+    async fn run_unconfigured(&self, configured: &[String], shutdown: CancellationToken) {
+        loop {
+            let queues = self.stage.outbox().responders().unwrap_or_default();
+            for q in queues.iter().filter(|q| !configured.contains(q)) {
+                let _ = self.drain(q, &shutdown).await;
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(Duration::from_secs(5)) => {}
+            }
+        }
+    }
+
+    /// Works through one queue; returns how long until its head may be tried again, if it is waiting.
+    async fn drain(
+        &self,
+        queue: &str,
+        shutdown: &CancellationToken,
+    ) -> Result<Option<Duration>, StateError> {
+        let outbox = self.stage.outbox().clone();
+        loop {
+            let head = outbox.head(queue, 32)?;
+            if head.is_empty() {
+                return Ok(None);
+            }
+            for (key, mut d) in head {
+                if shutdown.is_cancelled() {
+                    return Ok(None);
+                }
+                if outbox
+                    .journal(&d.id)?
+                    .is_some_and(|j| j.status != Status::Pending)
+                {
+                    // Already done before a crash or replay: never twice.
+                    metrics::counter!("rampart_responder_replays_skipped_total", "responder" => queue.to_owned()).increment(1);
+                    outbox.drop_item(&key)?;
+                    continue;
+                }
+                let now = wall_ms();
+                if d.not_before_ms > now {
+                    return Ok(Some(Duration::from_millis(d.not_before_ms - now)));
+                }
+                let ttl = u64::try_from(self.settings.outbox_ttl.as_millis()).unwrap_or(u64::MAX);
+                let effect = if now.saturating_sub(d.enqueued_ms) > ttl {
+                    Effect::with_status(
+                        Status::Expired,
+                        "undelivered when the outbox retention ran out",
+                    )
+                } else if let Some(r) = &self.responder {
+                    match self.attempt(r.as_ref(), &d).await {
+                        Ok(e) => e,
+                        Err(retry) => {
+                            d.attempts += 1;
+                            let wait = retry.after.unwrap_or_else(|| {
+                                backoff(
+                                    &self.settings,
+                                    d.attempts,
+                                    crate::state::stable_hash([
+                                        d.id.as_bytes(),
+                                        &d.attempts.to_be_bytes(),
+                                    ]),
+                                )
+                            });
+                            d.not_before_ms =
+                                now + u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+                            tracing::warn!(responder = queue, delivery = %d.id, attempts = d.attempts, retry_in = ?wait, error = %retry.error, "delivery failed; it stays in the outbox");
+                            metrics::counter!("rampart_responder_retries_total", "responder" => queue.to_owned()).increment(1);
+                            outbox.reschedule(&key, &d)?;
+                            // Order within a queue is kept: the rest waits behind the head.
+                            return Ok(Some(wait));
+                        }
+                    }
+                } else {
+                    Effect::with_status(
+                        Status::Skipped,
+                        format!("no {queue} responder is configured"),
+                    )
+                };
+                let entry = journal_entry(&d, effect);
+                metrics::counter!("rampart_responder_outcomes_total", "responder" => queue.to_owned(), "outcome" => entry.status.as_str()).increment(1);
+                if entry.status == Status::Failed {
+                    tracing::error!(responder = queue, delivery = %d.id, detail = %entry.detail, "response failed");
+                }
+                let expires = self.stage.now().unwrap_or(0) + self.stage.settings().retention;
+                outbox.finish(&key, &entry, expires)?;
+            }
+        }
+    }
+
+    async fn attempt(&self, r: &dyn Responder, d: &Delivery) -> Result<Effect, Retry> {
+        let started = std::time::Instant::now();
+        let res = tokio::time::timeout(
+            self.settings.attempt_timeout,
+            r.deliver(d, self.settings.dry_run),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(Retry {
+                error: format!("no answer within {:?}", self.settings.attempt_timeout),
+                after: None,
+            })
+        });
+        metrics::histogram!("rampart_responder_seconds", "responder" => r.name().to_owned())
+            .record(started.elapsed().as_secs_f64());
+        res
+    }
+}
+
+fn journal_entry(d: &Delivery, e: Effect) -> JournalEntry {
+    JournalEntry {
+        id: d.id.clone(),
+        responder: d.responder.clone(),
+        alert: d.alert.id.clone(),
+        playbook: d.alert.playbook.clone(),
+        cluster: d.alert.cluster.clone(),
+        kind: d.alert.kind,
+        status: e.status,
+        attempts: d.attempts + 1,
+        at_ms: wall_ms(),
+        detail: e.detail,
+        undo: e.undo,
+    }
+}
+
+/// Waits until every queue of `responders` is empty or `deadline` passes (end of a bounded run).
+pub async fn drained(stage: &StateStage, responders: &[String], deadline: Duration) -> bool {
+    let until = tokio::time::Instant::now() + deadline;
+    loop {
+        let busy = stage
+            .outbox()
+            .responders()
+            .map(|q| q.iter().any(|q| responders.contains(q)))
+            .unwrap_or(false);
+        if !busy {
+            return true;
+        }
+        if tokio::time::Instant::now() >= until {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,182 @@
+//! What the state stage stores and hands to the responders: alerts, their deliveries and the journal of outcomes.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::playbook::{ResponseRequest, Severity};
+
+/// Why an alert exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// The first match of a dedup group (or the match that crossed a threshold).
+    Alert,
+    /// Later matches in the same window: the first alert's count has grown.
+    Update,
+    /// The window closed with suppressed matches: a summary, threaded under the first alert.
+    FollowUp,
+    /// An entity's accumulated risk crossed the configured threshold.
+    HighRisk,
+}
+
+impl AlertKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::Alert => "alert",
+            AlertKind::Update => "update",
+            AlertKind::FollowUp => "follow_up",
+            AlertKind::HighRisk => "high_risk",
+        }
+    }
+}
+
+/// One fired playbook that added to an entity's risk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Contribution {
+    pub alert: String,
+    pub playbook: String,
+    pub title: String,
+    pub score: i64,
+    pub at: i64,
+}
+
+/// An alert as every responder receives it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Stable id: `cluster/auditID/playbook` of the event that raised it (suffixed for updates and follow-ups).
+    pub id: String,
+    pub kind: AlertKind,
+    /// The first alert's id, for updates and follow-ups (responders thread under it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<String>,
+    pub playbook: String,
+    pub title: String,
+    pub severity: Severity,
+    pub score: i64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mitre: Vec<String>,
+    pub cluster: String,
+    pub dedup: String,
+    /// Matches in this dedup window so far.
+    pub count: u64,
+    /// Event time of the first and the latest match (seconds since the epoch).
+    pub first_seen: i64,
+    pub last_seen: i64,
+    /// The actor's risk when the alert was raised.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk: Option<f64>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub context: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub responses: Vec<ResponseRequest>,
+    /// The enriched event that raised it (request and response bodies left out).
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub event: Value,
+    /// For high-risk alerts: what added up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contributions: Vec<Contribution>,
+}
+
+impl Alert {
+    /// "seen 37 times since 10:02:00Z, last at 10:41:13Z"
+    pub fn summary(&self) -> String {
+        let t = |s: i64| crate::event::time::format_rfc3339(s);
+        format!(
+            "seen {} time{} since {}, last at {}",
+            self.count,
+            if self.count == 1 { "" } else { "s" },
+            t(self.first_seen),
+            t(self.last_seen)
+        )
+    }
+}
+
+/// One piece of work for one responder: deliver an alert, or carry out a requested response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// The idempotency key: the alert id and the action (`cluster/auditID/playbook/action`).
+    pub id: String,
+    /// Which responder takes it (`alerts_file`, `slack`, `revoke_binding`, ...).
+    pub responder: String,
+    pub alert: Alert,
+    /// The playbook's request, for responses (absent for plain alert deliveries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<ResponseRequest>,
+    /// Wall-clock milliseconds at which it entered the outbox.
+    pub enqueued_ms: u64,
+    pub attempts: u32,
+    /// Not before this wall-clock millisecond (backoff, rate limits).
+    pub not_before_ms: u64,
+}
+
+/// How a delivery ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Done (or found already done).
+    Done,
+    /// Dry-run: recorded what would have been done.
+    DryRun,
+    /// Waiting for a human's approval.
+    Pending,
+    /// A human rejected it, or its approval expired.
+    Rejected,
+    /// Refused or failed for good (reported, not retried).
+    Failed,
+    /// No responder of that kind is configured.
+    Skipped,
+    /// Still undelivered when the outbox retention ran out.
+    Expired,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Done => "done",
+            Status::DryRun => "dry_run",
+            Status::Pending => "pending",
+            Status::Rejected => "rejected",
+            Status::Failed => "failed",
+            Status::Skipped => "skipped",
+            Status::Expired => "expired",
+        }
+    }
+}
+
+/// The journal's record of one delivery, keyed by its idempotency key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    pub id: String,
+    pub responder: String,
+    pub alert: String,
+    pub playbook: String,
+    pub cluster: String,
+    pub kind: AlertKind,
+    pub status: Status,
+    pub attempts: u32,
+    /// Wall-clock milliseconds of the outcome.
+    pub at_ms: u64,
+    /// What happened, in a sentence (never a secret).
+    pub detail: String,
+    /// What the responder needs to undo it (e.g. the binding as it was before revocation).
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub undo: Value,
+}
+
+/// Milliseconds since the epoch by the wall clock.
+pub fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The alert's event without request and response bodies, as JSON.
+pub fn event_summary(ev: &crate::event::AuditEvent) -> Value {
+    let mut v = serde_json::to_value(ev).unwrap_or(Value::Null);
+    if let Some(m) = v.as_object_mut() {
+        m.remove("requestObject");
+        m.remove("responseObject");
+        m.remove("verdicts");
+    }
+    v
+}

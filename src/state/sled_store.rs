@@ -1,0 +1,101 @@
+//! The embedded, durable [`StateStore`] on sled.
+
+use std::path::Path;
+
+use super::{Entry, StateError, StateStore};
+
+/// The store on sled: one tree per kind of state, flushed by the state stage before acknowledging.
+#[derive(Debug)]
+pub struct SledStore {
+    db: sled::Db,
+}
+
+impl SledStore {
+    pub fn open(path: &Path) -> Result<Self, StateError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(32 << 20)
+            .open()
+            .map_err(|source| StateError::Open {
+                path: path.to_owned(),
+                source,
+            })?;
+        Ok(Self { db })
+    }
+
+    fn tree(&self, tree: &str) -> Result<sled::Tree, StateError> {
+        self.db.open_tree(tree).map_err(|source| io(tree, source))
+    }
+}
+
+fn io(tree: &str, source: sled::Error) -> StateError {
+    StateError::Io {
+        tree: tree.to_owned(),
+        source,
+    }
+}
+
+impl StateStore for SledStore {
+    fn get(&self, tree: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        let v = self.tree(tree)?.get(key).map_err(|e| io(tree, e))?;
+        Ok(v.map(|v| v.to_vec()))
+    }
+    fn put(&self, tree: &str, key: &[u8], value: &[u8]) -> Result<(), StateError> {
+        self.tree(tree)?
+            .insert(key, value)
+            .map_err(|e| io(tree, e))?;
+        Ok(())
+    }
+    fn delete(&self, tree: &str, key: &[u8]) -> Result<(), StateError> {
+        self.tree(tree)?.remove(key).map_err(|e| io(tree, e))?;
+        Ok(())
+    }
+    fn scan(&self, tree: &str) -> Result<Vec<Entry>, StateError> {
+        self.range(tree, &[], None, usize::MAX)
+    }
+    fn range(
+        &self,
+        tree: &str,
+        from: &[u8],
+        to: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StateError> {
+        let t = self.tree(tree)?;
+        let iter = match to {
+            Some(to) => t.range(from..to),
+            None => t.range(from..),
+        };
+        iter.take(limit)
+            .map(|r| {
+                r.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                    .map_err(|e| io(tree, e))
+            })
+            .collect()
+    }
+    fn len(&self, tree: &str) -> Result<usize, StateError> {
+        Ok(self.tree(tree)?.len())
+    }
+    fn flush(&self) -> Result<(), StateError> {
+        self.db.flush().map(|_| ()).map_err(|e| io("*", e))
+    }
+    fn size_on_disk(&self) -> Result<u64, StateError> {
+        self.db.size_on_disk().map_err(|e| io("*", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sled_store_keeps_the_contract_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = SledStore::open(dir.path()).unwrap();
+            super::super::tests::contract(&s);
+        }
+        let s = SledStore::open(dir.path()).unwrap();
+        assert_eq!(s.get("t", b"k").unwrap(), Some(b"v2".to_vec()));
+        assert!(s.size_on_disk().unwrap() > 0);
+    }
+}
