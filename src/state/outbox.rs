@@ -40,7 +40,7 @@ impl Outbox {
         let max = store
             .scan(OUTBOX)?
             .iter()
-            .filter_map(|(k, _)| k.rsplit(|b| *b == 0).next()?.try_into().ok())
+            .filter_map(|(k, _)| k.get(k.len().checked_sub(8)?..)?.try_into().ok())
             .map(u64::from_be_bytes)
             .max()
             .unwrap_or(0);
