@@ -24,6 +24,17 @@ pub enum AppError {
     Playbooks(String),
     #[error("{0}")]
     TestsFailed(String),
+    #[error("{0}")]
+    Journal(String),
+}
+
+impl From<crate::journal_cli::JournalError> for AppError {
+    fn from(e: crate::journal_cli::JournalError) -> Self {
+        match e {
+            crate::journal_cli::JournalError::Config(c) => AppError::Config(c),
+            other => AppError::Journal(other.to_string()),
+        }
+    }
 }
 
 impl AppError {

@@ -63,6 +63,16 @@ pub enum Command {
         #[arg(long, default_value_t = 0)]
         min_tests: usize,
     },
+    /// List recent alerts (newest first) from the journal, with their dedup counts.
+    Alerts {
+        #[command(flatten)]
+        q: JournalQuery,
+    },
+    /// List recent responder actions (newest first): what was done, dry-run, skipped or failed.
+    Actions {
+        #[command(flatten)]
+        q: JournalQuery,
+    },
     /// Write a synthetic, realistic audit log (JSON lines) to stdout.
     Generate {
         /// Number of events.
@@ -75,4 +85,18 @@ pub enum Command {
         #[arg(long)]
         event_list: bool,
     },
+}
+
+/// Where and how to read the journal.
+#[derive(Debug, clap::Args)]
+pub struct JournalQuery {
+    /// Config file (its `state.dir` holds the store; its `telemetry.listen` serves a running instance's journal).
+    #[arg(short, long, default_value = "rampart.yaml")]
+    pub config: PathBuf,
+    /// How many entries.
+    #[arg(short = 'n', long, default_value_t = 50)]
+    pub limit: usize,
+    /// One JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }

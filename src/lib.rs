@@ -7,12 +7,13 @@
 //! - [`event`]: the audit.k8s.io Event model, decoders for every wire form, cluster name, provenance.
 //! - [`deadletter`]: where undecodable records go, with the reason and the original bytes.
 //! - [`enrich`]: identity, network/GeoIP, asset class and behavioural baseline for each event.
-//! - [`state`]: the state-store trait, on sled, and in memory for tests.
 //! - [`playbook`]: rhai playbooks — compiled once, indexed by verb and resource, sandboxed — producing verdicts.
+//! - [`state`]: verdicts become alerts — thresholds, dedup windows, follow-ups, entity risk — written to a durable outbox (sled) before the event is acknowledged; the journal of outcomes.
 //! - [`pipeline`]: bounded channels, workers, acknowledgements back to the sources, ordered shutdown.
-//! - [`respond`]: where results leave rampart (for now, the console / JSON-lines output).
+//! - [`respond`]: the dispatcher that takes work from the outbox (retries, backoff, dry-run, journal) and the responders; the console output of events.
 //! - [`telemetry`]: logs, Prometheus metrics, health endpoints.
 //! - [`fsutil`]: appending to files (dead letters, output).
+//! - [`journal_cli`]: `rampart alerts` / `rampart actions`.
 //! - [`app`]: the jobs behind each CLI subcommand; [`cli`]: the command line.
 //! - [`synth`]: a generator of realistic audit traffic for demos, tests and benchmarks.
 
@@ -23,6 +24,7 @@ pub mod deadletter;
 pub mod enrich;
 pub mod event;
 pub mod fsutil;
+pub mod journal_cli;
 pub mod pipeline;
 pub mod playbook;
 pub mod respond;

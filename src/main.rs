@@ -40,6 +40,18 @@ fn main() -> ExitCode {
             } => app::test(path.as_deref(), config.as_deref(), *min_tests)
                 .await
                 .map(|report| print!("{report}")),
+            Command::Alerts { q } => {
+                rampart::journal_cli::list(rampart::journal_cli::Listing::Alerts, q)
+                    .await
+                    .map(|s| print!("{s}"))
+                    .map_err(AppError::from)
+            }
+            Command::Actions { q } => {
+                rampart::journal_cli::list(rampart::journal_cli::Listing::Actions, q)
+                    .await
+                    .map(|s| print!("{s}"))
+                    .map_err(AppError::from)
+            }
             Command::Generate {
                 count,
                 seed,

@@ -1,4 +1,4 @@
-//! kill -9 of the rampart process mid-stream: committed offsets never pass an event that was not written, and a restart delivers the rest.
+//! kill -9 of the rampart process mid-stream: committed offsets never pass an event that was not written, a restart delivers the rest, and every alert reaches the alerts file exactly once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -64,14 +64,40 @@ async fn kill_9_mid_stream_never_commits_unwritten_events_and_a_restart_delivers
     produce(&topic, &lines, PARTITIONS).await;
 
     let s = Scratch::new();
+    // A stateless playbook: one alert per (user, verb, resource) of every change, whatever the order.
+    std::fs::create_dir(s.path("pb")).unwrap();
+    std::fs::write(
+        s.path("pb/changes.rhai"),
+        r#"fn meta() { #{ id: "changes", title: "a change", severity: "medium", dedup_window: "30d",
+                          on: #{ verbs: ["create", "delete", "patch"] } } }
+fn rule(e) { true }
+fn dedup(e) { `${e.user}|${e.verb}|${e.resource}` }
+"#,
+    )
+    .unwrap();
+    let expected: HashMap<String, usize> = lines.iter().fold(HashMap::new(), |mut m, l| {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        let verb = v["verb"].as_str().unwrap();
+        if ["create", "delete", "patch"].contains(&verb) {
+            let key = format!(
+                "{}|{verb}|{}",
+                v["user"]["username"].as_str().unwrap(),
+                v["objectRef"]["resource"].as_str().unwrap_or("")
+            );
+            *m.entry(key).or_default() += 1;
+        }
+        m
+    });
     let cfg = s.path("rampart.yaml");
     std::fs::write(
         &cfg,
         format!(
-            "kafka:\n  brokers: {}\nsources:\n  kafka:\n    group_id: {group}\n    topics: [{topic}]\n    commit_interval: 50ms\n    properties:\n      session.timeout.ms: \"6000\"\n      heartbeat.interval.ms: \"500\"\noutput:\n  console: off\n  file: {}\nstate:\n  dir: {}\npipeline:\n  batch_size: 8\n  channel_capacity: 2\n",
+            "kafka:\n  brokers: {}\nsources:\n  kafka:\n    group_id: {group}\n    topics: [{topic}]\n    commit_interval: 50ms\n    properties:\n      session.timeout.ms: \"6000\"\n      heartbeat.interval.ms: \"500\"\noutput:\n  console: off\n  file: {}\nstate:\n  dir: {}\npipeline:\n  batch_size: 8\n  channel_capacity: 2\nplaybooks:\n  dir: {}\nrespond:\n  alerts_file: {}\n",
             brokers(),
             s.output().display(),
-            s.path("state").display()
+            s.path("state").display(),
+            s.path("pb").display(),
+            s.path("alerts.jsonl").display(),
         ),
     )
     .unwrap();
@@ -106,6 +132,18 @@ async fn kill_9_mid_stream_never_commits_unwritten_events_and_a_restart_delivers
         (got.len() == ids.len()).then_some(())
     })
     .await;
+    let alerts = |s: &Scratch| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(s.path("alerts.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    eventually("every alert delivered", WAIT, || {
+        let n = alerts(&s).iter().filter(|a| a["kind"] == "alert").count();
+        (n >= expected.len()).then_some(())
+    })
+    .await;
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -121,10 +159,35 @@ async fn kill_9_mid_stream_never_commits_unwritten_events_and_a_restart_delivers
         3000,
         "everything committed after a clean stop"
     );
+
+    let alerts = alerts(&s);
+    let mut deliveries = HashSet::new();
+    for a in &alerts {
+        let id = a["delivery"].as_str().unwrap();
+        assert!(deliveries.insert(id.to_owned()), "delivered twice: {id}");
+    }
+    let mut groups: HashMap<String, usize> = HashMap::new();
+    for a in alerts.iter().filter(|a| a["kind"] == "alert") {
+        *groups
+            .entry(a["dedup"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    assert_eq!(
+        groups.keys().collect::<HashSet<_>>(),
+        expected.keys().collect::<HashSet<_>>(),
+        "one alert per group"
+    );
+    assert!(
+        groups.values().all(|n| *n == 1),
+        "an alert raised twice: {groups:?}"
+    );
     println!(
-        "kill -9 survived: {kills}; events produced: {}; written: {} ({} re-delivered after kills); lost: 0",
+        "kill -9 survived: {kills}; events produced: {}; written: {} ({} re-delivered after kills); lost: 0; alerts: {} groups from {} matches, each exactly once ({} deliveries in the alerts file, none twice)",
         ids.len(),
         all.len(),
-        all.len() - ids.len()
+        all.len() - ids.len(),
+        groups.len(),
+        expected.values().sum::<usize>(),
+        alerts.len()
     );
 }

@@ -143,6 +143,7 @@ pub async fn start(
         .cloned()
         .collect();
     let state = Arc::new(StateStage::open(store, cfg.state.settings(sinks))?);
+    health.set_journal(state.outbox().clone());
     maintenance.push(spawn_sweeper(
         state.clone(),
         cfg.state.sweep_interval.get(),

@@ -167,6 +167,12 @@ impl Outbox {
     }
 }
 
+/// The first `n` of a newest-first list.
+pub fn newest<T>(mut v: Vec<T>, n: usize) -> Vec<T> {
+    v.truncate(n);
+    v
+}
+
 fn decode_all<T: serde::de::DeserializeOwned>(
     store: &dyn StateStore,
     tree: &str,

@@ -10,10 +10,11 @@ use axum::routing::get;
 use axum::Router;
 use tokio_util::sync::CancellationToken;
 
-/// Liveness and readiness as the orchestrator sees them.
+/// Liveness and readiness as the orchestrator sees them, and the journal for `rampart alerts` / `rampart actions`.
 #[derive(Debug, Default)]
 pub struct Health {
     ready: AtomicBool,
+    journal: std::sync::OnceLock<Arc<crate::state::outbox::Outbox>>,
 }
 
 impl Health {
@@ -23,6 +24,43 @@ impl Health {
     }
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::SeqCst)
+    }
+    /// Serves the journal read-only under `/api/alerts` and `/api/actions` once the state stage is open.
+    pub fn set_journal(&self, outbox: Arc<crate::state::outbox::Outbox>) {
+        let _ = self.journal.set(outbox);
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Limit {
+    limit: Option<usize>,
+}
+
+async fn api(
+    h: Arc<Health>,
+    limit: Option<usize>,
+    what: fn(
+        &crate::state::outbox::Outbox,
+        usize,
+    ) -> Result<serde_json::Value, crate::state::StateError>,
+) -> (StatusCode, axum::Json<serde_json::Value>) {
+    let Some(o) = h.journal.get().cloned() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({"error": "state not open yet"})),
+        );
+    };
+    let limit = limit.unwrap_or(100);
+    match tokio::task::spawn_blocking(move || what(&o, limit)).await {
+        Ok(Ok(v)) => (StatusCode::OK, axum::Json(v)),
+        Ok(Err(e)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(serde_json::json!({"error": e.to_string()})),
+        ),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(serde_json::Value::Null),
+        ),
     }
 }
 
@@ -37,6 +75,33 @@ pub async fn serve(
         .route("/metrics", get(move || async move { handle.render() }))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route(
+            "/api/alerts",
+            get(
+                |State(h): State<Arc<Health>>, q: axum::extract::Query<Limit>| {
+                    api(h, q.limit, |o, n| {
+                        Ok(
+                            serde_json::to_value(crate::state::outbox::newest(o.alerts()?, n))
+                                .unwrap_or_default(),
+                        )
+                    })
+                },
+            ),
+        )
+        .route(
+            "/api/actions",
+            get(
+                |State(h): State<Arc<Health>>, q: axum::extract::Query<Limit>| {
+                    api(h, q.limit, |o, n| {
+                        Ok(serde_json::to_value(crate::state::outbox::newest(
+                            o.journal_entries()?,
+                            n,
+                        ))
+                        .unwrap_or_default())
+                    })
+                },
+            ),
+        )
         .with_state(health);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
