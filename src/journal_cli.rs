@@ -31,9 +31,10 @@ pub async fn list(what: Listing, q: &JournalQuery) -> Result<String, JournalErro
             let outbox = Outbox::open(std::sync::Arc::new(store))
                 .map_err(|e| JournalError::Read(e.to_string()))?;
             let v = match what {
-                Listing::Alerts => outbox
-                    .alerts()
-                    .map(|a| serde_json::to_value(newest(a, q.limit))),
+                Listing::Alerts => {
+                    crate::state::stage::alerts_with_live_counts(&**outbox.store(), &outbox)
+                        .map(|a| serde_json::to_value(newest(a, q.limit)))
+                }
                 Listing::Actions => outbox
                     .journal_entries()
                     .map(|j| serde_json::to_value(newest(j, q.limit))),

@@ -90,7 +90,7 @@ async fn matches_in_one_window_collapse_into_one_alert_with_a_count_and_a_follow
         );
     }
     st.commit().unwrap();
-    let alerts = st.outbox().alerts().unwrap();
+    let alerts = st.alerts().unwrap();
     assert_eq!(alerts.len(), 1, "one alert, not 37");
     let a = &alerts[0];
     assert_eq!(a.id, "prod-eu/a0/secret-read");
@@ -172,7 +172,7 @@ async fn a_restart_inside_a_window_does_not_re_alert_and_a_replayed_event_change
         (0, 1),
         "inside the window across the restart"
     );
-    assert_eq!(st.outbox().alerts().unwrap()[0].count, 2);
+    assert_eq!(st.alerts().unwrap()[0].count, 2);
     assert_eq!(
         kinds(&st),
         vec![AlertKind::Alert, AlertKind::Update],
@@ -270,7 +270,6 @@ async fn risk_adds_up_across_playbooks_raises_one_high_risk_alert_and_decays() {
     st.process(&weak(1, "new-country")).unwrap();
     st.process(&weak(2, "rbac-probe")).unwrap();
     assert!(st
-        .outbox()
         .alerts()
         .unwrap()
         .iter()
@@ -281,7 +280,6 @@ async fn risk_adds_up_across_playbooks_raises_one_high_risk_alert_and_decays() {
         "the actor and the source address each crossed 150"
     );
     let high: Vec<_> = st
-        .outbox()
         .alerts()
         .unwrap()
         .into_iter()
@@ -387,7 +385,7 @@ async fn the_dispatcher_retries_with_backoff_journals_once_and_skips_what_the_jo
     let d = Delivery {
         id: again.id.clone(),
         responder: "sink".into(),
-        alert: st.outbox().alerts().unwrap()[0].clone(),
+        alert: st.alerts().unwrap()[0].clone(),
         response: None,
         enqueued_ms: rampart::state::model::wall_ms(),
         attempts: 0,
@@ -567,7 +565,7 @@ fn dedup(e) { e.user }
         alerts += st.process(&ev).unwrap().alerts;
     }
     assert_eq!(alerts, 1, "fires at the 10th distinct secret, once");
-    let a = &st.outbox().alerts().unwrap()[0];
+    let a = &st.alerts().unwrap()[0];
     assert_eq!((a.count, a.dedup.as_str()), (3, "mallory"));
 
     let dir = tempfile::tempdir().unwrap();

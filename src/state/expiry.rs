@@ -13,6 +13,7 @@ pub enum Tag {
     Risk = 4,
     Alert = 5,
     Journal = 6,
+    RiskContribution = 7,
 }
 
 impl Tag {
@@ -24,6 +25,7 @@ impl Tag {
             4 => Tag::Risk,
             5 => Tag::Alert,
             6 => Tag::Journal,
+            7 => Tag::RiskContribution,
             _ => return None,
         })
     }

@@ -8,8 +8,10 @@ use super::{Op, StateError, StateStore};
 use crate::playbook::Severity;
 
 pub const TREE: &str = "risk";
+/// Contributions, one small entry each (`entity \x1f time \x1f alert`): an entity's value is rewritten per alert, its history is not.
+pub const CONTRIBUTIONS: &str = "risk_contributions";
 /// How many contributions an entity keeps (the most recent).
-const MAX_CONTRIBUTIONS: usize = 20;
+const MAX_CONTRIBUTIONS: usize = 10;
 /// The pseudo-playbook id of high-risk alerts.
 pub const PLAYBOOK: &str = "rampart.high_risk_entity";
 
@@ -37,7 +39,6 @@ pub struct RiskEntry {
     pub value: f64,
     /// Event time of `value`.
     pub at: i64,
-    pub contributions: Vec<Contribution>,
     /// False after a high-risk alert, until the risk has fallen below half the threshold.
     pub armed: bool,
     pub expires: i64,
@@ -89,7 +90,6 @@ pub fn add(
     let mut e = load(store, entity)?.unwrap_or(RiskEntry {
         value: 0.0,
         at: now,
-        contributions: Vec::new(),
         armed: true,
         expires: now,
     });
@@ -99,22 +99,56 @@ pub fn add(
     }
     e.value = before + c.score as f64;
     e.at = now.max(e.at);
-    e.contributions.push(c);
-    if e.contributions.len() > MAX_CONTRIBUTIONS {
-        e.contributions.remove(0);
-    }
+    e.expires = expires(e.value, e.at, s.half_life);
+    let mut ckey = entity.as_bytes().to_vec();
+    ckey.push(0x1f);
+    ckey.extend_from_slice(&u64::try_from(c.at.max(0)).unwrap_or(0).to_be_bytes());
+    ckey.extend_from_slice(c.alert.as_bytes());
     let mut alert = None;
     if s.threshold > 0.0 && e.armed && e.value >= s.threshold {
         e.armed = false;
-        alert = Some(high_risk(entity, &e, cluster));
+        let mut contributions = recent(store, entity)?;
+        contributions.push(c.clone());
+        if contributions.len() > MAX_CONTRIBUTIONS {
+            contributions.drain(..contributions.len() - MAX_CONTRIBUTIONS);
+        }
+        alert = Some(high_risk(entity, &e, contributions, cluster));
     }
-    e.expires = expires(e.value, e.at, s.half_life);
-    let v = serde_json::to_vec(&e).unwrap_or_default();
     let ops = vec![
-        Op::Put(TREE, entity.as_bytes().to_vec(), v),
+        Op::Put(
+            TREE,
+            entity.as_bytes().to_vec(),
+            serde_json::to_vec(&e).unwrap_or_default(),
+        ),
         expiry::put(e.expires, Tag::Risk, entity.as_bytes()),
+        Op::Put(
+            CONTRIBUTIONS,
+            ckey.clone(),
+            serde_json::to_vec(&c).unwrap_or_default(),
+        ),
+        expiry::put(
+            c.at.saturating_add(8 * s.half_life.max(1)),
+            Tag::RiskContribution,
+            &ckey,
+        ),
     ];
     Ok((ops, e.value, alert))
+}
+
+/// An entity's contributions still on record, oldest first.
+fn recent(store: &dyn StateStore, entity: &str) -> Result<Vec<Contribution>, StateError> {
+    let mut from = entity.as_bytes().to_vec();
+    from.push(0x1f);
+    let mut to = entity.as_bytes().to_vec();
+    to.push(0x20);
+    // Keys sort by time within an entity; keep the newest.
+    let all = store.range(CONTRIBUTIONS, &from, Some(&to), usize::MAX)?;
+    let skip = all.len().saturating_sub(MAX_CONTRIBUTIONS);
+    Ok(all
+        .into_iter()
+        .skip(skip)
+        .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
+        .collect())
 }
 
 /// Whether a due index entry still points at the stored entry.
@@ -123,8 +157,13 @@ pub fn is_expired(store: &dyn StateStore, entity: &[u8], at: i64) -> Result<bool
     Ok(e.is_some_and(|e| e.expires <= at))
 }
 
-fn high_risk(entity: &str, e: &RiskEntry, cluster: &str) -> Alert {
-    let first = e.contributions.iter().map(|c| c.at).min().unwrap_or(e.at);
+fn high_risk(
+    entity: &str,
+    e: &RiskEntry,
+    contributions: Vec<Contribution>,
+    cluster: &str,
+) -> Alert {
+    let first = contributions.iter().map(|c| c.at).min().unwrap_or(e.at);
     let mut context = serde_json::Map::new();
     context.insert("entity".into(), entity.into());
     context.insert(
@@ -139,21 +178,21 @@ fn high_risk(entity: &str, e: &RiskEntry, cluster: &str) -> Alert {
         title: format!(
             "High-risk entity {entity}: risk {:.0} from {} alert(s)",
             e.value,
-            e.contributions.len()
+            contributions.len()
         ),
         severity: Severity::High,
         score: e.value.round() as i64,
         mitre: Vec::new(),
         cluster: cluster.to_owned(),
         dedup: entity.to_owned(),
-        count: e.contributions.len() as u64,
+        count: contributions.len() as u64,
         first_seen: first,
         last_seen: e.at,
         risk: Some(e.value),
         context,
         responses: Vec::new(),
         event: serde_json::Value::Null,
-        contributions: e.contributions.clone(),
+        contributions,
     }
 }
 

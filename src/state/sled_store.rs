@@ -8,6 +8,8 @@ use super::{Entry, StateError, StateStore};
 #[derive(Debug)]
 pub struct SledStore {
     db: sled::Db,
+    /// Opened trees: `open_tree` takes a lock and a lookup on every call.
+    trees: std::sync::RwLock<std::collections::HashMap<String, sled::Tree>>,
 }
 
 impl SledStore {
@@ -20,11 +22,27 @@ impl SledStore {
                 path: path.to_owned(),
                 source,
             })?;
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            trees: Default::default(),
+        })
     }
 
     fn tree(&self, tree: &str) -> Result<sled::Tree, StateError> {
-        self.db.open_tree(tree).map_err(|source| io(tree, source))
+        if let Some(t) = self
+            .trees
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(tree)
+        {
+            return Ok(t.clone());
+        }
+        let t = self.db.open_tree(tree).map_err(|source| io(tree, source))?;
+        self.trees
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(tree.to_owned(), t.clone());
+        Ok(t)
     }
 }
 

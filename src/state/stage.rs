@@ -348,7 +348,8 @@ impl StateStage {
         Ok(high.len() as u64)
     }
 
-    /// A later match in an open window: the alert's count grows; an update goes out at most every `update_interval`.
+    /// A later match in an open window: the window's count grows (the stored alert is
+    /// rewritten only with an update, at most every `update_interval`, and when the window closes).
     fn suppress(
         &self,
         mut d: DedupEntry,
@@ -358,19 +359,19 @@ impl StateStage {
     ) -> Result<(), StateError> {
         d.count += 1;
         d.last = d.last.max(t);
-        if let Some(mut a) = load::<Alert>(&*self.store, ALERTS, d.alert.as_bytes())? {
-            a.count = d.count;
-            a.last_seen = d.last;
-            if t - d.last_update >= self.settings.update_interval {
+        if t - d.last_update >= self.settings.update_interval {
+            if let Some(mut a) = load::<Alert>(&*self.store, ALERTS, d.alert.as_bytes())? {
                 d.last_update = t;
+                a.count = d.count;
+                a.last_seen = d.last;
                 let mut u = a.clone();
                 u.id = format!("{}/update/{}", a.id, d.count);
                 u.kind = AlertKind::Update;
                 u.thread = Some(a.id.clone());
                 u.responses.clear();
                 self.to_sinks(&u, ops);
+                ops.push(Op::Put(ALERTS, a.id.clone().into_bytes(), json(&a)));
             }
-            ops.push(Op::Put(ALERTS, a.id.clone().into_bytes(), json(&a)));
         }
         ops.push(Op::Put(DEDUP, group.to_vec(), json(&d)));
         Ok(())
@@ -379,7 +380,10 @@ impl StateStage {
     /// A window closes: a follow-up summary when matches were suppressed, then the window is forgotten.
     fn close(&self, d: &DedupEntry, group: &[u8], ops: &mut Vec<Op>) -> Result<(), StateError> {
         if d.count > 1 {
-            if let Some(a) = load::<Alert>(&*self.store, ALERTS, d.alert.as_bytes())? {
+            if let Some(mut a) = load::<Alert>(&*self.store, ALERTS, d.alert.as_bytes())? {
+                a.count = d.count;
+                a.last_seen = d.last;
+                ops.push(Op::Put(ALERTS, a.id.clone().into_bytes(), json(&a)));
                 let mut f = a.clone();
                 f.id = format!("{}/follow_up", a.id);
                 f.kind = AlertKind::FollowUp;
@@ -458,7 +462,7 @@ impl StateStage {
                         .and_then(|v| v.try_into().ok())
                         .is_some_and(|v| i64::from_be_bytes(v) <= d.at),
                     Tag::Risk => risk::is_expired(s, &d.key, d.at)?,
-                    Tag::Alert | Tag::Journal => true,
+                    Tag::Alert | Tag::Journal | Tag::RiskContribution => true,
                 };
                 if gone {
                     removed += 1;
@@ -469,6 +473,7 @@ impl StateStage {
                         Tag::Risk => risk::TREE,
                         Tag::Alert => ALERTS,
                         Tag::Journal => super::outbox::JOURNAL,
+                        Tag::RiskContribution => risk::CONTRIBUTIONS,
                     };
                     ops.push(Op::Delete(tree, d.key.clone()));
                 }
@@ -486,6 +491,34 @@ impl StateStage {
         self.store.len(DEDUP)
     }
 
+    /// Every retained alert, newest first, with the counts of windows still open.
+    pub fn alerts(&self) -> Result<Vec<Alert>, StateError> {
+        alerts_with_live_counts(&*self.store, &self.outbox)
+    }
+}
+
+/// The outbox's alerts with the count and last sighting of each still-open window folded in.
+pub fn alerts_with_live_counts(
+    store: &dyn StateStore,
+    outbox: &Outbox,
+) -> Result<Vec<Alert>, StateError> {
+    let mut alerts = outbox.alerts()?;
+    let mut live = std::collections::HashMap::new();
+    for (_, v) in store.scan(DEDUP)? {
+        if let Ok(d) = serde_json::from_slice::<DedupEntry>(&v) {
+            live.insert(d.alert.clone(), (d.count, d.last));
+        }
+    }
+    for a in &mut alerts {
+        if let Some((count, last)) = live.get(&a.id) {
+            a.count = a.count.max(*count);
+            a.last_seen = a.last_seen.max(*last);
+        }
+    }
+    Ok(alerts)
+}
+
+impl StateStage {
     /// An entity's current risk in stream time.
     pub fn risk(&self, entity: &str) -> Result<f64, StateError> {
         let now = self.now().unwrap_or(0);

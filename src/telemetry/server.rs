@@ -80,10 +80,11 @@ pub async fn serve(
             get(
                 |State(h): State<Arc<Health>>, q: axum::extract::Query<Limit>| {
                     api(h, q.limit, |o, n| {
-                        Ok(
-                            serde_json::to_value(crate::state::outbox::newest(o.alerts()?, n))
-                                .unwrap_or_default(),
-                        )
+                        Ok(serde_json::to_value(crate::state::outbox::newest(
+                            crate::state::stage::alerts_with_live_counts(&**o.store(), o)?,
+                            n,
+                        ))
+                        .unwrap_or_default())
                     })
                 },
             ),
