@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rampart::config::load_str;
 use rampart::enrich::Enricher;
-use rampart::event::{decode_record, AuditEvent};
+use rampart::event::AuditEvent;
 use rampart::state::MemoryStore;
 use rampart::synth::Generator;
 
@@ -48,15 +48,7 @@ fn config(level: usize) -> String {
 }
 
 fn main() {
-    let events: Vec<AuditEvent> = Generator::new(21)
-        .lines(100_000)
-        .iter()
-        .map(|l| {
-            decode_record(l.as_bytes(), &Default::default())
-                .events
-                .remove(0)
-        })
-        .collect();
+    let events: Vec<AuditEvent> = Generator::new(21).events(100_000);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use rampart::config::{load_str, PlaybooksConfig};
 use rampart::enrich::Enricher;
-use rampart::event::{decode_record, AuditEvent};
+use rampart::event::AuditEvent;
 use rampart::playbook::{load_dir, Ev};
 use rampart::state::MemoryStore;
 use rampart::synth::Generator;
@@ -70,12 +70,9 @@ fn main() {
     let cfg = load_str("sources:\n  files: [{ path: x }]\n", "bench").unwrap();
     let enricher = Enricher::build(&cfg.enrich, Arc::new(MemoryStore::default())).unwrap();
     let events: Vec<AuditEvent> = Generator::new(31)
-        .lines(100_000)
-        .iter()
-        .map(|l| {
-            let mut ev = decode_record(l.as_bytes(), &Default::default())
-                .events
-                .remove(0);
+        .events(100_000)
+        .into_iter()
+        .map(|mut ev| {
             rt.block_on(enricher.enrich(&mut ev));
             ev
         })

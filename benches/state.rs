@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use rampart::event::{decode_record, AuditEvent};
+use rampart::event::AuditEvent;
 use rampart::playbook::{Severity, Verdict};
 use rampart::state::{SledStore, StateSettings, StateStage, StateStore};
 use rampart::synth::Generator;
@@ -54,12 +54,7 @@ fn main() {
         .build()
         .unwrap();
     let _guard = rt.enter();
-    let template = decode_record(
-        Generator::new(5).lines(1)[0].as_bytes(),
-        &Default::default(),
-    )
-    .events
-    .remove(0);
+    let template = Generator::new(5).events(1).remove(0);
     let keys: usize = std::env::var("RAMPART_BENCH_KEYS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -91,15 +86,7 @@ fn main() {
         st.open_windows().unwrap()
     );
 
-    let events: Vec<AuditEvent> = Generator::new(5)
-        .lines(200_000)
-        .iter()
-        .map(|l| {
-            decode_record(l.as_bytes(), &Default::default())
-                .events
-                .remove(0)
-        })
-        .collect();
+    let events: Vec<AuditEvent> = Generator::new(5).events(200_000);
     println!(
         "state stage on sled, {} synthetic events, commit (fsync) every 1024 events",
         events.len()

@@ -3,15 +3,9 @@
 use crate::cli::JournalQuery;
 use crate::config;
 use crate::state::model::{Alert, JournalEntry};
-use crate::state::outbox::{newest, Outbox};
+pub use crate::state::outbox::Listing;
+use crate::state::outbox::Outbox;
 use crate::state::SledStore;
-
-/// Which list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Listing {
-    Alerts,
-    Actions,
-}
 
 /// Errors of a journal query.
 #[derive(Debug, thiserror::Error)]
@@ -30,26 +24,14 @@ pub async fn list(what: Listing, q: &JournalQuery) -> Result<String, JournalErro
         Ok(store) => {
             let outbox = Outbox::open(std::sync::Arc::new(store))
                 .map_err(|e| JournalError::Read(e.to_string()))?;
-            let v = match what {
-                Listing::Alerts => {
-                    crate::state::stage::alerts_with_live_counts(&**outbox.store(), &outbox)
-                        .map(|a| serde_json::to_value(newest(a, q.limit)))
-                }
-                Listing::Actions => outbox
-                    .journal_entries()
-                    .map(|j| serde_json::to_value(newest(j, q.limit))),
-            };
-            v.map_err(|e| JournalError::Read(e.to_string()))?
+            outbox
+                .listing(what, q.limit)
                 .map_err(|e| JournalError::Read(e.to_string()))?
         }
         // sled holds an exclusive lock: a running rampart answers over its telemetry listener.
         Err(open_err) => match cfg.telemetry.listen {
             Some(addr) => {
-                let route = if what == Listing::Alerts {
-                    "alerts"
-                } else {
-                    "actions"
-                };
+                let route = what.as_str();
                 let url = format!("http://{addr}/api/{route}?limit={}", q.limit);
                 let fetch = async {
                     reqwest::get(&url)

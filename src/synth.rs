@@ -136,6 +136,14 @@ impl Generator {
             .collect()
     }
 
+    /// `count` events, decoded as the pipeline decodes them (for benchmarks and tests).
+    pub fn events(&mut self, count: usize) -> Vec<crate::event::AuditEvent> {
+        self.lines(count)
+            .iter()
+            .flat_map(|l| crate::event::decode_record(l.as_bytes(), &Default::default()).events)
+            .collect()
+    }
+
     fn stamp(&self) -> (String, String) {
         let ms = self.n * 7;
         let (h, m, s, milli) = (

@@ -23,38 +23,31 @@ fn repo() -> PathBuf {
 fn check_lists_every_problem_of_a_broken_config_and_exits_2() {
     let s = Scratch::new();
     let cfg = s.path("broken.yaml");
-    std::fs::write(
-        &cfg,
+    // Writes the config, runs `rampart check`, expects exit 2 and every needle on stderr.
+    let check = |body: &str, needles: &[&str]| -> String {
+        std::fs::write(&cfg, body).unwrap();
+        let out = rampart().args(["check", "-c"]).arg(&cfg).output().unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        for needle in needles {
+            assert!(err.contains(needle), "{needle} missing from:\n{err}");
+        }
+        err
+    };
+    check(
         "sources:\n  kafka:\n    group_id: ''\n    topics: []\n    drain_timeout: later\npipeline:\n  workers: 0\ntelemetry:\n  listen: nowhere\nunknown_section: {}\n",
-    )
-    .unwrap();
-    let out = rampart().args(["check", "-c"]).arg(&cfg).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    for needle in [
-        "sources.kafka.drain_timeout",
-        "telemetry.listen",
-        "unknown_section",
-    ] {
-        assert!(err.contains(needle), "{needle} missing from:\n{err}");
-    }
+        &["sources.kafka.drain_timeout", "telemetry.listen", "unknown_section"],
+    );
     // Structural problems come first; once fixed, the semantic ones are all listed too.
-    std::fs::write(
-        &cfg,
+    let err = check(
         "sources:\n  kafka:\n    group_id: ''\n    topics: []\npipeline:\n  workers: 0\n",
-    )
-    .unwrap();
-    let out = rampart().args(["check", "-c"]).arg(&cfg).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    for needle in [
-        "sources.kafka: kafka: required",
-        "sources.kafka.group_id",
-        "sources.kafka.topics",
-        "pipeline.workers",
-    ] {
-        assert!(err.contains(needle), "{needle} missing from:\n{err}");
-    }
+        &[
+            "sources.kafka: kafka: required",
+            "sources.kafka.group_id",
+            "sources.kafka.topics",
+            "pipeline.workers",
+        ],
+    );
     assert!(err.contains("4 problems"), "{err}");
 }
 

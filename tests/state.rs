@@ -60,6 +60,10 @@ fn stage(store: Arc<dyn StateStore>, s: StateSettings) -> StateStage {
     StateStage::open(store, s).unwrap()
 }
 
+fn in_memory(s: StateSettings) -> StateStage {
+    stage(Arc::new(MemoryStore::default()), s)
+}
+
 /// Everything queued for the sink, in order.
 fn queued(st: &StateStage) -> Vec<Delivery> {
     st.outbox()
@@ -77,7 +81,7 @@ fn kinds(st: &StateStage) -> Vec<AlertKind> {
 #[tokio::test(start_paused = true)]
 async fn matches_in_one_window_collapse_into_one_alert_with_a_count_and_a_follow_up_when_it_closes()
 {
-    let st = stage(Arc::new(MemoryStore::default()), settings());
+    let st = in_memory(settings());
     let v = || vec![verdict("secret-read", "alice", 40, Gating::default())];
     // 37 reads by alice over ~6 minutes of event time.
     for i in 0..37 {
@@ -134,7 +138,7 @@ async fn matches_in_one_window_collapse_into_one_alert_with_a_count_and_a_follow
 
 #[tokio::test(start_paused = true)]
 async fn a_window_with_a_single_match_closes_without_a_follow_up() {
-    let st = stage(Arc::new(MemoryStore::default()), settings());
+    let st = in_memory(settings());
     st.process(&event(
         "x",
         "bob",
@@ -182,7 +186,7 @@ async fn a_restart_inside_a_window_does_not_re_alert_and_a_replayed_event_change
 
 #[tokio::test(start_paused = true)]
 async fn a_count_threshold_fires_on_the_nth_match_inside_its_window() {
-    let st = stage(Arc::new(MemoryStore::default()), settings());
+    let st = in_memory(settings());
     let gate = Gating {
         threshold: Some(Threshold {
             at_least: 20,
@@ -214,7 +218,7 @@ async fn a_count_threshold_fires_on_the_nth_match_inside_its_window() {
 
 #[tokio::test(start_paused = true)]
 async fn a_distinct_threshold_counts_different_values_not_repeats() {
-    let st = stage(Arc::new(MemoryStore::default()), settings());
+    let st = in_memory(settings());
     let gate = |name: &str| Gating {
         threshold: Some(Threshold {
             at_least: 10,
@@ -256,7 +260,7 @@ async fn risk_adds_up_across_playbooks_raises_one_high_risk_alert_and_decays() {
         },
         ..settings()
     };
-    let st = stage(Arc::new(MemoryStore::default()), s);
+    let st = in_memory(s);
     let weak = |i: i64, p: &str| {
         event(
             &format!("w{i}"),
@@ -300,6 +304,23 @@ async fn risk_adds_up_across_playbooks_raises_one_high_risk_alert_and_decays() {
     );
 }
 
+/// Waits (paused time auto-advancing through backoffs) until the dispatcher has emptied the outbox.
+async fn outbox_empty(st: &StateStage) {
+    while st.outbox().pending().unwrap() > 0 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn stop_all(
+    stop: tokio_util::sync::CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+) {
+    stop.cancel();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
 /// A responder that fails `fail` times, then succeeds; counts calls.
 struct Flaky {
     fail: u32,
@@ -333,7 +354,7 @@ impl Responder for Flaky {
 
 #[tokio::test(start_paused = true)]
 async fn the_dispatcher_retries_with_backoff_journals_once_and_skips_what_the_journal_has() {
-    let st = Arc::new(stage(Arc::new(MemoryStore::default()), settings()));
+    let st = Arc::new(in_memory(settings()));
     let flaky = Arc::new(Flaky {
         fail: 3,
         calls: AtomicU32::new(0),
@@ -362,9 +383,7 @@ async fn the_dispatcher_retries_with_backoff_journals_once_and_skips_what_the_jo
     st.process(&ev).unwrap();
     st.commit().unwrap();
     // Paused time auto-advances through the backoff sleeps.
-    while st.outbox().pending().unwrap() > 0 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    outbox_empty(&st).await;
     assert_eq!(flaky.calls.load(Ordering::SeqCst), 4);
     let journal = st.outbox().journal_entries().unwrap();
     let sink = journal.iter().find(|j| j.responder == "sink").unwrap();
@@ -396,19 +415,14 @@ async fn the_dispatcher_retries_with_backoff_journals_once_and_skips_what_the_jo
         .apply(&[st.outbox().enqueue(&d)])
         .unwrap();
     st.outbox().wake();
-    while st.outbox().pending().unwrap() > 0 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    outbox_empty(&st).await;
     assert_eq!(flaky.calls.load(Ordering::SeqCst), 4, "the journal had it");
-    stop.cancel();
-    for t in tasks {
-        t.await.unwrap();
-    }
+    stop_all(stop, tasks).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn dry_run_journals_what_would_have_been_done() {
-    let st = Arc::new(stage(Arc::new(MemoryStore::default()), settings()));
+    let st = Arc::new(in_memory(settings()));
     let flaky = Arc::new(Flaky {
         fail: 0,
         calls: AtomicU32::new(0),
@@ -428,16 +442,11 @@ async fn dry_run_journals_what_would_have_been_done() {
     ))
     .unwrap();
     st.commit().unwrap();
-    while st.outbox().pending().unwrap() > 0 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    outbox_empty(&st).await;
     let j = st.outbox().journal_entries().unwrap();
     assert_eq!(j[0].status, Status::DryRun);
     assert_eq!(j[0].detail, "would post");
-    stop.cancel();
-    for t in tasks {
-        t.await.unwrap();
-    }
+    stop_all(stop, tasks).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -445,13 +454,10 @@ async fn the_alerts_file_holds_each_delivery_once_even_when_it_is_delivered_agai
 {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("alerts.jsonl");
-    let st = Arc::new(stage(
-        Arc::new(MemoryStore::default()),
-        StateSettings {
-            sinks: vec!["alerts_file".into()],
-            ..settings()
-        },
-    ));
+    let st = Arc::new(in_memory(StateSettings {
+        sinks: vec!["alerts_file".into()],
+        ..settings()
+    }));
     st.process(&event(
         "e1",
         "alice",
@@ -545,7 +551,7 @@ fn rule(e) { true }
 fn dedup(e) { e.user }
 "#,
     );
-    let st = stage(Arc::new(MemoryStore::default()), settings());
+    let st = in_memory(settings());
     let mut alerts = 0;
     for i in 0..12 {
         let mut ev = event(

@@ -137,10 +137,10 @@ pub async fn start(
     let mut maintenance = enrichers.spawn_maintenance(&shutdown);
     let responders = build_responders(cfg)?;
     let names: Vec<String> = responders.iter().map(|r| r.name().to_owned()).collect();
-    let sinks = names
+    let sinks = responders
         .iter()
-        .filter(|n| *n == "alerts_file")
-        .cloned()
+        .filter(|r| r.takes_every_alert())
+        .map(|r| r.name().to_owned())
         .collect();
     let state = Arc::new(StateStage::open(store, cfg.state.settings(sinks))?);
     health.set_journal(state.outbox().clone());

@@ -73,6 +73,10 @@ impl Responder for AlertsFile {
         "alerts_file"
     }
 
+    fn takes_every_alert(&self) -> bool {
+        true
+    }
+
     fn deliver<'a>(
         &'a self,
         d: &'a Delivery,

@@ -52,6 +52,11 @@ pub struct Retry {
 pub trait Responder: Send + Sync {
     /// The name deliveries are queued under (`alerts_file`, `slack`, `revoke_binding`, ...).
     fn name(&self) -> &str;
+    /// True for alert sinks: every alert, update and follow-up is queued for them,
+    /// not only the responses a playbook requests by this name.
+    fn takes_every_alert(&self) -> bool {
+        false
+    }
     /// Carries out `d`, or (dry-run) only says what it would do; idempotent under repeats of the same `d.id`.
     fn deliver<'a>(
         &'a self,

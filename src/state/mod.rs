@@ -74,7 +74,9 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     fn put(&self, tree: &str, key: &[u8], value: &[u8]) -> Result<(), StateError>;
     fn delete(&self, tree: &str, key: &[u8]) -> Result<(), StateError>;
     /// Every entry of a tree, in key order.
-    fn scan(&self, tree: &str) -> Result<Vec<Entry>, StateError>;
+    fn scan(&self, tree: &str) -> Result<Vec<Entry>, StateError> {
+        self.range(tree, &[], None, usize::MAX)
+    }
     /// Up to `limit` entries with keys in `[from, to)` (`to` absent: to the end), in key order.
     fn range(
         &self,
@@ -129,9 +131,6 @@ impl StateStore for MemoryStore {
             t.remove(key);
         }
         Ok(())
-    }
-    fn scan(&self, tree: &str) -> Result<Vec<Entry>, StateError> {
-        self.range(tree, &[], None, usize::MAX)
     }
     fn range(
         &self,

@@ -167,10 +167,39 @@ impl Outbox {
     }
 }
 
-/// The first `n` of a newest-first list.
-pub fn newest<T>(mut v: Vec<T>, n: usize) -> Vec<T> {
-    v.truncate(n);
-    v
+/// What `rampart alerts` / `rampart actions` (and `/api/...`) list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    Alerts,
+    Actions,
+}
+
+impl Listing {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Listing::Alerts => "alerts",
+            Listing::Actions => "actions",
+        }
+    }
+}
+
+impl Outbox {
+    /// The newest `limit` alerts (with open windows' counts) or journal entries, as JSON.
+    pub fn listing(&self, what: Listing, limit: usize) -> Result<serde_json::Value, StateError> {
+        let v = match what {
+            Listing::Alerts => {
+                let mut a = super::stage::alerts_with_live_counts(&*self.store, self)?;
+                a.truncate(limit);
+                serde_json::to_value(a)
+            }
+            Listing::Actions => {
+                let mut j = self.journal_entries()?;
+                j.truncate(limit);
+                serde_json::to_value(j)
+            }
+        };
+        v.map_err(|e| corrupt(JOURNAL, &e))
+    }
 }
 
 fn decode_all<T: serde::de::DeserializeOwned>(

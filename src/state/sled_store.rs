@@ -68,9 +68,6 @@ impl StateStore for SledStore {
         self.tree(tree)?.remove(key).map_err(|e| io(tree, e))?;
         Ok(())
     }
-    fn scan(&self, tree: &str) -> Result<Vec<Entry>, StateError> {
-        self.range(tree, &[], None, usize::MAX)
-    }
     fn range(
         &self,
         tree: &str,

@@ -244,7 +244,7 @@ impl StateStage {
                 expired => {
                     if let Some(d) = expired {
                         // The window closed before the sweeper saw it: summarise it first.
-                        self.close(&d, &group, &mut ops)?;
+                        self.close(&d, &mut ops)?;
                     }
                     out.alerts = 1;
                     out.high_risk = self.raise(ev, v, t, &group, &mut ops)?;
@@ -359,44 +359,50 @@ impl StateStage {
     ) -> Result<(), StateError> {
         d.count += 1;
         d.last = d.last.max(t);
-        if t - d.last_update >= self.settings.update_interval {
-            if let Some(mut a) = load::<Alert>(&*self.store, ALERTS, d.alert.as_bytes())? {
-                d.last_update = t;
-                a.count = d.count;
-                a.last_seen = d.last;
-                let mut u = a.clone();
-                u.id = format!("{}/update/{}", a.id, d.count);
-                u.kind = AlertKind::Update;
-                u.thread = Some(a.id.clone());
-                u.responses.clear();
-                self.to_sinks(&u, ops);
-                ops.push(Op::Put(ALERTS, a.id.clone().into_bytes(), json(&a)));
-            }
+        if t - d.last_update >= self.settings.update_interval
+            && self.announce(&d, AlertKind::Update, ops)?
+        {
+            d.last_update = t;
         }
         ops.push(Op::Put(DEDUP, group.to_vec(), json(&d)));
         Ok(())
     }
 
-    /// A window closes: a follow-up summary when matches were suppressed, then the window is forgotten.
-    fn close(&self, d: &DedupEntry, group: &[u8], ops: &mut Vec<Op>) -> Result<(), StateError> {
+    /// A window closes: its final count on the alert, and a follow-up summary when matches were
+    /// suppressed. The caller removes the window (sweep) or replaces it (a new alert).
+    fn close(&self, d: &DedupEntry, ops: &mut Vec<Op>) -> Result<(), StateError> {
         if d.count > 1 {
-            if let Some(mut a) = load::<Alert>(&*self.store, ALERTS, d.alert.as_bytes())? {
-                a.count = d.count;
-                a.last_seen = d.last;
-                ops.push(Op::Put(ALERTS, a.id.clone().into_bytes(), json(&a)));
-                let mut f = a.clone();
-                f.id = format!("{}/follow_up", a.id);
-                f.kind = AlertKind::FollowUp;
-                f.thread = Some(a.id.clone());
-                f.count = d.count;
-                f.last_seen = d.last;
-                f.responses.clear();
-                f.title = format!("{} — {}", a.title, f.summary());
-                self.to_sinks(&f, ops);
-            }
+            self.announce(d, AlertKind::FollowUp, ops)?;
         }
-        ops.push(Op::Delete(DEDUP, group.to_vec()));
         Ok(())
+    }
+
+    /// Writes the window's count onto its alert and sends an update or follow-up threaded under
+    /// it; false when the alert has already expired.
+    fn announce(
+        &self,
+        d: &DedupEntry,
+        kind: AlertKind,
+        ops: &mut Vec<Op>,
+    ) -> Result<bool, StateError> {
+        let Some(mut a) = load::<Alert>(&*self.store, ALERTS, d.alert.as_bytes())? else {
+            return Ok(false);
+        };
+        a.count = d.count;
+        a.last_seen = d.last;
+        ops.push(Op::Put(ALERTS, a.id.clone().into_bytes(), json(&a)));
+        let mut n = a.clone();
+        n.kind = kind;
+        n.thread = Some(a.id.clone());
+        n.responses.clear();
+        if kind == AlertKind::Update {
+            n.id = format!("{}/update/{}", a.id, d.count);
+        } else {
+            n.id = format!("{}/follow_up", a.id);
+            n.title = format!("{} — {}", a.title, a.summary());
+        }
+        self.to_sinks(&n, ops);
+        Ok(true)
     }
 
     fn delivery(&self, a: &Alert, responder: &str, action: &str) -> Delivery {
@@ -446,35 +452,32 @@ impl StateStage {
             let s = &*self.store;
             for d in &due {
                 let mut ops = Vec::new();
-                let gone = match d.tag {
+                // Entries rewritten with a later expiry keep their stale index entries; only a due one goes.
+                let (tree, gone) = match d.tag {
                     Tag::Dedup => match load::<DedupEntry>(s, DEDUP, &d.key)? {
                         Some(e) if e.expires <= d.at => {
-                            self.close(&e, &d.key, &mut ops)?;
-                            true
+                            self.close(&e, &mut ops)?;
+                            (DEDUP, true)
                         }
-                        _ => false,
+                        _ => (DEDUP, false),
                     },
-                    Tag::Gate => {
-                        load::<GateEntry>(s, GATE, &d.key)?.is_some_and(|g| g.expires <= d.at)
-                    }
-                    Tag::Seen => s
-                        .get(SEEN, &d.key)?
-                        .and_then(|v| v.try_into().ok())
-                        .is_some_and(|v| i64::from_be_bytes(v) <= d.at),
-                    Tag::Risk => risk::is_expired(s, &d.key, d.at)?,
-                    Tag::Alert | Tag::Journal | Tag::RiskContribution => true,
+                    Tag::Gate => (
+                        GATE,
+                        load::<GateEntry>(s, GATE, &d.key)?.is_some_and(|g| g.expires <= d.at),
+                    ),
+                    Tag::Seen => (
+                        SEEN,
+                        s.get(SEEN, &d.key)?
+                            .and_then(|v| v.try_into().ok())
+                            .is_some_and(|v| i64::from_be_bytes(v) <= d.at),
+                    ),
+                    Tag::Risk => (risk::TREE, risk::is_expired(s, &d.key, d.at)?),
+                    Tag::Alert => (ALERTS, true),
+                    Tag::Journal => (super::outbox::JOURNAL, true),
+                    Tag::RiskContribution => (risk::CONTRIBUTIONS, true),
                 };
                 if gone {
                     removed += 1;
-                    let tree = match d.tag {
-                        Tag::Dedup => DEDUP,
-                        Tag::Gate => GATE,
-                        Tag::Seen => SEEN,
-                        Tag::Risk => risk::TREE,
-                        Tag::Alert => ALERTS,
-                        Tag::Journal => super::outbox::JOURNAL,
-                        Tag::RiskContribution => risk::CONTRIBUTIONS,
-                    };
                     ops.push(Op::Delete(tree, d.key.clone()));
                 }
                 ops.push(d.done());

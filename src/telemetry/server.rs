@@ -10,6 +10,8 @@ use axum::routing::get;
 use axum::Router;
 use tokio_util::sync::CancellationToken;
 
+use crate::state::outbox::Listing;
+
 /// Liveness and readiness as the orchestrator sees them, and the journal for `rampart alerts` / `rampart actions`.
 #[derive(Debug, Default)]
 pub struct Health {
@@ -38,11 +40,8 @@ struct Limit {
 
 async fn api(
     h: Arc<Health>,
+    what: crate::state::outbox::Listing,
     limit: Option<usize>,
-    what: fn(
-        &crate::state::outbox::Outbox,
-        usize,
-    ) -> Result<serde_json::Value, crate::state::StateError>,
 ) -> (StatusCode, axum::Json<serde_json::Value>) {
     let Some(o) = h.journal.get().cloned() else {
         return (
@@ -51,7 +50,7 @@ async fn api(
         );
     };
     let limit = limit.unwrap_or(100);
-    match tokio::task::spawn_blocking(move || what(&o, limit)).await {
+    match tokio::task::spawn_blocking(move || o.listing(what, limit)).await {
         Ok(Ok(v)) => (StatusCode::OK, axum::Json(v)),
         Ok(Err(e)) => (
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -79,13 +78,7 @@ pub async fn serve(
             "/api/alerts",
             get(
                 |State(h): State<Arc<Health>>, q: axum::extract::Query<Limit>| {
-                    api(h, q.limit, |o, n| {
-                        Ok(serde_json::to_value(crate::state::outbox::newest(
-                            crate::state::stage::alerts_with_live_counts(&**o.store(), o)?,
-                            n,
-                        ))
-                        .unwrap_or_default())
-                    })
+                    api(h, Listing::Alerts, q.limit)
                 },
             ),
         )
@@ -93,13 +86,7 @@ pub async fn serve(
             "/api/actions",
             get(
                 |State(h): State<Arc<Health>>, q: axum::extract::Query<Limit>| {
-                    api(h, q.limit, |o, n| {
-                        Ok(serde_json::to_value(crate::state::outbox::newest(
-                            o.journal_entries()?,
-                            n,
-                        ))
-                        .unwrap_or_default())
-                    })
+                    api(h, Listing::Actions, q.limit)
                 },
             ),
         )
