@@ -409,6 +409,8 @@ async fn the_dispatcher_retries_with_backoff_journals_once_and_skips_what_the_jo
         enqueued_ms: rampart::state::model::wall_ms(),
         attempts: 0,
         not_before_ms: 0,
+        target: None,
+        approved: None,
     };
     st.outbox()
         .store()

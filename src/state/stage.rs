@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use super::expiry::{self, Tag};
-use super::model::{event_summary, wall_ms, Alert, AlertKind, Contribution, Delivery};
+use super::model::{
+    binding_target, event_summary, wall_ms, Alert, AlertKind, Contribution, Delivery,
+};
 use super::outbox::{Outbox, ALERTS};
 use super::risk::{self, RiskSettings};
 use super::{Op, StateError, StateStore};
@@ -315,8 +317,16 @@ impl StateStage {
             ops.append(&mut w);
         }
         for (i, r) in v.responses.iter().enumerate() {
+            if self.settings.sinks.contains(&r.kind) {
+                // An alert sink (e.g. Slack) already gets this alert; it reads the request
+                // (e.g. the channel) from `alert.responses` instead of posting twice.
+                continue;
+            }
             let mut d = self.delivery(&alert, &r.kind, &format!("{}.{i}", r.kind));
             d.response = Some(r.clone());
+            if r.kind == "revoke_binding" {
+                d.target = binding_target(ev);
+            }
             ops.push(self.outbox.enqueue(&d));
         }
         self.to_sinks(&alert, ops);
@@ -414,6 +424,8 @@ impl StateStage {
             enqueued_ms: wall_ms(),
             attempts: 0,
             not_before_ms: 0,
+            target: None,
+            approved: None,
         }
     }
 
