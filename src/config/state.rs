@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::Seconds;
+use super::{ByteSize, Seconds};
 
 /// Local state: the sled store, dedup windows, risk and retention.
 #[derive(Debug, Clone, Deserialize)]
@@ -31,6 +31,9 @@ pub struct StateConfig {
     /// Entity risk.
     #[serde(default)]
     pub risk: RiskConfig,
+    /// The store's page cache (sled); its memory grows somewhat beyond this with the number of keys.
+    #[serde(default = "default_cache")]
+    pub cache: ByteSize,
 }
 
 /// Entity risk: every alert adds its score to its actor's and source address's risk.
@@ -54,6 +57,9 @@ impl Default for RiskConfig {
     }
 }
 
+fn default_cache() -> ByteSize {
+    ByteSize(crate::state::sled_store::DEFAULT_CACHE)
+}
 fn default_state_dir() -> PathBuf {
     PathBuf::from(".rampart-state")
 }
@@ -89,6 +95,7 @@ impl Default for StateConfig {
             retention: default_retention(),
             sweep_interval: default_sweep_interval(),
             risk: RiskConfig::default(),
+            cache: default_cache(),
         }
     }
 }

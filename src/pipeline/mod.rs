@@ -131,7 +131,10 @@ pub async fn start(
     let store: Arc<dyn StateStore> = if opts.ephemeral_state {
         Arc::new(MemoryStore::default())
     } else {
-        Arc::new(SledStore::open(&cfg.state.dir.join("store"))?)
+        Arc::new(SledStore::open_with_cache(
+            &cfg.state.dir.join("store"),
+            cfg.state.cache.0,
+        )?)
     };
     let enrichers = Arc::new(Enrichers::build(cfg, store.clone())?);
     let mut maintenance = enrichers.spawn_maintenance(&shutdown);

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -20,7 +21,12 @@ pub struct DispatchSettings {
     pub outbox_ttl: Duration,
     /// Longest a single delivery attempt may take.
     pub attempt_timeout: Duration,
+    /// How long a response waits for a human's approval before it expires.
+    pub approval_ttl: Duration,
 }
+
+/// How far into a queue one round looks for work (threads blocked by a waiting item are skipped).
+const HEAD: usize = 256;
 
 impl Default for DispatchSettings {
     fn default() -> Self {
@@ -30,6 +36,7 @@ impl Default for DispatchSettings {
             backoff_max: Duration::from_secs(300),
             outbox_ttl: Duration::from_secs(7 * 86_400),
             attempt_timeout: Duration::from_secs(30),
+            approval_ttl: Duration::from_secs(3600),
         }
     }
 }
@@ -110,6 +117,11 @@ impl Worker {
     /// Journals, as skipped, work whose responder is not configured.
     async fn run_unconfigured(&self, configured: &[String], shutdown: CancellationToken) {
         loop {
+            match self.stage.outbox().expire_parked(wall_ms()) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(expired = n, "approvals expired without a decision"),
+                Err(e) => tracing::error!(error = %e, "cannot expire pending approvals"),
+            }
             let queues = self.stage.outbox().responders().unwrap_or_default();
             for q in queues.iter().filter(|q| !configured.contains(q)) {
                 let _ = self.drain(q, &shutdown).await;
@@ -121,21 +133,34 @@ impl Worker {
         }
     }
 
-    /// Works through one queue; returns how long until its head may be tried again, if it is waiting.
+    /// Works through one queue; returns how long until its earliest waiting item may be tried.
+    ///
+    /// Items of one alert's thread (the alert, its updates, its follow-up) run in queue order;
+    /// different threads run up to the responder's concurrency at once.
     async fn drain(
         &self,
         queue: &str,
         shutdown: &CancellationToken,
     ) -> Result<Option<Duration>, StateError> {
         let outbox = self.stage.outbox().clone();
+        let limit = self
+            .responder
+            .as_ref()
+            .map_or(1, |r| r.concurrency().max(1));
         loop {
-            let head = outbox.head(queue, 32)?;
+            let head = outbox.head(queue, HEAD)?;
             if head.is_empty() {
                 return Ok(None);
             }
-            for (key, mut d) in head {
-                if shutdown.is_cancelled() {
-                    return Ok(None);
+            let mut lanes = std::collections::HashSet::new();
+            let mut wait: Option<Duration> = None;
+            let mut jobs = Vec::new();
+            let now = wall_ms();
+            for (key, d) in head {
+                let lane = d.alert.thread.clone().unwrap_or_else(|| d.alert.id.clone());
+                // One item per lane per round: later items of a thread wait for earlier ones.
+                if !lanes.insert(lane) {
+                    continue;
                 }
                 if outbox
                     .journal(&d.id)?
@@ -146,55 +171,103 @@ impl Worker {
                     outbox.drop_item(&key)?;
                     continue;
                 }
-                let now = wall_ms();
                 if d.not_before_ms > now {
-                    return Ok(Some(Duration::from_millis(d.not_before_ms - now)));
+                    let w = Duration::from_millis(d.not_before_ms - now);
+                    wait = Some(wait.map_or(w, |x| x.min(w)));
+                    continue;
                 }
-                let ttl = u64::try_from(self.settings.outbox_ttl.as_millis()).unwrap_or(u64::MAX);
-                let effect = if now.saturating_sub(d.enqueued_ms) > ttl {
-                    Effect::with_status(
-                        Status::Expired,
-                        "undelivered when the outbox retention ran out",
-                    )
-                } else if let Some(r) = &self.responder {
-                    match self.attempt(r.as_ref(), &d).await {
-                        Ok(e) => e,
-                        Err(retry) => {
-                            d.attempts += 1;
-                            let wait = retry.after.unwrap_or_else(|| {
-                                backoff(
-                                    &self.settings,
-                                    d.attempts,
-                                    crate::state::stable_hash([
-                                        d.id.as_bytes(),
-                                        &d.attempts.to_be_bytes(),
-                                    ]),
-                                )
-                            });
-                            d.not_before_ms =
-                                now + u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
-                            tracing::warn!(responder = queue, delivery = %d.id, attempts = d.attempts, retry_in = ?wait, error = %retry.error, "delivery failed; it stays in the outbox");
-                            metrics::counter!("rampart_responder_retries_total", "responder" => queue.to_owned()).increment(1);
-                            outbox.reschedule(&key, &d)?;
-                            // Order within a queue is kept: the rest waits behind the head.
-                            return Ok(Some(wait));
-                        }
-                    }
-                } else {
-                    Effect::with_status(
-                        Status::Skipped,
-                        format!("no {queue} responder is configured"),
-                    )
-                };
-                let entry = journal_entry(&d, effect);
-                metrics::counter!("rampart_responder_outcomes_total", "responder" => queue.to_owned(), "outcome" => entry.status.as_str()).increment(1);
-                if entry.status == Status::Failed {
-                    tracing::error!(responder = queue, delivery = %d.id, detail = %entry.detail, "response failed");
-                }
-                let expires = self.stage.now().unwrap_or(0) + self.stage.settings().retention;
-                outbox.finish(&key, &entry, expires)?;
+                jobs.push((key, d));
+            }
+            if jobs.is_empty() {
+                return Ok(wait.or(Some(Duration::from_millis(50))));
+            }
+            if shutdown.is_cancelled() {
+                return Ok(None);
+            }
+            let results: Vec<Result<(), StateError>> = futures::stream::iter(jobs)
+                .map(|(key, d)| self.one(queue, key, d))
+                .buffer_unordered(limit)
+                .collect()
+                .await;
+            for r in results {
+                r?;
             }
         }
+    }
+
+    /// Takes one item off the queue: delivered, parked for approval, or rescheduled.
+    async fn one(&self, queue: &str, key: Vec<u8>, mut d: Delivery) -> Result<(), StateError> {
+        let outbox = self.stage.outbox();
+        let now = wall_ms();
+        let ttl = u64::try_from(self.settings.outbox_ttl.as_millis()).unwrap_or(u64::MAX);
+        let effect = if now.saturating_sub(d.enqueued_ms) > ttl {
+            Effect::with_status(
+                Status::Expired,
+                "undelivered when the outbox retention ran out",
+            )
+        } else if let Some(r) = &self.responder {
+            if d.awaits_approval() {
+                match outbox.decision(&d.id)? {
+                    Some(dec) if dec.approve => d.approved = Some(dec),
+                    Some(dec) => {
+                        let e = Effect::with_status(
+                            Status::Rejected,
+                            format!("rejected by {}", dec.by),
+                        );
+                        return self.finish(queue, &key, &d, e);
+                    }
+                    None => {
+                        let until = now.saturating_add(
+                            u64::try_from(self.settings.approval_ttl.as_millis())
+                                .unwrap_or(u64::MAX),
+                        );
+                        outbox.park(&key, &d, until)?;
+                        metrics::counter!("rampart_responder_outcomes_total", "responder" => queue.to_owned(), "outcome" => "pending").increment(1);
+                        tracing::info!(responder = queue, delivery = %d.id, "waiting for approval");
+                        return Ok(());
+                    }
+                }
+            }
+            match self.attempt(r.as_ref(), &d).await {
+                Ok(e) => e,
+                Err(retry) => {
+                    d.attempts += 1;
+                    let wait = retry.after.unwrap_or_else(|| {
+                        backoff(
+                            &self.settings,
+                            d.attempts,
+                            crate::state::stable_hash([d.id.as_bytes(), &d.attempts.to_be_bytes()]),
+                        )
+                    });
+                    d.not_before_ms = now + u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+                    tracing::warn!(responder = queue, delivery = %d.id, attempts = d.attempts, retry_in = ?wait, error = %retry.error, "delivery failed; it stays in the outbox");
+                    metrics::counter!("rampart_responder_retries_total", "responder" => queue.to_owned()).increment(1);
+                    return outbox.reschedule(&key, &d);
+                }
+            }
+        } else {
+            Effect::with_status(
+                Status::Skipped,
+                format!("no {queue} responder is configured"),
+            )
+        };
+        self.finish(queue, &key, &d, effect)
+    }
+
+    fn finish(
+        &self,
+        queue: &str,
+        key: &[u8],
+        d: &Delivery,
+        effect: Effect,
+    ) -> Result<(), StateError> {
+        let entry = journal_entry(d, effect);
+        metrics::counter!("rampart_responder_outcomes_total", "responder" => queue.to_owned(), "outcome" => entry.status.as_str()).increment(1);
+        if entry.status == Status::Failed {
+            tracing::error!(responder = queue, delivery = %d.id, detail = %entry.detail, "response failed");
+        }
+        let expires = self.stage.now().unwrap_or(0) + self.stage.settings().retention;
+        self.stage.outbox().finish(key, &entry, expires)
     }
 
     async fn attempt(&self, r: &dyn Responder, d: &Delivery) -> Result<Effect, Retry> {

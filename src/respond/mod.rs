@@ -57,6 +57,10 @@ pub trait Responder: Send + Sync {
     fn takes_every_alert(&self) -> bool {
         false
     }
+    /// How many deliveries may be in flight at once (never two of one alert's thread).
+    fn concurrency(&self) -> usize {
+        1
+    }
     /// Carries out `d`, or (dry-run) only says what it would do; idempotent under repeats of the same `d.id`.
     fn deliver<'a>(
         &'a self,

@@ -14,6 +14,8 @@ pub enum Tag {
     Alert = 5,
     Journal = 6,
     RiskContribution = 7,
+    Decision = 8,
+    SlackMessage = 9,
 }
 
 impl Tag {
@@ -26,6 +28,8 @@ impl Tag {
             5 => Tag::Alert,
             6 => Tag::Journal,
             7 => Tag::RiskContribution,
+            8 => Tag::Decision,
+            9 => Tag::SlackMessage,
             _ => return None,
         })
     }

@@ -5,11 +5,12 @@
 //! risk ([`risk`]), the outbox and the journal ([`outbox`]), and the expiry
 //! index that bounds them all ([`expiry`]).
 
+pub mod approvals;
 pub mod expiry;
 pub mod model;
 pub mod outbox;
 pub mod risk;
-mod sled_store;
+pub mod sled_store;
 pub mod stage;
 
 pub use sled_store::SledStore;

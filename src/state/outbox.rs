@@ -26,6 +26,8 @@ pub struct Outbox {
     store: Arc<dyn StateStore>,
     seq: AtomicU64,
     notify: Arc<Notify>,
+    /// Serialises decisions on parked responses (read, then write).
+    decide: std::sync::Mutex<()>,
 }
 
 fn prefix(responder: &str) -> Vec<u8> {
@@ -48,6 +50,7 @@ impl Outbox {
             store,
             seq: AtomicU64::new(max + 1),
             notify: Arc::new(Notify::new()),
+            decide: std::sync::Mutex::new(()),
         })
     }
 
@@ -91,11 +94,20 @@ impl Outbox {
         responder: &str,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Delivery)>, StateError> {
-        let from = prefix(responder);
+        self.head_from(responder, &prefix(responder), limit)
+    }
+
+    /// Up to `limit` items of a responder's queue from key `from` on, in order.
+    pub fn head_from(
+        &self,
+        responder: &str,
+        from: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Delivery)>, StateError> {
         let mut to = responder.as_bytes().to_vec();
         to.push(1);
         self.store
-            .range(OUTBOX, &from, Some(&to), limit)?
+            .range(OUTBOX, from, Some(&to), limit)?
             .into_iter()
             .map(|(k, v)| {
                 serde_json::from_slice(&v)
@@ -159,6 +171,10 @@ impl Outbox {
                 .then_with(|| a.id.cmp(&b.id))
         });
         Ok(v)
+    }
+
+    pub(super) fn decide_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.decide.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Items still waiting, across responders.

@@ -8,7 +8,8 @@ use super::{Op, StateError, StateStore};
 use crate::playbook::Severity;
 
 pub const TREE: &str = "risk";
-/// Contributions, one small entry each (`entity \x1f time \x1f alert`): an entity's value is rewritten per alert, its history is not.
+/// Contributions as separate entries, from stores written before they moved into [`RiskEntry`]:
+/// the sweeper still removes them as they fall due.
 pub const CONTRIBUTIONS: &str = "risk_contributions";
 /// How many contributions an entity keeps (the most recent).
 const MAX_CONTRIBUTIONS: usize = 10;
@@ -42,6 +43,13 @@ pub struct RiskEntry {
     /// False after a high-risk alert, until the risk has fallen below half the threshold.
     pub armed: bool,
     pub expires: i64,
+    /// The most recent contributions (at most `MAX_CONTRIBUTIONS`, oldest first).
+    #[serde(default)]
+    pub recent: Vec<Contribution>,
+    /// Where the expiry index points: rewritten only when `expires` passes it, so that a busy
+    /// entity costs one index entry per half-life rather than one per alert.
+    #[serde(default)]
+    pub indexed: i64,
 }
 
 /// `value` at `at`, seen from `now`.
@@ -92,6 +100,8 @@ pub fn add(
         at: now,
         armed: true,
         expires: now,
+        recent: Vec::new(),
+        indexed: 0,
     });
     let before = decayed(e.value, e.at, now, s.half_life);
     if before < s.threshold / 2.0 {
@@ -100,55 +110,28 @@ pub fn add(
     e.value = before + c.score as f64;
     e.at = now.max(e.at);
     e.expires = expires(e.value, e.at, s.half_life);
-    let mut ckey = entity.as_bytes().to_vec();
-    ckey.push(0x1f);
-    ckey.extend_from_slice(&u64::try_from(c.at.max(0)).unwrap_or(0).to_be_bytes());
-    ckey.extend_from_slice(c.alert.as_bytes());
+    let horizon = now.saturating_sub(8 * s.half_life.max(1));
+    e.recent.retain(|r| r.at > horizon);
+    e.recent.push(c);
+    if e.recent.len() > MAX_CONTRIBUTIONS {
+        e.recent.drain(..e.recent.len() - MAX_CONTRIBUTIONS);
+    }
     let mut alert = None;
     if s.threshold > 0.0 && e.armed && e.value >= s.threshold {
         e.armed = false;
-        let mut contributions = recent(store, entity)?;
-        contributions.push(c.clone());
-        if contributions.len() > MAX_CONTRIBUTIONS {
-            contributions.drain(..contributions.len() - MAX_CONTRIBUTIONS);
-        }
-        alert = Some(high_risk(entity, &e, contributions, cluster));
+        alert = Some(high_risk(entity, &e, e.recent.clone(), cluster));
     }
-    let ops = vec![
-        Op::Put(
-            TREE,
-            entity.as_bytes().to_vec(),
-            serde_json::to_vec(&e).unwrap_or_default(),
-        ),
-        expiry::put(e.expires, Tag::Risk, entity.as_bytes()),
-        Op::Put(
-            CONTRIBUTIONS,
-            ckey.clone(),
-            serde_json::to_vec(&c).unwrap_or_default(),
-        ),
-        expiry::put(
-            c.at.saturating_add(8 * s.half_life.max(1)),
-            Tag::RiskContribution,
-            &ckey,
-        ),
-    ];
+    let mut ops = Vec::with_capacity(2);
+    if e.expires > e.indexed {
+        e.indexed = e.expires.saturating_add(s.half_life.max(1));
+        ops.push(expiry::put(e.indexed, Tag::Risk, entity.as_bytes()));
+    }
+    ops.push(Op::Put(
+        TREE,
+        entity.as_bytes().to_vec(),
+        serde_json::to_vec(&e).unwrap_or_default(),
+    ));
     Ok((ops, e.value, alert))
-}
-
-/// An entity's contributions still on record, oldest first.
-fn recent(store: &dyn StateStore, entity: &str) -> Result<Vec<Contribution>, StateError> {
-    let mut from = entity.as_bytes().to_vec();
-    from.push(0x1f);
-    let mut to = entity.as_bytes().to_vec();
-    to.push(0x20);
-    // Keys sort by time within an entity; keep the newest.
-    let all = store.range(CONTRIBUTIONS, &from, Some(&to), usize::MAX)?;
-    let skip = all.len().saturating_sub(MAX_CONTRIBUTIONS);
-    Ok(all
-        .into_iter()
-        .skip(skip)
-        .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
-        .collect())
 }
 
 /// Whether a due index entry still points at the stored entry.

@@ -22,6 +22,8 @@ const DEDUP: &str = "dedup";
 const GATE: &str = "gate";
 const SEEN: &str = "seen";
 const META: &str = "meta";
+/// Posted chat messages by alert id (threads and edits), kept for the retention.
+pub const SLACK_MESSAGES: &str = "slack_messages";
 /// Most hits one threshold key keeps.
 const MAX_HITS: usize = 10_000;
 
@@ -208,7 +210,10 @@ impl StateStage {
         let cluster = ev.provenance.cluster.as_str();
         let seen_key = key(&[cluster, &ev.audit_id, &v.playbook]);
         let mut out = Outcome::default();
-        if !ev.audit_id.is_empty() && s.get(SEEN, &seen_key)?.is_some() {
+        let id = format!("{cluster}/{}/{}", ev.audit_id, v.playbook);
+        if !ev.audit_id.is_empty()
+            && (s.get(SEEN, &seen_key)?.is_some() || s.get(ALERTS, id.as_bytes())?.is_some())
+        {
             out.replayed = 1;
             return Ok(out);
         }
@@ -254,12 +259,16 @@ impl StateStage {
             }
         }
         let forget = t + self.settings.replay_memory;
-        ops.push(Op::Put(
-            SEEN,
-            seen_key.clone(),
-            forget.to_be_bytes().to_vec(),
-        ));
-        ops.push(expiry::put(forget, Tag::Seen, &seen_key));
+        // An event that raised an alert is remembered by the alert itself (kept longer).
+        let remembered = out.alerts == 1 && self.settings.retention >= self.settings.replay_memory;
+        if !remembered {
+            ops.push(Op::Put(
+                SEEN,
+                seen_key.clone(),
+                forget.to_be_bytes().to_vec(),
+            ));
+            ops.push(expiry::put(forget, Tag::Seen, &seen_key));
+        }
         s.apply(&ops)?;
         Ok(out)
     }
@@ -487,6 +496,8 @@ impl StateStage {
                     Tag::Alert => (ALERTS, true),
                     Tag::Journal => (super::outbox::JOURNAL, true),
                     Tag::RiskContribution => (risk::CONTRIBUTIONS, true),
+                    Tag::Decision => (super::approvals::DECISIONS, true),
+                    Tag::SlackMessage => (SLACK_MESSAGES, true),
                 };
                 if gone {
                     removed += 1;
