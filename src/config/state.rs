@@ -136,6 +136,12 @@ pub struct RespondConfig {
     pub backoff_min: Seconds,
     #[serde(default = "default_backoff_max")]
     pub backoff_max: Seconds,
+    /// Webhooks: playbooks call them by name with `webhook("name")`; `every_alert` ones get every alert.
+    #[serde(default)]
+    pub webhooks: Vec<crate::respond::webhook::WebhookConfig>,
+    /// The alerts topic on the `kafka` connection.
+    #[serde(default)]
+    pub kafka: Option<crate::respond::kafka_alerts::KafkaAlertsConfig>,
 }
 
 fn default_outbox_ttl() -> Seconds {
@@ -156,6 +162,8 @@ impl Default for RespondConfig {
             outbox_ttl: default_outbox_ttl(),
             backoff_min: default_backoff_min(),
             backoff_max: default_backoff_max(),
+            webhooks: Vec::new(),
+            kafka: None,
         }
     }
 }
@@ -190,4 +198,5 @@ pub(super) fn validate(s: &StateConfig, r: &RespondConfig, p: &mut Vec<super::Pr
     if r.backoff_max < r.backoff_min {
         bad("respond.backoff_max", "must not be less than backoff_min");
     }
+    crate::respond::webhook::validate(&r.webhooks, p);
 }

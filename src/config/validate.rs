@@ -143,5 +143,8 @@ pub fn validate(c: &Config) -> Vec<Problem> {
         problem(&mut p, "pipeline.channel_capacity", "must be at least 1");
     }
     super::state::validate(&c.state, &c.respond, &mut p);
+    if let Some(k) = &c.respond.kafka {
+        crate::respond::kafka_alerts::validate(k, c.kafka.as_ref(), &mut p);
+    }
     p
 }

@@ -52,6 +52,8 @@ pub enum PipelineError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Respond(String),
     #[error("shutdown did not finish within {0:?}; unacknowledged events will be re-read")]
     GraceExceeded(std::time::Duration),
 }
@@ -394,6 +396,17 @@ fn build_responders(
             })
         })?;
         out.push(Arc::new(f));
+    }
+    let err = |message: String| PipelineError::Respond(message);
+    for w in crate::respond::webhook::Webhook::build(&cfg.respond.webhooks)
+        .map_err(|e| err(e.to_string()))?
+    {
+        out.push(Arc::new(w));
+    }
+    if let (Some(k), Some(conn)) = (&cfg.respond.kafka, &cfg.kafka) {
+        let p = crate::respond::kafka_alerts::KafkaAlerts::new(k, conn)
+            .map_err(|e| err(format!("respond.kafka: cannot create the producer: {e}")))?;
+        out.push(Arc::new(p));
     }
     Ok(out)
 }

@@ -3,12 +3,30 @@
 pub mod alerts_file;
 pub mod console;
 pub mod dispatch;
+pub mod kafka_alerts;
+pub mod webhook;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
 use crate::state::model::{Delivery, Status};
+
+/// An alert as rampart hands it to other systems (webhooks, the alerts topic, the alerts file):
+/// the alert's fields plus `delivery`, the idempotency key receivers deduplicate on.
+pub fn alert_document(d: &Delivery) -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    struct Doc<'a> {
+        delivery: &'a str,
+        #[serde(flatten)]
+        alert: &'a crate::state::model::Alert,
+    }
+    serde_json::to_vec(&Doc {
+        delivery: &d.id,
+        alert: &d.alert,
+    })
+    .unwrap_or_default()
+}
 
 /// A boxed future, so that responders can live behind `dyn`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
