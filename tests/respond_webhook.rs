@@ -27,11 +27,14 @@ struct Received {
     body: Vec<u8>,
 }
 
+/// An HTTP status to answer with, and its Retry-After.
+type Answer = (u16, Option<&'static str>);
+
 #[derive(Clone, Default)]
 struct Server {
     got: Arc<Mutex<Vec<Received>>>,
     /// Answers to give, in order, before answering 200.
-    script: Arc<Mutex<Vec<(u16, Option<&'static str>)>>>,
+    script: Arc<Mutex<Vec<Answer>>>,
 }
 
 async fn hook(
