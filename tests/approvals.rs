@@ -57,6 +57,7 @@ struct Recorder {
     most_in_flight: AtomicUsize,
     threads_in_flight: Mutex<Vec<String>>,
     same_thread_overlap: AtomicUsize,
+    dry: Mutex<Vec<bool>>,
 }
 
 impl Recorder {
@@ -70,6 +71,7 @@ impl Recorder {
             most_in_flight: AtomicUsize::new(0),
             threads_in_flight: Mutex::default(),
             same_thread_overlap: AtomicUsize::new(0),
+            dry: Mutex::default(),
         })
     }
 }
@@ -84,8 +86,9 @@ impl Responder for Recorder {
     fn concurrency(&self) -> usize {
         self.concurrency
     }
-    fn deliver<'a>(&'a self, d: &'a Delivery, _dry: bool) -> BoxFuture<'a, Result<Effect, Retry>> {
+    fn deliver<'a>(&'a self, d: &'a Delivery, dry: bool) -> BoxFuture<'a, Result<Effect, Retry>> {
         Box::pin(async move {
+            self.dry.lock().unwrap().push(dry);
             let thread = d.alert.thread.clone().unwrap_or_else(|| d.alert.id.clone());
             {
                 let mut t = self.threads_in_flight.lock().unwrap();
@@ -354,5 +357,51 @@ async fn a_responder_works_on_several_alerts_at_once_but_on_one_thread_in_order(
             .unwrap();
         assert!(first < update, "{id}: update before the alert");
     }
+    r.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_playbook_in_dry_run_only_records_what_its_responses_would_do() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("trial.rhai"),
+        r#"fn meta() { #{ id: "trial", title: "new idea", severity: "high", dry_run: true } }
+fn rule(e) { true }
+fn respond(e) { [revoke_binding()] }
+"#,
+    )
+    .unwrap();
+    let cfg = rampart::config::PlaybooksConfig {
+        dir: dir.path().to_owned(),
+        ..Default::default()
+    };
+    let set = rampart::playbook::load_dir(dir.path(), &cfg).unwrap();
+    let mut ev = event("e1", "mallory", false);
+    ev.verdicts = set
+        .evaluate(&rampart::playbook::Ev::new(ev.clone()))
+        .verdicts;
+    assert!(ev.verdicts[0].gating.dry_run);
+
+    let revoke = Recorder::new("revoke_binding", 1, Duration::ZERO);
+    let chat = Recorder::new("chat", 1, Duration::ZERO);
+    let r = start(vec![revoke.clone(), chat.clone()], vec!["chat".into()]);
+    r.feed(&ev);
+    r.status_of("prod/e1/trial/revoke_binding.0", Status::Done)
+        .await;
+    r.status_of("prod/e1/trial/chat", Status::Done).await;
+    assert_eq!(*revoke.dry.lock().unwrap(), vec![true]);
+    assert_eq!(*chat.dry.lock().unwrap(), vec![true]);
+    assert_eq!(r.st.risk("mallory").unwrap(), 0.0, "a trial adds no risk");
+
+    // The same playbook without dry_run acts for real.
+    let mut ev2 = event("e2", "trent", false);
+    ev2.verdicts = set
+        .evaluate(&rampart::playbook::Ev::new(ev2.clone()))
+        .verdicts;
+    ev2.verdicts[0].gating.dry_run = false;
+    r.feed(&ev2);
+    r.status_of("prod/e2/trial/revoke_binding.0", Status::Done)
+        .await;
+    assert_eq!(*revoke.dry.lock().unwrap(), vec![true, false]);
     r.stop().await;
 }

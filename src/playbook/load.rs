@@ -71,6 +71,9 @@ struct Meta {
     dedup_window: Option<String>,
     #[serde(default)]
     threshold: Option<MetaThreshold>,
+    /// Responders only record what they would do for this playbook (trying a new playbook out).
+    #[serde(default)]
+    dry_run: bool,
 }
 
 /// `threshold: #{ count: 20, window: "10m" }` or `#{ distinct: 10, of: "name", window: "5m" }`.
@@ -420,6 +423,7 @@ fn compile(
             window: dedup_window,
             threshold,
             value: None,
+            dry_run: meta.dry_run,
         },
         ast,
         has_rule,

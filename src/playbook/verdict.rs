@@ -93,10 +93,13 @@ pub struct Gating {
     /// The value counted by a distinct threshold, taken from the event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+    /// `meta().dry_run`: this playbook's alerts and responses are only recorded, never sent or executed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 impl Gating {
     pub fn is_empty(&self) -> bool {
-        self.window.is_none() && self.threshold.is_none()
+        self.window.is_none() && self.threshold.is_none() && !self.dry_run
     }
 }

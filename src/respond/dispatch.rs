@@ -274,7 +274,7 @@ impl Worker {
         let started = std::time::Instant::now();
         let res = tokio::time::timeout(
             self.settings.attempt_timeout,
-            r.deliver(d, self.settings.dry_run),
+            r.deliver(d, self.settings.dry_run || d.alert.dry_run),
         )
         .await
         .unwrap_or_else(|_| {

@@ -75,6 +75,9 @@ pub struct Alert {
     /// For high-risk alerts: what added up.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub contributions: Vec<Contribution>,
+    /// The playbook is in dry-run: responders only record what they would do.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 impl Alert {

@@ -176,6 +176,7 @@ fn high_risk(
         responses: Vec::new(),
         event: serde_json::Value::Null,
         contributions,
+        dry_run: false,
     }
 }
 

@@ -304,11 +304,13 @@ impl StateStage {
             responses: v.responses.clone(),
             event: event_summary(ev),
             contributions: Vec::new(),
+            dry_run: v.gating.dry_run,
         };
         let mut high = Vec::new();
+        // A playbook on trial (dry-run) adds to no one's risk.
         let entities = std::iter::once(ev.user.username.as_str())
             .chain(ev.source_ips.first().map(String::as_str))
-            .filter(|e| !e.is_empty());
+            .filter(|e| !e.is_empty() && !v.gating.dry_run);
         for (i, entity) in entities.enumerate() {
             let c = Contribution {
                 alert: id.clone(),
