@@ -4,7 +4,7 @@
 #[path = "support/fake_kube.rs"]
 mod fake_kube;
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use fake_kube::{FakeKube, Fault, On};
@@ -39,7 +39,8 @@ fn sa(ns: &str, n: &str) -> Value {
 }
 
 fn binding(kind: &str, ns: Option<&str>, name: &str, subjects: Vec<Value>) -> Value {
-    let mut metadata = json!({"name": name, "labels": {"team": "platform"}, "annotations": {"owner": "ops"}});
+    let mut metadata =
+        json!({"name": name, "labels": {"team": "platform"}, "annotations": {"owner": "ops"}});
     if let Some(ns) = ns {
         metadata["namespace"] = json!(ns);
     }
@@ -102,6 +103,7 @@ fn delivery(target: Value, mode: &str, subject: Option<Value>) -> Delivery {
 }
 
 fn config(fake: &FakeKube) -> KubernetesConfig {
+    logs();
     KubernetesConfig {
         kubeconfig: Some(fake.kubeconfig.clone()),
         context: Some("fake".into()),
@@ -124,7 +126,13 @@ fn subjects(obj: &Value) -> Vec<String> {
         .as_array()
         .map(|a| {
             a.iter()
-                .map(|s| format!("{}/{}", s["kind"].as_str().unwrap(), s["name"].as_str().unwrap()))
+                .map(|s| {
+                    format!(
+                        "{}/{}",
+                        s["kind"].as_str().unwrap(),
+                        s["name"].as_str().unwrap()
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -133,11 +141,24 @@ fn subjects(obj: &Value) -> Vec<String> {
 #[tokio::test]
 async fn removes_only_the_judged_subject_and_records_an_event() {
     let fake = FakeKube::start().await;
-    let obj = fake.put(binding(CRB, None, "sneaky-admin", vec![user("alice"), user("mallory"), group("devs")]));
+    let obj = fake.put(binding(
+        CRB,
+        None,
+        "sneaky-admin",
+        vec![user("alice"), user("mallory"), group("devs")],
+    ));
     let other = fake.put(binding(CRB, None, "other-admin", vec![user("mallory")]));
     let r = responder(&config(&fake)).await;
 
-    let e = run(&r, &delivery(target_of(&obj, vec![user("mallory")], true), "remove_subject", None)).await;
+    let e = run(
+        &r,
+        &delivery(
+            target_of(&obj, vec![user("mallory")], true),
+            "remove_subject",
+            None,
+        ),
+    )
+    .await;
 
     assert_eq!(e.status, Status::Done, "{}", e.detail);
     let uid = obj["metadata"]["uid"].as_str().unwrap();
@@ -148,7 +169,11 @@ async fn removes_only_the_judged_subject_and_records_an_event() {
     let live = fake.get(CRB, None, "sneaky-admin").unwrap();
     assert_eq!(subjects(&live), ["User/alice", "Group/devs"]);
     assert_eq!(live["metadata"]["uid"], obj["metadata"]["uid"]);
-    assert_eq!(fake.get(CRB, None, "other-admin").unwrap(), other, "another binding was changed");
+    assert_eq!(
+        fake.get(CRB, None, "other-admin").unwrap(),
+        other,
+        "another binding was changed"
+    );
     // Exactly one write, to exactly that binding.
     let writes = fake.binding_writes();
     assert_eq!(writes.len(), 1, "{writes:?}");
@@ -170,12 +195,25 @@ async fn removes_only_the_judged_subject_and_records_an_event() {
     assert_eq!(ev["regarding"]["uid"], obj["metadata"]["uid"]);
     assert_eq!(ev["metadata"]["namespace"], "default");
     let note = ev["note"].as_str().unwrap();
-    for part in ["cluster-admin-binding", "prod/audit-1/cluster-admin-binding", "mallory@example.com", "User/mallory"] {
+    for part in [
+        "cluster-admin-binding",
+        "prod/audit-1/cluster-admin-binding",
+        "mallory@example.com",
+        "User/mallory",
+    ] {
         assert!(note.contains(part), "note {note:?} lacks {part}");
     }
 
     // The same delivery again (a redelivery after a crash): nothing left to do, nothing written.
-    let again = run(&r, &delivery(target_of(&obj, vec![user("mallory")], true), "remove_subject", None)).await;
+    let again = run(
+        &r,
+        &delivery(
+            target_of(&obj, vec![user("mallory")], true),
+            "remove_subject",
+            None,
+        ),
+    )
+    .await;
     assert_eq!(again.status, Status::Done);
     assert!(again.detail.contains("already absent"), "{}", again.detail);
     assert_eq!(fake.binding_writes().len(), 1);
@@ -191,7 +229,12 @@ async fn delete_mode_deletes_exactly_the_judged_rolebinding() {
     let e = run(&r, &delivery(target_of(&obj, vec![], true), "delete", None)).await;
 
     assert_eq!(e.status, Status::Done, "{}", e.detail);
-    assert!(e.detail.starts_with("deleted RoleBinding team-a/edit (uid "), "{}", e.detail);
+    assert!(
+        e.detail
+            .starts_with("deleted RoleBinding team-a/edit (uid "),
+        "{}",
+        e.detail
+    );
     assert!(fake.get(RB, Some("team-a"), "edit").is_none());
     assert_eq!(fake.get(RB, Some("team-b"), "edit").unwrap(), twin);
     assert_eq!(e.undo["mode"], "delete");
@@ -218,7 +261,11 @@ async fn a_recreated_binding_is_not_touched() {
         assert!(e.detail.contains("recreated"), "{}", e.detail);
         assert!(e.detail.contains("nothing was changed"), "{}", e.detail);
     }
-    assert!(fake.binding_writes().is_empty(), "{:?}", fake.binding_writes());
+    assert!(
+        fake.binding_writes().is_empty(),
+        "{:?}",
+        fake.binding_writes()
+    );
     assert_eq!(fake.get(CRB, None, "ops-admin").unwrap(), recreated);
     assert_eq!(fake.events()[0]["action"], "Refused");
 }
@@ -240,7 +287,15 @@ async fn a_binding_created_after_the_judged_event_is_not_touched() {
     assert!(fake.get(CRB, None, "late").is_some());
 
     // Judged just now, without a uid: the same object by creation time, so it is revoked.
-    let e = run(&r, &delivery(target_of(&obj, vec![user("mallory")], false), "delete", None)).await;
+    let e = run(
+        &r,
+        &delivery(
+            target_of(&obj, vec![user("mallory")], false),
+            "delete",
+            None,
+        ),
+    )
+    .await;
     assert_eq!(e.status, Status::Done, "{}", e.detail);
     assert!(fake.get(CRB, None, "late").is_none());
 }
@@ -262,29 +317,92 @@ async fn protected_bindings_are_refused_without_a_write() {
     let mut labelled = binding(CRB, None, "labelled", vec![user("mallory")]);
     labelled["metadata"]["labels"]["rampart.dev/protected"] = json!("true");
     let cases: Vec<(Value, Vec<Value>, &str, &str)> = vec![
-        (binding(CRB, None, "system:controller:x", vec![user("mallory")]), vec![user("mallory")], "delete", "system"),
-        (binding(CRB, None, "masters", vec![group("system:masters")]), vec![group("system:masters")], "delete", "system identity"),
-        (binding(CRB, None, "ks", vec![sa("kube-system", "deployer")]), vec![sa("kube-system", "deployer")], "remove_subject", "kube-system"),
-        (binding(CRB, None, "break-glass-1", vec![user("mallory")]), vec![user("mallory")], "delete", "protected.names"),
-        (binding(CRB, None, "pager", vec![user("oncall-bob")]), vec![user("oncall-bob")], "remove_subject", "protected.subjects"),
+        (
+            binding(CRB, None, "system:controller:x", vec![user("mallory")]),
+            vec![user("mallory")],
+            "delete",
+            "system",
+        ),
+        (
+            binding(CRB, None, "masters", vec![group("system:masters")]),
+            vec![group("system:masters")],
+            "delete",
+            "system identity",
+        ),
+        (
+            binding(CRB, None, "ks", vec![sa("kube-system", "deployer")]),
+            vec![sa("kube-system", "deployer")],
+            "remove_subject",
+            "kube-system",
+        ),
+        (
+            binding(CRB, None, "break-glass-1", vec![user("mallory")]),
+            vec![user("mallory")],
+            "delete",
+            "protected.names",
+        ),
+        (
+            binding(CRB, None, "pager", vec![user("oncall-bob")]),
+            vec![user("oncall-bob")],
+            "remove_subject",
+            "protected.subjects",
+        ),
         (labelled, vec![user("mallory")], "delete", "label_selector"),
-        (binding(CRB, None, "rampart-responder", vec![user("mallory")]), vec![user("mallory")], "delete", "rampart's own bindings"),
+        (
+            binding(CRB, None, "rampart-responder", vec![user("mallory")]),
+            vec![user("mallory")],
+            "delete",
+            "rampart's own bindings",
+        ),
         // Removing someone else from a binding that also grants rampart's own service account.
-        (binding(CRB, None, "shared", vec![user("mallory"), sa("rampart", "rampart")]), vec![user("mallory")], "remove_subject", "rampart's own service account"),
+        (
+            binding(
+                CRB,
+                None,
+                "shared",
+                vec![user("mallory"), sa("rampart", "rampart")],
+            ),
+            vec![user("mallory")],
+            "remove_subject",
+            "rampart's own service account",
+        ),
     ];
     for (obj, judged, mode, why) in cases {
         let stored = fake.put(obj);
         let name = stored["metadata"]["name"].as_str().unwrap().to_owned();
         let e = run(&r, &delivery(target_of(&stored, judged, true), mode, None)).await;
         assert_eq!(e.status, Status::Failed, "{name}: {}", e.detail);
-        assert!(e.detail.starts_with(&format!("refused to change ClusterRoleBinding/{name}:")), "{}", e.detail);
-        assert!(e.detail.contains(why), "{name}: {:?} lacks {why:?}", e.detail);
-        assert_eq!(fake.get(CRB, None, &name).unwrap(), stored, "{name} was changed");
+        assert!(
+            e.detail
+                .starts_with(&format!("refused to change ClusterRoleBinding/{name}:")),
+            "{}",
+            e.detail
+        );
+        assert!(
+            e.detail.contains(why),
+            "{name}: {:?} lacks {why:?}",
+            e.detail
+        );
+        assert_eq!(
+            fake.get(CRB, None, &name).unwrap(),
+            stored,
+            "{name} was changed"
+        );
         // A dry run refuses alike.
-        let dry = r.deliver(&delivery(target_of(&stored, vec![], true), "delete", None), true).await.unwrap();
+        let dry = r
+            .deliver(
+                &delivery(target_of(&stored, vec![], true), "delete", None),
+                true,
+            )
+            .await
+            .unwrap();
         assert_eq!(dry.status, Status::Failed, "{name}: {}", dry.detail);
     }
-    assert!(fake.binding_writes().is_empty(), "{:?}", fake.binding_writes());
+    assert!(
+        fake.binding_writes().is_empty(),
+        "{:?}",
+        fake.binding_writes()
+    );
     assert!(fake.events().iter().all(|e| e["action"] == "Refused"));
 }
 
@@ -299,7 +417,10 @@ async fn a_missing_binding_is_already_absent() {
     let e = run(&r, &delivery(target, "delete", None)).await;
 
     assert_eq!(e.status, Status::Done);
-    assert_eq!(e.detail, "ClusterRoleBinding/gone is already absent; nothing to revoke");
+    assert_eq!(
+        e.detail,
+        "ClusterRoleBinding/gone is already absent; nothing to revoke"
+    );
     assert!(fake.binding_writes().is_empty());
     assert!(fake.events().is_empty());
 }
@@ -311,12 +432,19 @@ async fn forbidden_is_a_reported_failure_not_a_retry() {
     fake.fault(On::Writes, Fault::Forbidden, 1);
     let r = responder(&config(&fake)).await;
 
-    let e = r.deliver(&delivery(target_of(&obj, vec![], true), "delete", None), false).await;
+    let e = r
+        .deliver(
+            &delivery(target_of(&obj, vec![], true), "delete", None),
+            false,
+        )
+        .await;
 
     let e = e.expect("a 403 must be reported, not retried");
     assert_eq!(e.status, Status::Failed);
     assert!(
-        e.detail.starts_with("rampart's service account may not delete clusterrolebindings (ClusterRoleBinding/x)"),
+        e.detail.starts_with(
+            "rampart's service account may not delete clusterrolebindings (ClusterRoleBinding/x)"
+        ),
         "{}",
         e.detail
     );
@@ -326,21 +454,42 @@ async fn forbidden_is_a_reported_failure_not_a_retry() {
 #[tokio::test]
 async fn a_concurrent_change_is_reread_and_judged_again_once() {
     let fake = FakeKube::start().await;
-    let obj = fake.put(binding(CRB, None, "busy", vec![user("alice"), user("mallory")]));
+    let obj = fake.put(binding(
+        CRB,
+        None,
+        "busy",
+        vec![user("alice"), user("mallory")],
+    ));
     fake.interfere(1);
     let r = responder(&config(&fake)).await;
 
-    let e = run(&r, &delivery(target_of(&obj, vec![user("mallory")], true), "remove_subject", None)).await;
+    let e = run(
+        &r,
+        &delivery(
+            target_of(&obj, vec![user("mallory")], true),
+            "remove_subject",
+            None,
+        ),
+    )
+    .await;
 
     assert_eq!(e.status, Status::Done, "{}", e.detail);
     let live = fake.get(CRB, None, "busy").unwrap();
     assert_eq!(subjects(&live), ["User/alice"]);
     // The other writer's change survives: the patch applied to the re-read object.
     assert_eq!(live["metadata"]["labels"]["touched-by"], "someone-else");
-    let methods: Vec<String> = fake.requests().into_iter().filter(|(_, p)| p.contains("/busy")).map(|(m, _)| m).collect();
+    let methods: Vec<String> = fake
+        .requests()
+        .into_iter()
+        .filter(|(_, p)| p.contains("/busy"))
+        .map(|(m, _)| m)
+        .collect();
     assert_eq!(methods, ["GET", "PATCH", "GET", "PATCH"]);
     // The undo record holds the object as read the second time.
-    assert_eq!(e.undo["object"]["metadata"]["labels"]["touched-by"], "someone-else");
+    assert_eq!(
+        e.undo["object"]["metadata"]["labels"]["touched-by"],
+        "someone-else"
+    );
 }
 
 #[tokio::test]
@@ -388,7 +537,10 @@ async fn server_errors_throttling_and_hangs_are_retried() {
     };
     assert!(error.contains("no answer"), "{error}");
 
-    assert!(fake.get(CRB, None, "x").is_some(), "nothing may change while retrying");
+    assert!(
+        fake.get(CRB, None, "x").is_some(),
+        "nothing may change while retrying"
+    );
     // Once the API server is well again, the same delivery succeeds.
     assert_eq!(run(&r, &d).await.status, Status::Done);
     assert!(fake.get(CRB, None, "x").is_none());
@@ -411,7 +563,12 @@ async fn a_failed_event_does_not_fail_the_revocation() {
 #[tokio::test]
 async fn undo_recreates_a_deleted_binding() {
     let fake = FakeKube::start().await;
-    let obj = fake.put(binding(CRB, None, "x", vec![user("mallory"), group("devs")]));
+    let obj = fake.put(binding(
+        CRB,
+        None,
+        "x",
+        vec![user("mallory"), group("devs")],
+    ));
     let r = responder(&config(&fake)).await;
     let e = run(&r, &delivery(target_of(&obj, vec![], true), "delete", None)).await;
     assert!(fake.get(CRB, None, "x").is_none());
@@ -425,9 +582,15 @@ async fn undo_recreates_a_deleted_binding() {
     assert_eq!(back["roleRef"], obj["roleRef"]);
     assert_eq!(back["metadata"]["labels"], obj["metadata"]["labels"]);
     assert_eq!(back["metadata"]["annotations"]["owner"], "ops");
-    assert_eq!(back["metadata"]["annotations"]["rampart.dev/restored-from"], obj["metadata"]["uid"]);
+    assert_eq!(
+        back["metadata"]["annotations"]["rampart.dev/restored-from"],
+        obj["metadata"]["uid"]
+    );
     assert_ne!(back["metadata"]["uid"], obj["metadata"]["uid"]);
-    assert!(detail.starts_with("recreated ClusterRoleBinding/x"), "{detail}");
+    assert!(
+        detail.starts_with("recreated ClusterRoleBinding/x"),
+        "{detail}"
+    );
     let ev = fake.events().last().cloned().unwrap();
     assert_eq!(ev["action"], "Restore");
     assert_eq!(ev["reason"], "Restored");
@@ -439,24 +602,48 @@ async fn undo_recreates_a_deleted_binding() {
     assert_eq!(fake.binding_writes().len(), writes);
 
     // The free function (for the CLI) connects from the config.
-    let free = rampart::respond::kubernetes::undo(&config(&fake), &stored).await.unwrap();
+    let free = rampart::respond::kubernetes::undo(&config(&fake), &stored)
+        .await
+        .unwrap();
     assert!(free.contains("already restored"), "{free}");
 }
 
 #[tokio::test]
 async fn undo_puts_removed_subjects_back() {
     let fake = FakeKube::start().await;
-    let obj = fake.put(binding(RB, Some("team"), "x", vec![user("alice"), user("mallory")]));
+    let obj = fake.put(binding(
+        RB,
+        Some("team"),
+        "x",
+        vec![user("alice"), user("mallory")],
+    ));
     let r = responder(&config(&fake)).await;
-    let e = run(&r, &delivery(target_of(&obj, vec![user("mallory")], true), "remove_subject", None)).await;
-    assert_eq!(subjects(&fake.get(RB, Some("team"), "x").unwrap()), ["User/alice"]);
+    let e = run(
+        &r,
+        &delivery(
+            target_of(&obj, vec![user("mallory")], true),
+            "remove_subject",
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(
+        subjects(&fake.get(RB, Some("team"), "x").unwrap()),
+        ["User/alice"]
+    );
 
     let detail = r.undo(&e.undo).await.unwrap();
 
     let back = fake.get(RB, Some("team"), "x").unwrap();
     assert_eq!(subjects(&back), ["User/alice", "User/mallory"]);
     assert_eq!(back["metadata"]["uid"], obj["metadata"]["uid"]);
-    assert_eq!(detail, format!("added subject User/mallory back to RoleBinding team/x (uid {})", obj["metadata"]["uid"].as_str().unwrap()));
+    assert_eq!(
+        detail,
+        format!(
+            "added subject User/mallory back to RoleBinding team/x (uid {})",
+            obj["metadata"]["uid"].as_str().unwrap()
+        )
+    );
 }
 
 #[tokio::test]
@@ -483,22 +670,50 @@ async fn undo_never_overwrites_a_binding_recreated_since() {
 #[tokio::test]
 async fn dry_run_reads_but_never_writes() {
     let fake = FakeKube::start().await;
-    let obj = fake.put(binding(CRB, None, "x", vec![user("alice"), user("mallory")]));
+    let obj = fake.put(binding(
+        CRB,
+        None,
+        "x",
+        vec![user("alice"), user("mallory")],
+    ));
     let r = responder(&config(&fake)).await;
     let uid = obj["metadata"]["uid"].as_str().unwrap();
 
     let e = r
-        .deliver(&delivery(target_of(&obj, vec![user("mallory")], true), "remove_subject", None), true)
+        .deliver(
+            &delivery(
+                target_of(&obj, vec![user("mallory")], true),
+                "remove_subject",
+                None,
+            ),
+            true,
+        )
         .await
         .unwrap();
     assert_eq!(e.status, Status::DryRun);
-    assert_eq!(e.detail, format!("would remove subject User/mallory from ClusterRoleBinding/x (uid {uid})"));
+    assert_eq!(
+        e.detail,
+        format!("would remove subject User/mallory from ClusterRoleBinding/x (uid {uid})")
+    );
 
-    let e = r.deliver(&delivery(target_of(&obj, vec![], true), "delete", None), true).await.unwrap();
+    let e = r
+        .deliver(
+            &delivery(target_of(&obj, vec![], true), "delete", None),
+            true,
+        )
+        .await
+        .unwrap();
     assert_eq!(e.status, Status::DryRun);
-    assert_eq!(e.detail, format!("would delete ClusterRoleBinding/x (uid {uid})"));
+    assert_eq!(
+        e.detail,
+        format!("would delete ClusterRoleBinding/x (uid {uid})")
+    );
 
-    assert!(fake.requests().iter().all(|(m, _)| m == "GET"), "{:?}", fake.requests());
+    assert!(
+        fake.requests().iter().all(|(m, _)| m == "GET"),
+        "{:?}",
+        fake.requests()
+    );
     assert!(fake.events().is_empty());
     assert_eq!(fake.get(CRB, None, "x").unwrap(), obj);
 }
@@ -506,16 +721,37 @@ async fn dry_run_reads_but_never_writes() {
 #[tokio::test]
 async fn a_named_subject_is_removed_even_when_the_event_had_no_subjects() {
     let fake = FakeKube::start().await;
-    let obj = fake.put(binding(CRB, None, "x", vec![user("alice"), sa("ci", "builder")]));
+    let obj = fake.put(binding(
+        CRB,
+        None,
+        "x",
+        vec![user("alice"), sa("ci", "builder")],
+    ));
     let r = responder(&config(&fake)).await;
 
     // Metadata level: no subjects recorded, and no subject named: refused before any request.
-    let e = run(&r, &delivery(target_of(&obj, vec![], true), "remove_subject", None)).await;
+    let e = run(
+        &r,
+        &delivery(target_of(&obj, vec![], true), "remove_subject", None),
+    )
+    .await;
     assert_eq!(e.status, Status::Failed);
-    assert!(e.detail.contains("did not record the subjects"), "{}", e.detail);
+    assert!(
+        e.detail.contains("did not record the subjects"),
+        "{}",
+        e.detail
+    );
     assert!(fake.requests().is_empty());
 
-    let e = run(&r, &delivery(target_of(&obj, vec![], true), "remove_subject", Some(json!("system:serviceaccount:ci:builder")))).await;
+    let e = run(
+        &r,
+        &delivery(
+            target_of(&obj, vec![], true),
+            "remove_subject",
+            Some(json!("system:serviceaccount:ci:builder")),
+        ),
+    )
+    .await;
     assert_eq!(e.status, Status::Done, "{}", e.detail);
     assert_eq!(subjects(&fake.get(CRB, None, "x").unwrap()), ["User/alice"]);
 }
@@ -528,7 +764,13 @@ async fn the_kubeconfig_context_decides_the_credentials() {
     let mut cfg = config(&fake);
     cfg.context = None;
     let r = responder(&cfg).await;
-    let Err(Retry { error, .. }) = r.deliver(&delivery(target_of(&obj, vec![], true), "delete", None), false).await else {
+    let Err(Retry { error, .. }) = r
+        .deliver(
+            &delivery(target_of(&obj, vec![], true), "delete", None),
+            false,
+        )
+        .await
+    else {
         panic!("a 401 must be retried")
     };
     assert!(error.contains("401"), "{error}");
@@ -539,6 +781,23 @@ async fn the_kubeconfig_context_decides_the_credentials() {
     cfg.context = Some("no-such-context".into());
     let err = KubernetesResponder::from_config(&cfg).await.unwrap_err();
     assert!(err.to_string().contains("no-such-context"), "{err}");
+}
+
+/// Everything this test binary logs, at every level (one global subscriber: per-thread ones
+/// miss events whose callsites other threads registered first).
+fn logs() -> &'static Buf {
+    static LOGS: OnceLock<Buf> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buf = Buf::default();
+        let b = buf.clone();
+        let sub = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || b.clone())
+            .finish();
+        tracing::subscriber::set_global_default(sub).unwrap();
+        buf
+    })
 }
 
 /// A tracing writer into a shared buffer.
@@ -557,17 +816,6 @@ impl std::io::Write for Buf {
 
 #[tokio::test]
 async fn the_token_never_appears_in_logs_details_or_debug_output() {
-    let buf = Buf::default();
-    let sub = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer({
-            let b = buf.clone();
-            move || b.clone()
-        })
-        .finish();
-    let _guard = tracing::subscriber::set_default(sub);
-
     let fake = FakeKube::start().await;
     let mut cfg = config(&fake);
     cfg.timeout = Seconds::from_millis(300);
@@ -575,33 +823,74 @@ async fn the_token_never_appears_in_logs_details_or_debug_output() {
     let mut details = vec![format!("{r:?}")];
     let a = fake.put(binding(CRB, None, "a", vec![user("mallory")]));
     let b = fake.put(binding(CRB, None, "b", vec![user("mallory")]));
-    let c = fake.put(binding(CRB, None, "c", vec![user("alice"), user("mallory")]));
+    let c = fake.put(binding(
+        CRB,
+        None,
+        "c",
+        vec![user("alice"), user("mallory")],
+    ));
     fake.fault(On::Writes, Fault::Forbidden, 1);
     fake.fault(On::Events, Fault::ServerError, 1);
-    for (obj, fault) in [(&a, None), (&b, Some(Fault::ServerError)), (&b, Some(Fault::Hang)), (&b, None)] {
+    for (obj, fault) in [
+        (&a, None),
+        (&b, Some(Fault::ServerError)),
+        (&b, Some(Fault::Hang)),
+        (&b, None),
+    ] {
         if let Some(f) = fault {
             fake.fault(On::Reads, f, 1);
         }
-        match r.deliver(&delivery(target_of(obj, vec![], true), "delete", None), false).await {
+        match r
+            .deliver(
+                &delivery(target_of(obj, vec![], true), "delete", None),
+                false,
+            )
+            .await
+        {
             Ok(e) => details.push(format!("{} {}", e.detail, e.undo)),
             Err(e) => details.push(format!("{e:?}")),
         }
     }
-    let e = run(&r, &delivery(target_of(&c, vec![user("mallory")], true), "remove_subject", None)).await;
+    let e = run(
+        &r,
+        &delivery(
+            target_of(&c, vec![user("mallory")], true),
+            "remove_subject",
+            None,
+        ),
+    )
+    .await;
     details.push(r.undo(&e.undo).await.unwrap());
     let mut wrong = config(&fake);
     wrong.context = None;
     let w = responder(&wrong).await;
-    details.push(format!("{:?}", w.deliver(&delivery(target_of(&c, vec![], true), "delete", None), false).await));
-    drop(_guard);
+    details.push(format!(
+        "{:?}",
+        w.deliver(
+            &delivery(target_of(&c, vec![], true), "delete", None),
+            false
+        )
+        .await
+    ));
 
-    let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
-    assert!(logs.contains("binding revoked"), "the test must capture the responder's logs:\n{logs}");
+    // Every test of this binary logs into the same buffer: no fake server's token may be in it.
+    let logs = String::from_utf8(logs().0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("binding revoked"),
+        "the test must capture the responder's logs:\n{logs}"
+    );
     assert!(!logs.contains(&fake.token), "token in logs:\n{logs}");
+    assert!(!logs.contains("-SECRET"), "a token in logs:\n{logs}");
     assert!(!logs.contains("not-the-token"), "token in logs:\n{logs}");
     for d in &details {
-        assert!(!d.contains(&fake.token) && !d.contains("not-the-token"), "token in {d}");
+        assert!(
+            !d.contains(&fake.token) && !d.contains("not-the-token"),
+            "token in {d}"
+        );
         assert!(!d.contains(&fake.url), "URL in {d}");
     }
-    assert!(details.iter().any(|d| d.contains("may not delete")), "{details:?}");
+    assert!(
+        details.iter().any(|d| d.contains("may not delete")),
+        "{details:?}"
+    );
 }

@@ -319,7 +319,11 @@ async fn handle(
             .is_some_and(|v| v == want);
         if !token_ok {
             g.unauthorized += 1;
-            return status(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized".into());
+            return status(
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized",
+                "Unauthorized".into(),
+            );
         }
         let on = if path.starts_with("/apis/events.k8s.io") || path.starts_with("/api/v1") {
             On::Events
@@ -342,15 +346,26 @@ async fn handle(
         return create_event(&mut g, &path, body);
     }
     let Some(rest) = path.strip_prefix(RBAC) else {
-        return status(StatusCode::NOT_FOUND, "NotFound", "the server could not find the requested resource".into());
+        return status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            "the server could not find the requested resource".into(),
+        );
     };
     let segs: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
     let (collection, name) = match segs.as_slice() {
         ["clusterrolebindings"] | ["namespaces", _, "rolebindings"] => (path.clone(), None),
-        ["clusterrolebindings", n] | ["namespaces", _, "rolebindings", n] => {
-            (path.rsplit_once('/').unwrap().0.to_owned(), Some((*n).to_owned()))
+        ["clusterrolebindings", n] | ["namespaces", _, "rolebindings", n] => (
+            path.rsplit_once('/').unwrap().0.to_owned(),
+            Some((*n).to_owned()),
+        ),
+        _ => {
+            return status(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                "the server could not find the requested resource".into(),
+            )
         }
-        _ => return status(StatusCode::NOT_FOUND, "NotFound", "the server could not find the requested resource".into()),
     };
     let res = resource_of(&path);
     let not_found = |n: &str| {
@@ -408,16 +423,28 @@ async fn handle(
         }
         (Method::POST, None) => {
             let Some(n) = body["metadata"]["name"].as_str().map(str::to_owned) else {
-                return status(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", "metadata.name: Required value".into());
+                return status(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Invalid",
+                    "metadata.name: Required value".into(),
+                );
             };
             let key = format!("{collection}/{n}");
             if g.objects.contains_key(&key) {
-                return status(StatusCode::CONFLICT, "AlreadyExists", format!("{res}.rbac.authorization.k8s.io \"{n}\" already exists"));
+                return status(
+                    StatusCode::CONFLICT,
+                    "AlreadyExists",
+                    format!("{res}.rbac.authorization.k8s.io \"{n}\" already exists"),
+                );
             }
             let mut o = body;
             for f in ["uid", "resourceVersion", "creationTimestamp"] {
                 if o["metadata"].get(f).is_some() && f != "creationTimestamp" {
-                    return status(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", format!("metadata.{f}: must be empty on create"));
+                    return status(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "Invalid",
+                        format!("metadata.{f}: must be empty on create"),
+                    );
                 }
             }
             if let Some(ns) = segs.get(1).filter(|_| segs[0] == "namespaces") {
@@ -431,7 +458,11 @@ async fn handle(
             g.objects.insert(key, o.clone());
             (StatusCode::CREATED, axum::Json(o)).into_response()
         }
-        _ => status(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", format!("{method} is not supported here")),
+        _ => status(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            format!("{method} is not supported here"),
+        ),
     }
 }
 
@@ -449,14 +480,29 @@ fn interfere(g: &mut Inner, path: &str) {
 }
 
 fn create_event(g: &mut Inner, path: &str, mut ev: Value) -> Response {
-    for f in ["eventTime", "reportingController", "reportingInstance", "action", "reason", "type", "regarding"] {
+    for f in [
+        "eventTime",
+        "reportingController",
+        "reportingInstance",
+        "action",
+        "reason",
+        "type",
+        "regarding",
+    ] {
         if ev.get(f).is_none_or(Value::is_null) {
-            return status(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", format!("{f}: Required value"));
+            return status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Invalid",
+                format!("{f}: Required value"),
+            );
         }
     }
     let ns = path.split('/').nth(5).unwrap_or("").to_owned();
     g.counter += 1;
-    let prefix = ev["metadata"]["generateName"].as_str().unwrap_or("").to_owned();
+    let prefix = ev["metadata"]["generateName"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
     ev["metadata"]["name"] = json!(format!("{prefix}{:05x}", g.counter));
     ev["metadata"]["namespace"] = json!(ns);
     g.events.push(ev.clone());
@@ -477,17 +523,23 @@ fn apply_patch(doc: &mut Value, ops: &Value) -> Result<(), String> {
             }
             Some("remove") => {
                 let (parent, key) = split(path);
-                let p = work.pointer_mut(parent).ok_or(format!("remove operation does not apply: doc is missing path: {path}"))?;
+                let p = work.pointer_mut(parent).ok_or(format!(
+                    "remove operation does not apply: doc is missing path: {path}"
+                ))?;
                 match p {
                     Value::Array(a) => {
                         let i: usize = key.parse().map_err(|_| format!("bad index in {path}"))?;
                         if i >= a.len() {
-                            return Err(format!("remove operation does not apply: doc is missing path: {path}"));
+                            return Err(format!(
+                                "remove operation does not apply: doc is missing path: {path}"
+                            ));
                         }
                         a.remove(i);
                     }
                     Value::Object(m) => {
-                        m.remove(key).ok_or(format!("remove operation does not apply: doc is missing path: {path}"))?;
+                        m.remove(key).ok_or(format!(
+                            "remove operation does not apply: doc is missing path: {path}"
+                        ))?;
                     }
                     _ => return Err(format!("cannot remove {path}")),
                 }
@@ -495,7 +547,9 @@ fn apply_patch(doc: &mut Value, ops: &Value) -> Result<(), String> {
             Some(o @ ("add" | "replace")) => {
                 let (parent, key) = split(path);
                 let v = op["value"].clone();
-                let p = work.pointer_mut(parent).ok_or(format!("{o} operation does not apply: doc is missing path: {path}"))?;
+                let p = work.pointer_mut(parent).ok_or(format!(
+                    "{o} operation does not apply: doc is missing path: {path}"
+                ))?;
                 match p {
                     Value::Array(a) if key == "-" => a.push(v),
                     Value::Array(a) => {

@@ -62,10 +62,13 @@ fn path_safe(s: &str) -> bool {
 impl BindingRef {
     /// The binding a delivery names, when it is one and its names are well-formed.
     pub fn new(kind: &str, namespace: Option<&str>, name: &str) -> Result<Self, String> {
-        let kind = Kind::parse(kind)
-            .ok_or_else(|| format!("the target is a {kind:?}, not a RoleBinding or ClusterRoleBinding"))?;
+        let kind = Kind::parse(kind).ok_or_else(|| {
+            format!("the target is a {kind:?}, not a RoleBinding or ClusterRoleBinding")
+        })?;
         if !path_safe(name) {
-            return Err(format!("the binding name {name:?} is not a valid object name"));
+            return Err(format!(
+                "the binding name {name:?} is not a valid object name"
+            ));
         }
         let namespace = match (kind, namespace.filter(|n| !n.is_empty())) {
             (Kind::RoleBinding, None) => {
@@ -220,23 +223,27 @@ pub async fn connect(cfg: &KubernetesConfig) -> Result<kube::Client, ConnectErro
         ..KubeConfigOptions::default()
     };
     let mut config = if let Some(path) = &cfg.kubeconfig {
-        let kc = Kubeconfig::read_from(path).map_err(|e| {
-            ConnectError(format!("kubeconfig {}: {}", path.display(), chain(&e)))
-        })?;
+        let kc = Kubeconfig::read_from(path)
+            .map_err(|e| ConnectError(format!("kubeconfig {}: {}", path.display(), chain(&e))))?;
         Config::from_custom_kubeconfig(kc, &options)
             .await
             .map_err(|e| ConnectError(format!("kubeconfig {}: {}", path.display(), chain(&e))))?
     } else if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
         Config::incluster().map_err(|e| ConnectError(format!("in-cluster: {}", chain(&e))))?
     } else {
-        Config::from_kubeconfig(&options)
-            .await
-            .map_err(|e| ConnectError(format!("no kubeconfig given, not in a cluster, and KUBECONFIG/~/.kube/config unusable: {}", chain(&e))))?
+        Config::from_kubeconfig(&options).await.map_err(|e| {
+            ConnectError(format!(
+                "no kubeconfig given, not in a cluster, and KUBECONFIG/~/.kube/config unusable: {}",
+                chain(&e)
+            ))
+        })?
     };
+    // Each request's whole exchange is bounded by `Api::call`; the connection's own
+    // timeouts only back that up, so that a slow answer reads "no answer within …".
     let t = cfg.timeout.get();
     config.connect_timeout = Some(t);
-    config.read_timeout = Some(t);
-    config.write_timeout = Some(t);
+    config.read_timeout = Some(t + Duration::from_secs(5));
+    config.write_timeout = Some(t + Duration::from_secs(5));
     kube::Client::try_from(config).map_err(|e| ConnectError(chain(&e)))
 }
 
@@ -319,15 +326,22 @@ impl Api {
             })?;
         let what = format!("{method} {}", self.describe(&uri));
         let exchange = async {
-            let res = self.client.send(req).await.map_err(|e| Failure::Unavailable {
-                error: format!("{what}: {}", chain(&e)),
-                after: None,
-            })?;
+            let res = self
+                .client
+                .send(req)
+                .await
+                .map_err(|e| Failure::Unavailable {
+                    error: format!("{what}: {}", chain(&e)),
+                    after: None,
+                })?;
             let (parts, body) = res.into_parts();
-            let bytes = body.collect_bytes().await.map_err(|e| Failure::Unavailable {
-                error: format!("{what}: reading the answer: {}", chain(&e)),
-                after: None,
-            })?;
+            let bytes = body
+                .collect_bytes()
+                .await
+                .map_err(|e| Failure::Unavailable {
+                    error: format!("{what}: reading the answer: {}", chain(&e)),
+                    after: None,
+                })?;
             Ok::<_, Failure>((parts, bytes))
         };
         let (parts, bytes) = match tokio::time::timeout(self.timeout, exchange).await {

@@ -38,11 +38,7 @@ fn micro_time_now() -> String {
         .unwrap_or_default();
     let secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
     let base = crate::event::time::format_rfc3339(secs);
-    format!(
-        "{}.{:06}Z",
-        base.trim_end_matches('Z'),
-        now.subsec_micros()
-    )
+    format!("{}.{:06}Z", base.trim_end_matches('Z'), now.subsec_micros())
 }
 
 /// The `events.k8s.io/v1` Event about `live` (the binding as read).
@@ -87,7 +83,14 @@ pub fn build(r: &Reporter, b: &BindingRef, live: &Value, action: Action, note: &
 }
 
 /// Records the Event; a failure is logged, never fatal (the change itself is what matters).
-pub async fn record(api: &Api, r: &Reporter, b: &BindingRef, live: &Value, action: Action, note: &str) {
+pub async fn record(
+    api: &Api,
+    r: &Reporter,
+    b: &BindingRef,
+    live: &Value,
+    action: Action,
+    note: &str,
+) {
     if !r.enabled {
         return;
     }

@@ -72,8 +72,14 @@ enum Judgement {
     Refuse(String),
     /// Nothing left to do (a whole sentence).
     Nothing(String),
-    Delete { uid: String, rv: String },
-    Patch { ops: Value, removed: Vec<Subject> },
+    Delete {
+        uid: String,
+        rv: String,
+    },
+    Patch {
+        ops: Value,
+        removed: Vec<Subject>,
+    },
 }
 
 fn list(v: &[Subject]) -> String {
@@ -90,7 +96,8 @@ fn failed(detail: String) -> Effect {
 }
 
 fn meta<'v>(live: &'v Value, f: &str) -> Option<&'v str> {
-    live.pointer(&format!("/metadata/{f}")).and_then(Value::as_str)
+    live.pointer(&format!("/metadata/{f}"))
+        .and_then(Value::as_str)
 }
 
 impl<'a> Job<'a> {
@@ -104,15 +111,26 @@ impl<'a> Job<'a> {
         let mode = match params.and_then(|p| p.get("mode")).and_then(Value::as_str) {
             Some("delete") => Mode::Delete,
             Some("remove_subject") => Mode::RemoveSubject,
-            Some(other) => return Err(format!("unknown mode {other:?} (expected remove_subject or delete)")),
-            None => return Err("the request has no mode (use revoke_binding() or delete_binding())".into()),
+            Some(other) => {
+                return Err(format!(
+                    "unknown mode {other:?} (expected remove_subject or delete)"
+                ))
+            }
+            None => {
+                return Err(
+                    "the request has no mode (use revoke_binding() or delete_binding())".into(),
+                )
+            }
         };
         let removal = match (mode, params.and_then(|p| p.get("subject"))) {
             (Mode::Delete, _) => None,
             (Mode::RemoveSubject, Some(v)) => Some(Removal::Selected(SubjectSelector::parse(v)?)),
             (Mode::RemoveSubject, None) => {
-                let judged: Vec<Subject> =
-                    target.subjects.iter().filter_map(Subject::from_value).collect();
+                let judged: Vec<Subject> = target
+                    .subjects
+                    .iter()
+                    .filter_map(Subject::from_value)
+                    .collect();
                 if judged.is_empty() {
                     return Err(format!(
                         "the audit event did not record the subjects of {b} (Metadata level), so rampart cannot tell which to remove; name one with the subject parameter or use delete_binding()"
@@ -155,7 +173,9 @@ impl<'a> Job<'a> {
             return Judgement::Refuse(why);
         }
         let (Some(uid), Some(rv)) = (meta(live, "uid"), meta(live, "resourceVersion")) else {
-            return Judgement::Refuse("the API server returned it without uid or resourceVersion".into());
+            return Judgement::Refuse(
+                "the API server returned it without uid or resourceVersion".into(),
+            );
         };
         match &self.target.uid {
             Some(judged) if judged != uid => {
@@ -165,7 +185,8 @@ impl<'a> Job<'a> {
             }
             Some(_) => {}
             None => {
-                let created = meta(live, "creationTimestamp").and_then(crate::event::time::parse_rfc3339);
+                let created =
+                    meta(live, "creationTimestamp").and_then(crate::event::time::parse_rfc3339);
                 match created {
                     Some(c) if c > self.target.judged_at + CREATION_GRACE_SECS => {
                         return Judgement::Refuse(format!(
@@ -242,7 +263,8 @@ impl<'a> Job<'a> {
             .map(|a| {
                 a.iter()
                     .filter(|v| {
-                        Subject::from_value(v).is_some_and(|s| removed.iter().any(|r| r.same_as(&s)))
+                        Subject::from_value(v)
+                            .is_some_and(|s| removed.iter().any(|r| r.same_as(&s)))
                     })
                     .cloned()
                     .collect()
@@ -341,7 +363,7 @@ pub(super) async fn deliver(
             }
         };
         let uid = meta(&live, "uid").unwrap_or("?").to_owned();
-        match job.judge(r, &live) {
+        let (what, removed, result, verb) = match job.judge(r, &live) {
             Judgement::Refuse(why) => {
                 if !dry_run {
                     let note = job.note(&format!("refused to change this binding: {why}"));
@@ -350,70 +372,80 @@ pub(super) async fn deliver(
                 return Ok(refused(&why));
             }
             Judgement::Nothing(detail) => {
-                let status = if dry_run { Status::DryRun } else { Status::Done };
+                let status = if dry_run {
+                    Status::DryRun
+                } else {
+                    Status::Done
+                };
                 return Ok(Effect::with_status(status, detail));
             }
-            j => {
-                let (what, removed, result, verb) = match &j {
-                    Judgement::Delete { uid, rv } => {
-                        let what = format!("delete {b} (uid {uid})");
-                        let res = if dry_run {
-                            Ok(())
-                        } else {
-                            r.api.delete(b, uid, rv).await
-                        };
-                        (what, Vec::new(), res, "delete")
-                    }
-                    Judgement::Patch { ops, removed } => {
-                        let what = format!("remove {} from {b} (uid {uid})", list(removed));
-                        let res = if dry_run {
-                            Ok(())
-                        } else {
-                            r.api.json_patch(b, ops).await.map(|_| ())
-                        };
-                        (what, removed.clone(), res, "patch")
-                    }
-                    Judgement::Refuse(_) | Judgement::Nothing(_) => continue,
+            Judgement::Delete { uid, rv } => {
+                let what = format!("delete {b} (uid {uid})");
+                let res = if dry_run {
+                    Ok(())
+                } else {
+                    r.api.delete(b, &uid, &rv).await
                 };
-                if dry_run {
-                    return Ok(Effect::with_status(
-                        Status::DryRun,
-                        format!("would {what}{approval}"),
-                    ));
-                }
-                match result {
-                    Ok(()) => {
-                        let done = match job.mode {
-                            Mode::Delete => format!("deleted {b} (uid {uid})"),
-                            Mode::RemoveSubject => {
-                                format!("removed {} from {b} (uid {uid})", list(&removed))
-                            }
-                        };
-                        events::record(&r.api, &r.reporter, b, &live, Action::Revoke, &job.note(&done)).await;
-                        tracing::info!(binding = %b, uid = %uid, mode = job.mode.as_str(), delivery = %d.id, "binding revoked");
-                        return Ok(Effect {
-                            status: Status::Done,
-                            detail: done,
-                            undo: job.undo_record(&live, &removed),
-                        });
-                    }
-                    Err(Failure::NotFound) => {
-                        return Ok(Effect::done(format!(
-                            "{b} was deleted by someone else while rampart acted; nothing left to revoke"
-                        )))
-                    }
-                    Err(Failure::Conflict(m)) if attempt == 0 => {
-                        tracing::info!(binding = %b, reason = %m, "binding changed since it was read; reading it again");
-                        continue;
-                    }
-                    Err(Failure::Conflict(m)) => {
-                        return Ok(failed(format!(
-                            "{b} changed again while rampart re-read it; nothing was changed, review it by hand ({m})"
-                        )))
-                    }
-                    Err(e) => return classify(e, verb, b),
-                }
+                (what, Vec::new(), res, "delete")
             }
+            Judgement::Patch { ops, removed } => {
+                let what = format!("remove {} from {b} (uid {uid})", list(&removed));
+                let res = if dry_run {
+                    Ok(())
+                } else {
+                    r.api.json_patch(b, &ops).await.map(|_| ())
+                };
+                (what, removed, res, "patch")
+            }
+        };
+        if dry_run {
+            return Ok(Effect::with_status(
+                Status::DryRun,
+                format!("would {what}{approval}"),
+            ));
+        }
+        match result {
+            Ok(()) => {
+                let done = match job.mode {
+                    Mode::Delete => format!("deleted {b} (uid {uid})"),
+                    Mode::RemoveSubject => {
+                        format!("removed {} from {b} (uid {uid})", list(&removed))
+                    }
+                };
+                let note = job.note(&done);
+                events::record(&r.api, &r.reporter, b, &live, Action::Revoke, &note).await;
+                tracing::info!(
+                    binding = %b,
+                    uid = %uid,
+                    mode = job.mode.as_str(),
+                    delivery = %d.id,
+                    "binding revoked"
+                );
+                return Ok(Effect {
+                    status: Status::Done,
+                    detail: done,
+                    undo: job.undo_record(&live, &removed),
+                });
+            }
+            Err(Failure::NotFound) => {
+                return Ok(Effect::done(format!(
+                    "{b} was deleted by someone else while rampart acted; nothing left to revoke"
+                )))
+            }
+            Err(Failure::Conflict(m)) if attempt == 0 => {
+                tracing::info!(
+                    binding = %b,
+                    reason = %m,
+                    "binding changed since it was read; reading it again"
+                );
+            }
+            Err(Failure::Conflict(m)) => {
+                return Ok(failed(format!(
+                    "{b} changed again while rampart re-read it; nothing was changed, \
+                     review it by hand ({m})"
+                )))
+            }
+            Err(e) => return classify(e, verb, b),
         }
     }
     Ok(failed(format!(

@@ -155,7 +155,9 @@ impl Policy {
     /// The rules of `cfg` (an invalid label selector is reported by `validate`; here it protects everything).
     pub fn new(cfg: &KubernetesConfig) -> Self {
         let selector = match cfg.protected.label_selector.as_deref() {
-            Some(s) => parse_label_selector(s).unwrap_or_else(|_| vec![LabelTerm::Exists(String::new())]),
+            Some(s) => {
+                parse_label_selector(s).unwrap_or_else(|_| vec![LabelTerm::Exists(String::new())])
+            }
             None => Vec::new(),
         };
         Self {
@@ -177,10 +179,14 @@ impl Policy {
             return Some("its name starts with system: (a Kubernetes system binding)".into());
         }
         if let Some(p) = self.own_bindings.iter().find(|p| binding_matches(p, b)) {
-            return Some(format!("it is one of rampart's own bindings (own.bindings {p:?})"));
+            return Some(format!(
+                "it is one of rampart's own bindings (own.bindings {p:?})"
+            ));
         }
         if let Some(p) = self.names.iter().find(|p| binding_matches(p, b)) {
-            return Some(format!("it is protected by configuration (protected.names {p:?})"));
+            return Some(format!(
+                "it is protected by configuration (protected.names {p:?})"
+            ));
         }
         None
     }
@@ -196,7 +202,10 @@ impl Policy {
                 .as_deref()
                 .is_some_and(|ns| SYSTEM_NAMESPACES.contains(&ns))
         {
-            return Some(format!("subject {s} is a {} service account", s.namespace.as_deref().unwrap_or("")));
+            return Some(format!(
+                "subject {s} is a {} service account",
+                s.namespace.as_deref().unwrap_or("")
+            ));
         }
         if self.is_own(s) {
             return Some(format!("subject {s} is rampart's own service account"));
@@ -215,9 +224,9 @@ impl Policy {
 
     /// True when `s` is rampart's own service account (by subject or by user name).
     pub fn is_own(&self, s: &Subject) -> bool {
-        self.own_sa.as_ref().is_some_and(|own| {
-            own.same_as(s) || (s.kind == "User" && s.name == own.username())
-        })
+        self.own_sa
+            .as_ref()
+            .is_some_and(|own| own.same_as(s) || (s.kind == "User" && s.name == own.username()))
     }
 
     /// Refusal because the live object's labels match the protection selector.
@@ -300,11 +309,21 @@ mod tests {
         assert!(p.binding_refusal(&rb("dev", "deployers")).is_none());
         assert!(p.binding_refusal(&crb("evil")).is_none());
 
-        assert!(p.subject_refusal(&sub("Group", "system:masters", None)).is_some());
-        assert!(p.subject_refusal(&sub("ServiceAccount", "x", Some("kube-system"))).is_some());
-        assert!(p.subject_refusal(&sub("ServiceAccount", "rampart", Some("rampart"))).is_some());
-        assert!(p.subject_refusal(&sub("User", "system:serviceaccount:rampart:rampart", None)).is_some());
-        assert!(p.subject_refusal(&sub("User", "oncall-bob", None)).is_some());
+        assert!(p
+            .subject_refusal(&sub("Group", "system:masters", None))
+            .is_some());
+        assert!(p
+            .subject_refusal(&sub("ServiceAccount", "x", Some("kube-system")))
+            .is_some());
+        assert!(p
+            .subject_refusal(&sub("ServiceAccount", "rampart", Some("rampart")))
+            .is_some());
+        assert!(p
+            .subject_refusal(&sub("User", "system:serviceaccount:rampart:rampart", None))
+            .is_some());
+        assert!(p
+            .subject_refusal(&sub("User", "oncall-bob", None))
+            .is_some());
         assert!(p.subject_refusal(&sub("User", "mallory", None)).is_none());
 
         assert!(p

@@ -107,7 +107,9 @@ struct Record<'a> {
 fn parse(rec: &Value) -> Result<Record<'_>, UndoError> {
     let s = |k: &str| rec.get(k).and_then(Value::as_str);
     if s("responder") != Some("revoke_binding") {
-        return Err(UndoError::Invalid("it was not written by the revoke_binding responder".into()));
+        return Err(UndoError::Invalid(
+            "it was not written by the revoke_binding responder".into(),
+        ));
     }
     if rec.get("version").and_then(Value::as_u64) != Some(UNDO_VERSION) {
         return Err(UndoError::Invalid(format!(
@@ -119,8 +121,12 @@ fn parse(rec: &Value) -> Result<Record<'_>, UndoError> {
         Some(m @ ("delete" | "remove_subject")) => m,
         other => return Err(UndoError::Invalid(format!("unknown mode {other:?}"))),
     };
-    let b = BindingRef::new(s("kind").unwrap_or(""), s("namespace"), s("name").unwrap_or(""))
-        .map_err(UndoError::Invalid)?;
+    let b = BindingRef::new(
+        s("kind").unwrap_or(""),
+        s("namespace"),
+        s("name").unwrap_or(""),
+    )
+    .map_err(UndoError::Invalid)?;
     let object = rec
         .get("object")
         .filter(|o| o.is_object())
@@ -153,7 +159,11 @@ fn subjects_of(v: &Value) -> Vec<Subject> {
 
 fn names(v: &[Subject]) -> String {
     let n: Vec<String> = v.iter().map(ToString::to_string).collect();
-    format!("subject{} {}", if v.len() == 1 { "" } else { "s" }, n.join(", "))
+    format!(
+        "subject{} {}",
+        if v.len() == 1 { "" } else { "s" },
+        n.join(", ")
+    )
 }
 
 /// Restores what the revocation recorded in `rec` changed; says what it did in one sentence.
@@ -195,12 +205,18 @@ pub async fn restore(api: &Api, reporter: &Reporter, rec: &Value) -> Result<Stri
         .and_then(Value::as_str)
         .unwrap_or("");
     let restored_from = live
-        .pointer(&format!("/metadata/annotations/{}", RESTORED_FROM.replace('/', "~1")))
+        .pointer(&format!(
+            "/metadata/annotations/{}",
+            RESTORED_FROM.replace('/', "~1")
+        ))
         .and_then(Value::as_str);
     let ours = live_uid == r.uid || restored_from == Some(r.uid);
     if r.mode == "delete" {
         return if restored_from == Some(r.uid) {
-            Ok(format!("{b} is already restored (uid {live_uid}, restored from {})", r.uid))
+            Ok(format!(
+                "{b} is already restored (uid {live_uid}, restored from {})",
+                r.uid
+            ))
         } else {
             Err(UndoError::Conflict(format!(
                 "{b} exists again (uid {live_uid}) and was not restored by rampart; it was not overwritten, compare it with the saved object by hand"
@@ -239,7 +255,9 @@ pub async fn restore(api: &Api, reporter: &Reporter, rec: &Value) -> Result<Stri
         .and_then(Value::as_array)
         .map(|a| {
             a.iter()
-                .filter(|v| Subject::from_value(v).is_some_and(|s| missing.iter().any(|m| m.same_as(&s))))
+                .filter(|v| {
+                    Subject::from_value(v).is_some_and(|s| missing.iter().any(|m| m.same_as(&s)))
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -248,7 +266,11 @@ pub async fn restore(api: &Api, reporter: &Reporter, rec: &Value) -> Result<Stri
         json!({"op": "test", "path": "/metadata/resourceVersion", "value": rv}),
     ];
     if live.get("subjects").is_some_and(Value::is_array) {
-        ops.extend(saved.iter().map(|v| json!({"op": "add", "path": "/subjects/-", "value": v})));
+        ops.extend(
+            saved
+                .iter()
+                .map(|v| json!({"op": "add", "path": "/subjects/-", "value": v})),
+        );
     } else {
         ops.push(json!({"op": "add", "path": "/subjects", "value": saved}));
     }
