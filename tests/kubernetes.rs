@@ -894,3 +894,68 @@ async fn the_token_never_appears_in_logs_details_or_debug_output() {
         "{details:?}"
     );
 }
+
+#[tokio::test]
+async fn a_forbidden_subject_removal_names_the_missing_bind_permission() {
+    let fake = FakeKube::start().await;
+    let obj = fake.put(binding(
+        CRB,
+        None,
+        "x",
+        vec![user("alice"), user("mallory")],
+    ));
+    fake.fault(On::Writes, Fault::Forbidden, 1);
+    let r = responder(&config(&fake)).await;
+
+    let e = run(
+        &r,
+        &delivery(
+            target_of(&obj, vec![user("mallory")], true),
+            "remove_subject",
+            None,
+        ),
+    )
+    .await;
+
+    assert_eq!(e.status, Status::Failed);
+    assert!(
+        e.detail
+            .starts_with("rampart's service account may not patch clusterrolebindings"),
+        "{}",
+        e.detail
+    );
+    assert!(e.detail.contains("bind verb"), "{}", e.detail);
+    assert_eq!(fake.get(CRB, None, "x").unwrap(), obj);
+}
+
+#[tokio::test]
+async fn nothing_happens_before_approval_and_a_rejection_is_journaled() {
+    let fake = FakeKube::start().await;
+    let obj = fake.put(binding(CRB, None, "x", vec![user("mallory")]));
+    let r = responder(&config(&fake)).await;
+    let mut d = delivery(target_of(&obj, vec![], true), "delete", None);
+    d.response.as_mut().unwrap().approval = true;
+
+    // Handed over before anyone approved: kept in the outbox, nothing sent to the API server.
+    assert!(r.deliver(&d, false).await.is_err());
+    assert!(fake.requests().is_empty());
+    // A dry run says what would happen once approved.
+    let dry = r.deliver(&d, true).await.unwrap();
+    assert_eq!(dry.status, Status::DryRun);
+    assert!(dry.detail.ends_with("once approved"), "{}", dry.detail);
+
+    d.approved = Some(
+        serde_json::from_value(json!({"approve": false, "by": "U123 (carol)", "at_ms": 1}))
+            .unwrap(),
+    );
+    let e = run(&r, &d).await;
+    assert_eq!(e.status, Status::Rejected);
+    assert!(e.detail.contains("carol"), "{}", e.detail);
+    assert!(fake.binding_writes().is_empty());
+
+    d.approved = Some(
+        serde_json::from_value(json!({"approve": true, "by": "U123 (carol)", "at_ms": 1})).unwrap(),
+    );
+    assert_eq!(run(&r, &d).await.status, Status::Done);
+    assert!(fake.get(CRB, None, "x").is_none());
+}

@@ -291,10 +291,19 @@ impl<'a> Job<'a> {
 /// What an API failure means for the delivery: a permanent, reported failure, or a retry later.
 pub(super) fn classify(e: Failure, verb: &str, b: &BindingRef) -> Result<Effect, Retry> {
     match e {
-        Failure::Forbidden(m) => Ok(failed(format!(
-            "rampart's service account may not {verb} {} ({b}); grant it with deploy/rbac or act by hand: {m}",
-            b.kind.resource()
-        ))),
+        Failure::Forbidden(m) => {
+            // Changing subjects passes the API server's escalation check only with `bind` on the role.
+            let hint = if verb == "patch" {
+                "removing subjects also needs the bind verb on the binding's role \
+                 (deploy/rbac/optional-bind.yaml), or use delete_binding()"
+            } else {
+                "grant it with deploy/rbac or act by hand"
+            };
+            Ok(failed(format!(
+                "rampart's service account may not {verb} {} ({b}); {hint}: {m}",
+                b.kind.resource()
+            )))
+        }
         Failure::Unauthorized => Err(Retry {
             error: format!("{verb} {b}: {}", Failure::Unauthorized),
             after: None,
