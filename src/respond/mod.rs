@@ -4,6 +4,7 @@ pub mod alerts_file;
 pub mod console;
 pub mod dispatch;
 pub mod kafka_alerts;
+pub mod kubernetes;
 pub mod webhook;
 
 use std::future::Future;
