@@ -9,7 +9,8 @@ import yaml
 EXPECTED_RULES = {
     ("rbac.authorization.k8s.io", "clusterrolebindings"): {"get", "list", "patch", "delete"},
     ("rbac.authorization.k8s.io", "rolebindings"): {"get", "list", "patch", "delete"},
-    ("", "events"): {"create"},
+    ("events.k8s.io", "events"): {"create", "patch"},
+    ("", "events"): {"create", "patch"},
 }
 
 rendered, outdir = sys.argv[1], sys.argv[2]

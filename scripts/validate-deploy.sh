@@ -23,3 +23,8 @@ for overlay in deploy/kustomize/overlays/*/; do
   kubernetes-validate --strict --quiet "$out/$name"/*.yaml
   echo "deploy: overlay $name renders and validates ($(ls "$out/$name" | wc -l) objects)"
 done
+# The standalone RBAC (for running the responder out of cluster) grants the same rules.
+kubectl kustomize deploy/rbac > "$out/rbac.yaml"
+python3 scripts/check_manifests.py "$out/rbac.yaml" "$out/rbac"
+kubernetes-validate --strict --quiet "$out/rbac"/*.yaml
+echo "deploy: deploy/rbac renders and validates"

@@ -222,7 +222,10 @@ pub async fn replay(
     };
     cfg.telemetry.listen = None;
     // A replay is an analysis: it keeps no state and touches no responder.
-    cfg.respond.alerts_file = None;
+    cfg.respond = crate::config::RespondConfig {
+        dry_run: true,
+        ..Default::default()
+    };
     if quiet {
         cfg.output.console = OutputFormat::Off;
     } else if alerts_only {

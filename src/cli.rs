@@ -70,6 +70,8 @@ pub enum Command {
     },
     /// List recent responder actions (newest first): what was done, dry-run, skipped or failed.
     Actions {
+        #[command(subcommand)]
+        command: Option<ActionsCommand>,
         #[command(flatten)]
         q: JournalQuery,
     },
@@ -84,6 +86,25 @@ pub enum Command {
         /// One EventList (as the webhook backend posts) instead of JSON lines.
         #[arg(long)]
         event_list: bool,
+    },
+}
+
+/// What can be done to a recorded action.
+#[derive(Debug, clap::Subcommand)]
+pub enum ActionsCommand {
+    /// Restore a binding rampart revoked, from the object saved in the journal (`rampart actions` shows the ID).
+    Undo {
+        /// The action's id (`cluster/auditID/playbook/revoke_binding.N`).
+        id: String,
+        #[arg(short, long, default_value = "rampart.yaml")]
+        config: PathBuf,
+        /// Use this kubeconfig instead of `respond.kubernetes` (e.g. an administrator's:
+        /// recreating a binding needs rights rampart's own service account does not have).
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+        /// The kubeconfig context to use.
+        #[arg(long)]
+        context: Option<String>,
     },
 }
 

@@ -14,40 +14,129 @@ pub enum JournalError {
     Config(#[from] config::ConfigError),
     #[error("cannot read the journal: {0}")]
     Read(String),
+    #[error("{0}")]
+    Undo(String),
+}
+
+/// The store, or (while a running rampart holds its lock) that instance's `/api`.
+enum Journal {
+    Store(Outbox),
+    Running(std::net::SocketAddr),
+}
+
+fn open_journal(cfg: &config::Config) -> Result<Journal, JournalError> {
+    match SledStore::open(&cfg.state.dir.join("store")) {
+        Ok(store) => Outbox::open(std::sync::Arc::new(store))
+            .map(Journal::Store)
+            .map_err(|e| JournalError::Read(e.to_string())),
+        // sled holds an exclusive lock: a running rampart answers over its telemetry listener.
+        Err(open_err) => match cfg.telemetry.listen {
+            Some(addr) => Ok(Journal::Running(addr)),
+            None => Err(JournalError::Read(open_err.to_string())),
+        },
+    }
+}
+
+async fn fetch(
+    addr: std::net::SocketAddr,
+    what: Listing,
+    limit: usize,
+) -> Result<serde_json::Value, JournalError> {
+    let url = format!("http://{addr}/api/{}?limit={limit}", what.as_str());
+    let get = async {
+        reqwest::get(&url)
+            .await?
+            .error_for_status()?
+            .json::<serde_json::Value>()
+            .await
+    };
+    get.await.map_err(|e| {
+        JournalError::Read(format!(
+            "the store is locked by a running rampart, and it did not answer at {addr}: {}",
+            e.without_url()
+        ))
+    })
+}
+
+/// `rampart actions undo ID`: restores a revoked binding from its journal entry and records that it was undone.
+pub async fn undo(
+    config_path: &std::path::Path,
+    id: &str,
+    kubeconfig: Option<std::path::PathBuf>,
+    context: Option<String>,
+) -> Result<String, JournalError> {
+    let cfg = config::load_file(config_path)?;
+    let journal = open_journal(&cfg)?;
+    let entry = match &journal {
+        Journal::Store(o) => o
+            .journal(id)
+            .map_err(|e| JournalError::Read(e.to_string()))?,
+        Journal::Running(addr) => {
+            let all: Vec<JournalEntry> =
+                serde_json::from_value(fetch(*addr, Listing::Actions, usize::MAX >> 1).await?)
+                    .map_err(|e| JournalError::Read(e.to_string()))?;
+            all.into_iter().find(|e| e.id == id)
+        }
+    };
+    let Some(mut entry) = entry else {
+        return Err(JournalError::Undo(format!(
+            "no action {id:?} in the journal (see `rampart actions`)"
+        )));
+    };
+    use crate::state::model::Status;
+    match entry.status {
+        Status::Done if !entry.undo.is_null() => {}
+        Status::Undone => {
+            return Err(JournalError::Undo(format!(
+                "{id} was already undone: {}",
+                entry.detail
+            )))
+        }
+        s => {
+            return Err(JournalError::Undo(format!(
+                "{id} is {}: nothing was changed, so there is nothing to undo ({})",
+                s.as_str(),
+                entry.detail
+            )))
+        }
+    }
+    if entry.responder != "revoke_binding" {
+        return Err(JournalError::Undo(format!(
+            "{id}: only binding revocations can be undone"
+        )));
+    }
+    let mut k = cfg.respond.kubernetes.clone().unwrap_or_default();
+    if kubeconfig.is_some() {
+        k.kubeconfig = kubeconfig;
+        k.context = context;
+    } else if context.is_some() {
+        k.context = context;
+    }
+    let done = crate::respond::kubernetes::undo(&k, &entry.undo)
+        .await
+        .map_err(|e| JournalError::Undo(format!("{id}: {e}")))?;
+    match &journal {
+        Journal::Store(o) => {
+            entry.status = Status::Undone;
+            entry.detail = format!("{} — undone: {done}", entry.detail);
+            entry.at_ms = crate::state::model::wall_ms();
+            o.record(&entry).map_err(|e| JournalError::Read(e.to_string()))?;
+            Ok(done)
+        }
+        Journal::Running(_) => Ok(format!(
+            "{done}\n(the running instance's journal still shows it as done: the store is locked; the Kubernetes Event on the binding records the restore)"
+        )),
+    }
 }
 
 /// Renders the listing.
 pub async fn list(what: Listing, q: &JournalQuery) -> Result<String, JournalError> {
     let cfg = config::load_file(&q.config)?;
-    let path = cfg.state.dir.join("store");
-    let value = match SledStore::open(&path) {
-        Ok(store) => {
-            let outbox = Outbox::open(std::sync::Arc::new(store))
-                .map_err(|e| JournalError::Read(e.to_string()))?;
-            outbox
-                .listing(what, q.limit)
-                .map_err(|e| JournalError::Read(e.to_string()))?
-        }
-        // sled holds an exclusive lock: a running rampart answers over its telemetry listener.
-        Err(open_err) => match cfg.telemetry.listen {
-            Some(addr) => {
-                let route = what.as_str();
-                let url = format!("http://{addr}/api/{route}?limit={}", q.limit);
-                let fetch = async {
-                    reqwest::get(&url)
-                        .await?
-                        .error_for_status()?
-                        .json::<serde_json::Value>()
-                        .await
-                };
-                fetch.await.map_err(|e| {
-                    JournalError::Read(format!(
-                        "{open_err}; and the running instance at {addr} did not answer: {e}"
-                    ))
-                })?
-            }
-            None => return Err(JournalError::Read(open_err.to_string())),
-        },
+    let value = match open_journal(&cfg)? {
+        Journal::Store(outbox) => outbox
+            .listing(what, q.limit)
+            .map_err(|e| JournalError::Read(e.to_string()))?,
+        Journal::Running(addr) => fetch(addr, what, q.limit).await?,
     };
     if q.json {
         return Ok(format!(

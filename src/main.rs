@@ -46,7 +46,20 @@ fn main() -> ExitCode {
                     .map(|s| print!("{s}"))
                     .map_err(AppError::from)
             }
-            Command::Actions { q } => {
+            Command::Actions {
+                command:
+                    Some(rampart::cli::ActionsCommand::Undo {
+                        id,
+                        config,
+                        kubeconfig,
+                        context,
+                    }),
+                ..
+            } => rampart::journal_cli::undo(config, id, kubeconfig.clone(), context.clone())
+                .await
+                .map(|s| println!("{s}"))
+                .map_err(AppError::from),
+            Command::Actions { q, .. } => {
                 rampart::journal_cli::list(rampart::journal_cli::Listing::Actions, q)
                     .await
                     .map(|s| print!("{s}"))

@@ -140,7 +140,7 @@ pub async fn start(
     };
     let enrichers = Arc::new(Enrichers::build(cfg, store.clone())?);
     let mut maintenance = enrichers.spawn_maintenance(&shutdown);
-    let responders = build_responders(cfg)?;
+    let responders = build_responders(cfg).await?;
     let names: Vec<String> = responders.iter().map(|r| r.name().to_owned()).collect();
     let sinks = responders
         .iter()
@@ -384,7 +384,7 @@ impl Running {
 }
 
 /// The responders the config asks for.
-fn build_responders(
+async fn build_responders(
     cfg: &Config,
 ) -> Result<Vec<Arc<dyn crate::respond::Responder>>, PipelineError> {
     let mut out: Vec<Arc<dyn crate::respond::Responder>> = Vec::new();
@@ -407,6 +407,12 @@ fn build_responders(
         let p = crate::respond::kafka_alerts::KafkaAlerts::new(k, conn)
             .map_err(|e| err(format!("respond.kafka: cannot create the producer: {e}")))?;
         out.push(Arc::new(p));
+    }
+    if let Some(k) = &cfg.respond.kubernetes {
+        let r = crate::respond::kubernetes::KubernetesResponder::from_config(k)
+            .await
+            .map_err(|e| err(format!("respond.kubernetes: {e}")))?;
+        out.push(Arc::new(r));
     }
     Ok(out)
 }

@@ -173,8 +173,10 @@ pub enum Status {
     Failed,
     /// No responder of that kind is configured.
     Skipped,
-    /// Still undelivered when the outbox retention ran out.
+    /// Still undelivered when the outbox retention ran out (or no one approved it in time).
     Expired,
+    /// Done, then reversed by `rampart actions undo`.
+    Undone,
 }
 
 impl Status {
@@ -187,6 +189,7 @@ impl Status {
             Status::Failed => "failed",
             Status::Skipped => "skipped",
             Status::Expired => "expired",
+            Status::Undone => "undone",
         }
     }
 }
