@@ -123,7 +123,7 @@ pub async fn start(
     let stats = Arc::new(PipelineStats::default());
     let telemetry = match cfg.telemetry.listen {
         Some(addr) => Some(
-            crate::telemetry::serve(addr, health.clone(), shutdown.clone())
+            crate::telemetry::serve(addr, health.clone(), None, shutdown.clone())
                 .await
                 .map_err(|source| PipelineError::Telemetry { addr, source })?,
         ),

@@ -63,10 +63,12 @@ async fn api(
     }
 }
 
-/// Binds the telemetry listener and serves it until `shutdown` fires. Returns the bound address.
+/// Binds the telemetry listener and serves it, with `extra` routes (e.g. Slack's
+/// interactivity endpoint), until `shutdown` fires. Returns the bound address.
 pub async fn serve(
     addr: SocketAddr,
     health: Arc<Health>,
+    extra: Option<Router>,
     shutdown: CancellationToken,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let handle = super::install_recorder();
@@ -91,6 +93,10 @@ pub async fn serve(
             ),
         )
         .with_state(health);
+    let app = match extra {
+        Some(r) => app.merge(r),
+        None => app,
+    };
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let task = tokio::spawn(async move {
