@@ -3,6 +3,7 @@
 pub mod alerts_file;
 pub mod console;
 pub mod dispatch;
+pub mod slack;
 
 use std::future::Future;
 use std::pin::Pin;
