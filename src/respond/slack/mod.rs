@@ -289,6 +289,7 @@ impl SlackResponder {
                 Step::Post { .. } => self.client.post_message(&body).await.map(Some),
                 Step::Edit { .. } => self.client.update(&body).await.map(|()| None),
             };
+            self.pacer.finished(&ch);
             match res {
                 Ok(Some(p)) => {
                     undo.push(json!({"channel": p.channel, "ts": p.ts}));
@@ -360,7 +361,9 @@ impl SlackResponder {
             ));
         }
         let body = json!({"text": msg.text, "blocks": msg.blocks, "unfurl_links": false});
-        match self.client.webhook(&body).await {
+        let res = self.client.webhook(&body).await;
+        self.pacer.finished(WEBHOOK);
+        match res {
             Ok(()) => {
                 let post = Post {
                     channel: WEBHOOK.to_owned(),

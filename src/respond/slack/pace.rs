@@ -46,6 +46,12 @@ impl Pacer {
         Ok(())
     }
 
+    /// Called when a write has been answered: the next one waits a full interval from now, so that
+    /// Slack, which counts arrivals, sees them at least an interval apart even when this one arrived late.
+    pub fn finished(&self, channel: &str) {
+        self.hold(channel, self.interval);
+    }
+
     /// Keeps the channel quiet for `after` (Slack said so).
     pub fn hold(&self, channel: &str, after: Duration) {
         let until = Instant::now() + after;
