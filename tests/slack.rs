@@ -982,6 +982,24 @@ async fn secrets_never_reach_logs_details_or_the_journal() {
     tokio::spawn(async move { axum::serve(listener, app).await });
     assert_eq!(send(&url, now(), "v0=00", "payload=%7B%7D").await, 401);
 
+    // A TLS failure (the fake's CA not trusted): reqwest's error would name the webhook URL.
+    let mut untrusted = SlackConfig::new(Some(Secret::new(fake.webhook_url())), None);
+    untrusted.channel_interval = Seconds::from_millis(1);
+    let r = responder(untrusted, &store);
+    let tls = r
+        .deliver(
+            &delivery(&alert("prod-eu/sec3/p", Severity::High, "p")),
+            false,
+        )
+        .await
+        .unwrap_err();
+    assert!(tls.error.starts_with("incoming webhook: "), "{}", tls.error);
+    assert!(
+        tls.error.contains("certificate"),
+        "the cause is kept: {}",
+        tls.error
+    );
+
     let journal_text = serde_json::to_string(&stage.outbox().journal_entries().unwrap()).unwrap();
     let logged = String::from_utf8_lossy(&buf.lock().unwrap()).into_owned();
     assert!(
@@ -997,6 +1015,7 @@ async fn secrets_never_reach_logs_details_or_the_journal() {
             ("logs", &logged),
             ("journal", &journal_text),
             ("detail", &e.detail),
+            ("retry error", &tls.error),
             ("Debug", &debug),
         ] {
             assert!(!text.contains(s), "{s} appears in the {what}");
