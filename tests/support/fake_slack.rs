@@ -93,13 +93,12 @@ pub fn limits_broken(body: &Value) -> Option<String> {
                     }
                 }
             }
-            Some("context") => {
+            Some("context")
                 if b["elements"]
                     .as_array()
-                    .is_some_and(|e| e.iter().any(|e| len(&e["text"]) > 2000))
-                {
-                    return Some("context".into());
-                }
+                    .is_some_and(|e| e.iter().any(|e| len(&e["text"]) > 2000)) =>
+            {
+                return Some("context".into());
             }
             Some("actions") => {
                 let e = b["elements"].as_array()?;

@@ -184,12 +184,6 @@ impl SlackConfig {
                 "routes and default_channel need bot_token: an incoming webhook posts to its own channel only".into(),
             );
         }
-        if self.bot_mode() && self.routes.is_empty() && self.default_channel.is_none() {
-            problem(
-                at("default_channel"),
-                "set default_channel or at least one route, or only playbooks that name a channel will post".into(),
-            );
-        }
         if let Some(t) = &self.link_template {
             let mut rest = t.as_str();
             while let Some(open) = rest.find('{') {
