@@ -5,6 +5,7 @@ pub mod console;
 pub mod dispatch;
 pub mod kafka_alerts;
 pub mod kubernetes;
+pub mod slack;
 pub mod webhook;
 
 use std::future::Future;

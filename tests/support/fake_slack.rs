@@ -1,0 +1,343 @@
+//! A local HTTPS server that behaves like Slack for the responder's tests: incoming webhooks, `chat.postMessage`, `chat.update` and `response_url`, bearer-token auth, Slack's message limits, scripted 429 / 5xx / hangs, and a record of every request with its arrival time.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+/// One request as it arrived.
+#[derive(Debug, Clone)]
+pub struct Req {
+    pub path: String,
+    pub auth: Option<String>,
+    pub body: Value,
+    pub at: Instant,
+}
+
+impl Req {
+    pub fn method(&self) -> &str {
+        self.path.rsplit('/').next().unwrap_or_default()
+    }
+}
+
+/// What the next matching request gets instead of the normal answer.
+#[derive(Debug, Clone)]
+pub enum Behave {
+    /// HTTP 429 with `Retry-After: secs`.
+    RateLimit(u64),
+    /// HTTP 503.
+    Unavailable,
+    /// Never answers.
+    Hang,
+    /// HTTP 200 `{"ok": false, "error": ...}` (or, for webhooks, that HTTP status and code).
+    Error(u16, &'static str),
+}
+
+struct St {
+    token: String,
+    webhook_path: String,
+    reqs: Mutex<Vec<Req>>,
+    script: Mutex<VecDeque<(String, Behave)>>,
+    ts: AtomicU64,
+    /// ts → (channel id, latest body).
+    messages: Mutex<HashMap<String, (String, Value)>>,
+    arrived: tokio::sync::Notify,
+}
+
+/// The server; dropped with the test's runtime.
+pub struct FakeSlack {
+    pub url: String,
+    pub ca_file: PathBuf,
+    _dir: tempfile::TempDir,
+    st: Arc<St>,
+}
+
+fn channel_id(name: &str) -> String {
+    if name.starts_with('C') {
+        return name.to_owned();
+    }
+    format!(
+        "C{}",
+        name.trim_start_matches('#')
+            .to_uppercase()
+            .replace(|c: char| !c.is_ascii_alphanumeric(), "")
+    )
+}
+
+/// Slack's Block Kit limits, as Slack enforces them: `Some(error)` when `body` breaks one.
+pub fn limits_broken(body: &Value) -> Option<String> {
+    let blocks = body["blocks"].as_array()?;
+    if blocks.len() > 50 {
+        return Some(format!("{} blocks", blocks.len()));
+    }
+    let len = |v: &Value| v.as_str().map_or(0, |s| s.chars().count());
+    for b in blocks {
+        match b["type"].as_str() {
+            Some("header") if len(&b["text"]["text"]) > 150 => return Some("header".into()),
+            Some("section") => {
+                if len(&b["text"]["text"]) > 3000 {
+                    return Some("section text".into());
+                }
+                if let Some(f) = b["fields"].as_array() {
+                    if f.len() > 10 || f.iter().any(|f| len(&f["text"]) > 2000) {
+                        return Some("section fields".into());
+                    }
+                }
+            }
+            Some("context")
+                if b["elements"]
+                    .as_array()
+                    .is_some_and(|e| e.iter().any(|e| len(&e["text"]) > 2000)) =>
+            {
+                return Some("context".into());
+            }
+            Some("actions") => {
+                let e = b["elements"].as_array()?;
+                if e.len() > 25
+                    || e.iter()
+                        .any(|e| len(&e["value"]) > 2000 || len(&e["text"]["text"]) > 75)
+                {
+                    return Some("actions".into());
+                }
+            }
+            _ => {}
+        }
+        if len(&b["block_id"]) > 255 {
+            return Some("block_id".into());
+        }
+    }
+    None
+}
+
+impl FakeSlack {
+    /// Starts on 127.0.0.1 with a fresh CA (written to `ca_file`); `token` is the bot token it accepts.
+    pub async fn start(token: &str, webhook_path: &str) -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, ca.pem()).unwrap();
+        let certs: Vec<_> = rustls_pemfile::certs(&mut cert.pem().as_bytes())
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let pkey = rustls_pemfile::private_key(&mut key.serialize_pem().as_bytes())
+            .unwrap()
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, pkey)
+            .unwrap();
+        let st = Arc::new(St {
+            token: token.to_owned(),
+            webhook_path: webhook_path.to_owned(),
+            reqs: Mutex::default(),
+            script: Mutex::default(),
+            ts: AtomicU64::new(0),
+            messages: Mutex::default(),
+            arrived: tokio::sync::Notify::new(),
+        });
+        let app = axum::Router::new().fallback(handle).with_state(st.clone());
+        let handle: axum_server::Handle<SocketAddr> = axum_server::Handle::new();
+        let server = axum_server::bind_rustls(
+            "127.0.0.1:0".parse().unwrap(),
+            axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls)),
+        )
+        .handle(handle.clone());
+        tokio::spawn(async move { server.serve(app.into_make_service()).await });
+        let addr = handle.listening().await.expect("fake Slack listens");
+        Self {
+            url: format!("https://{addr}"),
+            ca_file,
+            _dir: dir,
+            st,
+        }
+    }
+
+    pub fn api_url(&self) -> String {
+        format!("{}/api", self.url)
+    }
+
+    pub fn webhook_url(&self) -> String {
+        format!("{}{}", self.url, self.st.webhook_path)
+    }
+
+    pub fn response_url(&self, n: u32) -> String {
+        format!("{}/respond/{n}", self.url)
+    }
+
+    /// The next request whose path ends with `path` gets `b`.
+    pub fn script(&self, path: &str, b: Behave) {
+        self.st
+            .script
+            .lock()
+            .unwrap()
+            .push_back((path.to_owned(), b));
+    }
+
+    pub fn requests(&self) -> Vec<Req> {
+        self.st.reqs.lock().unwrap().clone()
+    }
+
+    /// Requests to paths ending with `path`.
+    pub fn to(&self, path: &str) -> Vec<Req> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path.ends_with(path))
+            .collect()
+    }
+
+    /// Waits (up to `deadline`) until `n` requests went to paths ending with `path`.
+    pub async fn wait_for(&self, path: &str, n: usize, deadline: Duration) -> Vec<Req> {
+        let until = tokio::time::Instant::now() + deadline;
+        loop {
+            let notified = self.st.arrived.notified();
+            let got = self.to(path);
+            if got.len() >= n {
+                return got;
+            }
+            if tokio::time::timeout_at(until, notified).await.is_err() {
+                panic!(
+                    "{} request(s) to {path} within {deadline:?}, wanted {n}",
+                    got.len()
+                );
+            }
+        }
+    }
+
+    /// Every accepted message as (ts, channel id, current body), in order of posting.
+    pub fn messages(&self) -> Vec<(String, String, Value)> {
+        let mut v: Vec<_> = self
+            .st
+            .messages
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(ts, (ch, b))| (ts.clone(), ch.clone(), b.clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// The current body of the message `ts` (after edits).
+    pub fn message(&self, ts: &str) -> Option<(String, Value)> {
+        self.st.messages.lock().unwrap().get(ts).cloned()
+    }
+}
+
+fn ok_false(error: &str) -> Response {
+    axum::Json(json!({"ok": false, "error": error})).into_response()
+}
+
+async fn handle(State(st): State<Arc<St>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let path = uri.path().to_owned();
+    let req = Req {
+        path: path.clone(),
+        auth: headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        at: Instant::now(),
+    };
+    st.reqs.lock().unwrap().push(req.clone());
+    st.arrived.notify_waiters();
+    let scripted = {
+        let mut s = st.script.lock().unwrap();
+        let i = s.iter().position(|(p, _)| path.ends_with(p.as_str()));
+        i.and_then(|i| s.remove(i)).map(|(_, b)| b)
+    };
+    let webhook = path == st.webhook_path;
+    match scripted {
+        Some(Behave::RateLimit(secs)) => {
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", secs.to_string())],
+                "rate_limited",
+            )
+                .into_response()
+        }
+        Some(Behave::Unavailable) => {
+            return (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable").into_response()
+        }
+        Some(Behave::Hang) => std::future::pending::<()>().await,
+        Some(Behave::Error(status, code)) if webhook => {
+            return (StatusCode::from_u16(status).unwrap(), code).into_response()
+        }
+        Some(Behave::Error(_, code)) => return ok_false(code),
+        None => {}
+    }
+    if webhook {
+        if let Some(e) = limits_broken(&req.body) {
+            return (StatusCode::BAD_REQUEST, format!("invalid_blocks {e}")).into_response();
+        }
+        return "ok".into_response();
+    }
+    if path.starts_with("/respond/") {
+        return axum::Json(json!({"ok": true})).into_response();
+    }
+    if !path.starts_with("/api/") {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    if req.auth.as_deref() != Some(&format!("Bearer {}", st.token)) {
+        return ok_false("invalid_auth");
+    }
+    if limits_broken(&req.body).is_some() {
+        return ok_false("invalid_blocks");
+    }
+    let b = &req.body;
+    match path.as_str() {
+        "/api/chat.postMessage" => {
+            let ch = b["channel"].as_str().unwrap_or_default();
+            if ch == "#missing" {
+                return ok_false("channel_not_found");
+            }
+            if let Some(t) = b["thread_ts"].as_str() {
+                if !st.messages.lock().unwrap().contains_key(t) {
+                    return ok_false("thread_not_found");
+                }
+            }
+            let n = st.ts.fetch_add(1, Ordering::SeqCst) + 1;
+            let ts = format!("1700000000.{n:06}");
+            let id = channel_id(ch);
+            st.messages
+                .lock()
+                .unwrap()
+                .insert(ts.clone(), (id.clone(), b.clone()));
+            axum::Json(json!({"ok": true, "channel": id, "ts": ts})).into_response()
+        }
+        "/api/chat.update" => {
+            let (ch, ts) = (
+                b["channel"].as_str().unwrap_or_default(),
+                b["ts"].as_str().unwrap_or_default(),
+            );
+            let mut m = st.messages.lock().unwrap();
+            match m.get_mut(ts) {
+                Some((id, body)) if id == ch => {
+                    *body = b.clone();
+                    axum::Json(json!({"ok": true, "channel": ch, "ts": ts})).into_response()
+                }
+                _ => ok_false("message_not_found"),
+            }
+        }
+        _ => ok_false("unknown_method"),
+    }
+}
