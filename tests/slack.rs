@@ -124,6 +124,7 @@ fn alert(id: &str, sev: Severity, playbook: &str) -> Alert {
         responses: vec![],
         event: event_json("audit-1", "2026-11-20T10:00:00Z", "alice@example.com"),
         contributions: vec![],
+        dry_run: false,
     }
 }
 

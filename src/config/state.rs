@@ -142,6 +142,9 @@ pub struct RespondConfig {
     /// The alerts topic on the `kafka` connection.
     #[serde(default)]
     pub kafka: Option<crate::respond::kafka_alerts::KafkaAlertsConfig>,
+    /// Slack: alerts for on-call, threads, edits and approvals.
+    #[serde(default)]
+    pub slack: Option<crate::respond::slack::SlackConfig>,
     /// Binding revocation through the Kubernetes API (`revoke_binding()`, `delete_binding()`).
     #[serde(default)]
     pub kubernetes: Option<crate::respond::kubernetes::KubernetesConfig>,
@@ -167,6 +170,7 @@ impl Default for RespondConfig {
             backoff_max: default_backoff_max(),
             webhooks: Vec::new(),
             kafka: None,
+            slack: None,
             kubernetes: None,
         }
     }
@@ -203,6 +207,9 @@ pub(super) fn validate(s: &StateConfig, r: &RespondConfig, p: &mut Vec<super::Pr
         bad("respond.backoff_max", "must not be less than backoff_min");
     }
     crate::respond::webhook::validate(&r.webhooks, p);
+    if let Some(sl) = &r.slack {
+        sl.validate("respond.slack", p);
+    }
     if let Some(k) = &r.kubernetes {
         k.validate("respond.kubernetes", p);
     }

@@ -143,6 +143,19 @@ pub fn validate(c: &Config) -> Vec<Problem> {
         problem(&mut p, "pipeline.channel_capacity", "must be at least 1");
     }
     super::state::validate(&c.state, &c.respond, &mut p);
+    if c.respond
+        .slack
+        .as_ref()
+        .is_some_and(|s| s.approvals.is_some())
+        && c.telemetry.listen.is_none()
+    {
+        p.push(Problem {
+            path: "respond.slack.approvals".into(),
+            message:
+                "needs telemetry.listen: Slack's interactivity requests are served on that listener"
+                    .into(),
+        });
+    }
     if let Some(k) = &c.respond.kafka {
         crate::respond::kafka_alerts::validate(k, c.kafka.as_ref(), &mut p);
     }

@@ -121,14 +121,6 @@ pub async fn start(
     crate::telemetry::install_recorder();
     let health = Arc::new(Health::default());
     let stats = Arc::new(PipelineStats::default());
-    let telemetry = match cfg.telemetry.listen {
-        Some(addr) => Some(
-            crate::telemetry::serve(addr, health.clone(), None, shutdown.clone())
-                .await
-                .map_err(|source| PipelineError::Telemetry { addr, source })?,
-        ),
-        None => None,
-    };
     let dead_letter = Arc::new(DeadLetter::build(cfg)?);
     let store: Arc<dyn StateStore> = if opts.ephemeral_state {
         Arc::new(MemoryStore::default())
@@ -140,7 +132,7 @@ pub async fn start(
     };
     let enrichers = Arc::new(Enrichers::build(cfg, store.clone())?);
     let mut maintenance = enrichers.spawn_maintenance(&shutdown);
-    let responders = build_responders(cfg).await?;
+    let (responders, interactions) = build_responders(cfg, store.clone()).await?;
     let names: Vec<String> = responders.iter().map(|r| r.name().to_owned()).collect();
     let sinks = responders
         .iter()
@@ -165,10 +157,32 @@ pub async fn start(
             backoff_min: r.backoff_min.get(),
             backoff_max: r.backoff_max.get(),
             outbox_ttl: r.outbox_ttl.get(),
+            approval_ttl: r
+                .slack
+                .as_ref()
+                .and_then(|s| s.approvals.as_ref())
+                .map_or(DispatchSettings::default().approval_ttl, |a| a.ttl.get()),
             ..DispatchSettings::default()
         },
         dispatch_stop.clone(),
     );
+    // Slack's Approve/Reject requests reach the outbox through the telemetry listener.
+    let extra = interactions.map(|i| {
+        tracing::info!(path = i.path(), "serving Slack interactivity (approvals)");
+        crate::respond::slack::interact::router(state.clone(), i)
+    });
+    let telemetry = match cfg.telemetry.listen {
+        Some(addr) => Some(
+            crate::telemetry::serve(addr, health.clone(), extra, shutdown.clone())
+                .await
+                .map_err(|source| {
+                    // Nothing has been read yet: stop what was started.
+                    dispatch_stop.cancel();
+                    PipelineError::Telemetry { addr, source }
+                })?,
+        ),
+        None => None,
+    };
     let playbooks = match &cfg.playbooks_with_clusters() {
         Some(p) => {
             let handle = Arc::new(PlaybookHandle::load(p).map_err(PipelineError::Playbooks)?);
@@ -386,7 +400,14 @@ impl Running {
 /// The responders the config asks for.
 async fn build_responders(
     cfg: &Config,
-) -> Result<Vec<Arc<dyn crate::respond::Responder>>, PipelineError> {
+    store: Arc<dyn StateStore>,
+) -> Result<
+    (
+        Vec<Arc<dyn crate::respond::Responder>>,
+        Option<crate::respond::slack::interact::Interactions>,
+    ),
+    PipelineError,
+> {
     let mut out: Vec<Arc<dyn crate::respond::Responder>> = Vec::new();
     if let Some(path) = &cfg.respond.alerts_file {
         let f = AlertsFile::open(path).map_err(|source| {
@@ -414,7 +435,16 @@ async fn build_responders(
             .map_err(|e| err(format!("respond.kubernetes: {e}")))?;
         out.push(Arc::new(r));
     }
-    Ok(out)
+    let mut interactions = None;
+    if let Some(s) = &cfg.respond.slack {
+        let retention = i64::try_from(cfg.state.retention.get().as_secs()).unwrap_or(i64::MAX);
+        let slack = crate::respond::slack::SlackResponder::new(s.clone(), store)
+            .map_err(|e| err(format!("respond.slack: {e}")))?
+            .with_retention(retention);
+        interactions = slack.interactions();
+        out.push(Arc::new(slack));
+    }
+    Ok((out, interactions))
 }
 
 /// The state and output stages on their own thread: judge verdicts into the outbox,

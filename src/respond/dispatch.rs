@@ -157,7 +157,14 @@ impl Worker {
             let mut jobs = Vec::new();
             let now = wall_ms();
             for (key, d) in head {
-                let lane = d.alert.thread.clone().unwrap_or_else(|| d.alert.id.clone());
+                // A high-risk alert waits behind the first alert it builds on (threads under it).
+                let lane = d
+                    .alert
+                    .thread
+                    .as_ref()
+                    .or(d.alert.contributions.first().map(|c| &c.alert))
+                    .unwrap_or(&d.alert.id)
+                    .clone();
                 // One item per lane per round: later items of a thread wait for earlier ones.
                 if !lanes.insert(lane) {
                     continue;

@@ -153,24 +153,22 @@ pub fn parse(body: &[u8]) -> Result<Interaction, String> {
     serde_json::from_str(&payload).map_err(|e| format!("invalid payload: {e}"))
 }
 
-/// What became of a decision.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DecideOutcome {
-    /// Approved: the response will run.
-    Approved,
-    Rejected,
-    /// Someone decided first.
-    AlreadyDecided(Decision),
-    /// The approval's time ran out; nothing will run.
-    Expired,
-    /// No such response waits (done, forgotten, or never existed).
-    Unknown,
-}
+pub use crate::state::approvals::DecideOutcome;
 
 /// Decisions on responses waiting for approval; implemented by the outbox.
 pub trait Approvals: Send + Sync {
     /// Records `decision` on the response delivery `delivery_id`, once.
     fn decide(&self, delivery_id: &str, decision: Decision) -> Result<DecideOutcome, String>;
+}
+
+/// The outbox decides: durably, first decision wins, the parked response runs or is discarded.
+impl Approvals for crate::state::StateStage {
+    fn decide(&self, delivery_id: &str, decision: Decision) -> Result<DecideOutcome, String> {
+        let keep_until = self.now().unwrap_or_else(now_secs) + self.settings().retention;
+        self.outbox()
+            .decide(delivery_id, decision, keep_until)
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// What the interactivity endpoint needs (from `SlackResponder::interactions`).

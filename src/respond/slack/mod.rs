@@ -109,6 +109,14 @@ impl SlackResponder {
         })
     }
 
+    /// Keeps message records for `secs` (the state's retention; 30 days by default).
+    pub fn with_retention(mut self, secs: i64) -> Self {
+        if let Some(m) = Arc::get_mut(&mut self.messages) {
+            m.retention = secs;
+        }
+        self
+    }
+
     /// What the interactivity endpoint needs, when approvals are configured: pass it to [`router`].
     pub fn interactions(&self) -> Option<Interactions> {
         let a = self.cfg.approvals.as_ref()?;

@@ -6,11 +6,12 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use crate::playbook::ResponseRequest;
+use crate::state::expiry::{self, Tag};
 use crate::state::model::wall_ms;
-use crate::state::{StateError, StateStore};
+use crate::state::{Op, StateError, StateStore};
 
 /// The tree, keyed by alert id.
-pub const TREE: &str = "slack_messages";
+pub const TREE: &str = crate::state::stage::SLACK_MESSAGES;
 
 /// One posted message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +52,8 @@ impl Record {
 pub struct Messages {
     store: Arc<dyn StateStore>,
     lock: Mutex<()>,
+    /// Seconds a record is kept (the state's retention): then the sweeper removes it.
+    pub(super) retention: i64,
 }
 
 fn corrupt(e: &serde_json::Error) -> StateError {
@@ -65,6 +68,7 @@ impl Messages {
         Self {
             store,
             lock: Mutex::new(()),
+            retention: 30 * 86_400,
         }
     }
 
@@ -77,10 +81,21 @@ impl Messages {
 
     fn modify(&self, alert_id: &str, f: impl FnOnce(&mut Record)) -> Result<(), StateError> {
         let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        let mut r = self.get(alert_id)?.unwrap_or_default();
+        let old = self.get(alert_id)?;
+        let new = old.is_none();
+        let mut r = old.unwrap_or_default();
         f(&mut r);
         let v = serde_json::to_vec(&r).map_err(|e| corrupt(&e))?;
-        self.store.put(TREE, alert_id.as_bytes(), &v)?;
+        let mut ops = vec![Op::Put(TREE, alert_id.as_bytes().to_vec(), v)];
+        if new {
+            let now = i64::try_from(wall_ms() / 1000).unwrap_or(0);
+            ops.push(expiry::put(
+                now.saturating_add(self.retention),
+                Tag::SlackMessage,
+                alert_id.as_bytes(),
+            ));
+        }
+        self.store.apply(&ops)?;
         self.store.flush()
     }
 
