@@ -123,6 +123,7 @@ pub(super) mod tests {
             responses: vec![],
             event: serde_json::json!({"objectRef": {"namespace": ns}, "enrichment": {"identity": {"team": team}}}),
             contributions: vec![],
+            dry_run: false,
         }
     }
 
