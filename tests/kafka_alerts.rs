@@ -1,4 +1,4 @@
-//! The alerts topic on the real broker: every alert, update and follow-up produced once as an alert document, keyed by dedup group, with its delivery id in a header.
+//! rampart's topics on the real broker: every alert, update and follow-up produced once as an alert document, keyed by dedup group, with its delivery id in a header; and, optionally, every enriched event.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -141,4 +141,48 @@ async fn alerts_updates_and_follow_ups_reach_the_topic_once_keyed_by_dedup_group
         assert_eq!(doc["delivery"].as_str(), header.as_deref());
         assert_eq!(doc["mitre"][0], "T1070");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_enriched_event_can_go_to_a_topic_before_its_source_is_acknowledged() {
+    let topic = common::unique("enriched");
+    common::create_topic(&topic, 2).await;
+    let s = common::Scratch::new();
+    let (lines, ids) = common::events(500, 11);
+    let audit = s.path("audit.jsonl");
+    std::fs::write(&audit, lines.join("\n") + "\n").unwrap();
+    let mut cfg = s.config(&format!(
+        "kafka:\n  brokers: {}\nsources:\n  files:\n    - path: {}\n",
+        common::brokers(),
+        audit.display()
+    ));
+    cfg.output.kafka_topic = Some(topic.clone());
+    let report = common::run_to_end(&cfg).await;
+    assert_eq!(report.events, 500);
+
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", common::brokers())
+        .set("group.id", common::unique("reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "500")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[&topic]).unwrap();
+    let mut seen = std::collections::HashSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while seen.len() < 500 && tokio::time::Instant::now() < deadline {
+        if let Ok(m) = tokio::time::timeout(Duration::from_secs(5), consumer.recv()).await {
+            let m = m.unwrap();
+            assert_eq!(m.key(), Some(&b"default"[..]), "keyed by cluster");
+            let ev: serde_json::Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+            assert!(ev["enrichment"].is_object(), "enriched: {ev}");
+            seen.insert(ev["auditID"].as_str().unwrap().to_owned());
+        }
+    }
+    let want: std::collections::HashSet<String> = ids.into_iter().collect();
+    assert_eq!(
+        seen, want,
+        "every event, on the topic before the file position was stored"
+    );
 }

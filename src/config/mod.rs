@@ -326,6 +326,10 @@ pub struct OutputConfig {
     /// Also append every event as JSON to this file.
     #[serde(default)]
     pub file: Option<PathBuf>,
+    /// Also produce every enriched event (with its verdicts) as JSON to this topic on the
+    /// `kafka` connection, keyed by cluster; acknowledged by the broker before the source is.
+    #[serde(default)]
+    pub kafka_topic: Option<String>,
 }
 
 /// Pipeline sizing.

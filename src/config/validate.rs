@@ -156,6 +156,12 @@ pub fn validate(c: &Config) -> Vec<Problem> {
                     .into(),
         });
     }
+    if c.output.kafka_topic.is_some() && c.kafka.is_none() {
+        p.push(Problem {
+            path: "output.kafka_topic".into(),
+            message: "needs the `kafka` connection (brokers) to be configured".into(),
+        });
+    }
     if let Some(k) = &c.respond.kafka {
         crate::respond::kafka_alerts::validate(k, c.kafka.as_ref(), &mut p);
     }

@@ -192,7 +192,7 @@ pub async fn start(
         }
         None => None,
     };
-    let output = Output::build(&cfg.output)?;
+    let output = Output::build(&cfg.output, cfg.kafka.as_ref())?;
     let resolver = ClusterResolver::new(&cfg.cluster);
     let ctx = Arc::new(WorkerContext {
         decode: DecodeOptions {

@@ -18,6 +18,8 @@ pub enum OutputError {
     },
     #[error("state store: {0}")]
     State(String),
+    #[error("cannot produce enriched events to {0}")]
+    Kafka(String),
     #[error("cannot write output {target}: {source}")]
     Write {
         target: String,
@@ -31,11 +33,36 @@ pub struct Output {
     console: OutputFormat,
     stdout: BufWriter<Stdout>,
     file: Option<(PathBuf, BufWriter<File>)>,
+    kafka: Option<EventsTopic>,
     scratch: Vec<u8>,
 }
 
+/// The enriched-events topic: records in flight until the next flush.
+struct EventsTopic {
+    topic: String,
+    producer: rdkafka::producer::FutureProducer,
+    in_flight: Vec<rdkafka::producer::DeliveryFuture>,
+}
+
 impl Output {
-    pub fn build(cfg: &OutputConfig) -> Result<Self, OutputError> {
+    pub fn build(
+        cfg: &OutputConfig,
+        conn: Option<&crate::config::KafkaConnection>,
+    ) -> Result<Self, OutputError> {
+        let kafka = match (&cfg.kafka_topic, conn) {
+            (Some(topic), Some(conn)) => Some(EventsTopic {
+                topic: topic.clone(),
+                producer: crate::sources::kafka::client_config(conn)
+                    .set("acks", "all")
+                    .set("enable.idempotence", "true")
+                    .set("linger.ms", "5")
+                    .set("compression.type", "zstd")
+                    .create()
+                    .map_err(|e| OutputError::Kafka(format!("{topic}: {e}")))?,
+                in_flight: Vec::new(),
+            }),
+            _ => None,
+        };
         let file = match &cfg.file {
             Some(path) => {
                 let f = crate::fsutil::open_append(path).map_err(|source| OutputError::Open {
@@ -50,12 +77,14 @@ impl Output {
             console: cfg.console,
             stdout: BufWriter::with_capacity(1 << 16, std::io::stdout()),
             file,
+            kafka,
             scratch: Vec::with_capacity(4096),
         })
     }
 
     pub fn write(&mut self, ev: &AuditEvent) -> Result<(), OutputError> {
-        let needs_json = self.console == OutputFormat::Json || self.file.is_some();
+        let needs_json =
+            self.console == OutputFormat::Json || self.file.is_some() || self.kafka.is_some();
         if needs_json {
             self.scratch.clear();
             // Serialising our own types into a Vec cannot fail.
@@ -84,11 +113,18 @@ impl Output {
                     source,
                 })?;
         }
+        if let Some(k) = &mut self.kafka {
+            let payload = self.scratch.strip_suffix(b"\n").unwrap_or(&self.scratch);
+            k.send(&ev.provenance.cluster, payload)?;
+        }
         Ok(())
     }
 
     /// Flushes everything written so far; only then may the events be acknowledged.
     pub fn flush(&mut self) -> Result<(), OutputError> {
+        if let Some(k) = &mut self.kafka {
+            k.settle()?;
+        }
         self.stdout.flush().map_err(|source| OutputError::Write {
             target: "stdout".into(),
             source,
@@ -98,6 +134,45 @@ impl Output {
                 target: path.display().to_string(),
                 source,
             })?;
+        }
+        Ok(())
+    }
+}
+
+impl EventsTopic {
+    /// Queues one record, waiting for room when librdkafka's queue is full (backpressure).
+    fn send(&mut self, key: &str, payload: &[u8]) -> Result<(), OutputError> {
+        use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+        use rdkafka::producer::FutureRecord;
+        loop {
+            let record = FutureRecord::to(&self.topic).key(key).payload(payload);
+            match self.producer.send_result(record) {
+                Ok(f) => {
+                    self.in_flight.push(f);
+                    return Ok(());
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    self.producer.poll(std::time::Duration::from_millis(50));
+                }
+                Err((e, _)) => return Err(OutputError::Kafka(format!("{}: {e}", self.topic))),
+            }
+        }
+    }
+
+    /// Waits until the broker has acknowledged every record sent (the output loop is a plain thread).
+    fn settle(&mut self) -> Result<(), OutputError> {
+        let pending = std::mem::take(&mut self.in_flight);
+        for r in futures::executor::block_on(futures::future::join_all(pending)) {
+            match r {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => return Err(OutputError::Kafka(format!("{}: {e}", self.topic))),
+                Err(_) => {
+                    return Err(OutputError::Kafka(format!(
+                        "{}: the producer went away",
+                        self.topic
+                    )))
+                }
+            }
         }
         Ok(())
     }
