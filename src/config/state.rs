@@ -128,6 +128,9 @@ pub struct RespondConfig {
     /// Every alert, update and follow-up as one JSON line, exactly once per delivery.
     #[serde(default)]
     pub alerts_file: Option<PathBuf>,
+    /// Every alert, update and follow-up on stdout, formatted as the Slack message would be.
+    #[serde(default)]
+    pub console: bool,
     /// Undelivered work older than this is journaled as expired instead of retried.
     #[serde(default = "default_outbox_ttl")]
     pub outbox_ttl: Seconds,
@@ -165,6 +168,7 @@ impl Default for RespondConfig {
         Self {
             dry_run: false,
             alerts_file: None,
+            console: false,
             outbox_ttl: default_outbox_ttl(),
             backoff_min: default_backoff_min(),
             backoff_max: default_backoff_max(),

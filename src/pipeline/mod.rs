@@ -435,6 +435,15 @@ async fn build_responders(
             .map_err(|e| err(format!("respond.kubernetes: {e}")))?;
         out.push(Arc::new(r));
     }
+    if cfg.respond.console {
+        out.push(Arc::new(crate::respond::console_alerts::ConsoleAlerts {
+            link_template: cfg
+                .respond
+                .slack
+                .as_ref()
+                .and_then(|s| s.link_template.clone()),
+        }));
+    }
     let mut interactions = None;
     if let Some(s) = &cfg.respond.slack {
         let retention = i64::try_from(cfg.state.retention.get().as_secs()).unwrap_or(i64::MAX);

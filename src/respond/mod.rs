@@ -2,6 +2,7 @@
 
 pub mod alerts_file;
 pub mod console;
+pub mod console_alerts;
 pub mod dispatch;
 pub mod kafka_alerts;
 pub mod kubernetes;
