@@ -90,8 +90,7 @@ fn text(t: &Value) -> String {
     }
     s.push_str(rest);
     emoji(
-        &s.replace('*', "")
-            .replace('`', "")
+        &s.replace(['*', '`'], "")
             .replace("&lt;", "<")
             .replace("&gt;", ">")
             .replace("&amp;", "&"),
