@@ -98,8 +98,22 @@ fn run_on_the_shipped_config_prints_every_sample_event_and_dead_letters_the_bad_
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
+    // Boxed lines are the alerts as their Slack message reads (respond.console).
+    let (boxed, events): (Vec<&str>, Vec<&str>) =
+        stdout.lines().partition(|l| l.starts_with(['┌', '│', '└']));
     let (alerts, lines): (Vec<&str>, Vec<&str>) =
-        stdout.lines().partition(|l| l.starts_with("  ALERT"));
+        events.into_iter().partition(|l| l.starts_with("  ALERT"));
+    let headers: Vec<&&str> = boxed.iter().filter(|l| l.starts_with("│ ■")).collect();
+    assert!(
+        headers.iter().any(|h| h.contains("ran sh -c curl")),
+        "{headers:?}"
+    );
+    assert!(
+        boxed
+            .iter()
+            .any(|l| l.contains("Playbook: cluster-admin-binding")),
+        "{boxed:?}"
+    );
     let sample = std::fs::read_to_string(s.path("examples/audit.jsonl")).unwrap();
     assert_eq!(lines.len(), sample.lines().count() - 1);
     assert!(lines[0].contains("[demo]"), "{}", lines[0]);
