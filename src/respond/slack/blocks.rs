@@ -277,11 +277,11 @@ fn responses(v: &View<'_>) -> Vec<Value> {
             (_, Some(line)) => (line.clone(), false),
             (false, None) => (":zap: runs automatically".to_owned(), false),
             (true, None) if !v.buttons => (
-                ":hourglass: awaiting approval (decide in rampart: Slack approvals are not configured)".to_owned(),
+                ":hourglass: awaiting approval — no one can approve it here (respond.slack.approvals is not configured), so it expires unexecuted".to_owned(),
                 false,
             ),
             (true, None) if id.chars().count() > MAX_BUTTON_VALUE => (
-                ":hourglass: awaiting approval (decide in rampart: the id is too long for a Slack button)".to_owned(),
+                ":hourglass: awaiting approval — the id is too long for a Slack button, so it expires unexecuted".to_owned(),
                 false,
             ),
             (true, None) => (":hourglass: awaiting approval".to_owned(), true),
