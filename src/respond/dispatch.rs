@@ -238,6 +238,8 @@ impl Worker {
             match self.attempt(r.as_ref(), &d).await {
                 Ok(e) => e,
                 Err(retry) => {
+                    // Retry-After and backoff count from the answer, not from the attempt's start.
+                    let now = wall_ms();
                     d.attempts += 1;
                     let wait = retry.after.unwrap_or_else(|| {
                         backoff(
