@@ -66,8 +66,14 @@ mod tests {
     fn repository_drops_tag_and_digest_but_not_a_registry_port() {
         assert_eq!(image_repository("nginx"), "nginx");
         assert_eq!(image_repository("nginx:1.7.9"), "nginx");
-        assert_eq!(image_repository("docker.io/calico/node:v3"), "docker.io/calico/node");
+        assert_eq!(
+            image_repository("docker.io/calico/node:v3"),
+            "docker.io/calico/node"
+        );
         assert_eq!(image_repository("localhost:5000/app"), "localhost:5000/app");
-        assert_eq!(image_repository("localhost:5000/app:1@sha256:ab"), "localhost:5000/app");
+        assert_eq!(
+            image_repository("localhost:5000/app:1@sha256:ab"),
+            "localhost:5000/app"
+        );
     }
 }
