@@ -243,6 +243,7 @@ pub fn field(ev: &AuditEvent, name: &str) -> String {
 pub fn register(engine: &mut Engine, lists: Arc<Lists>, state: Arc<super::state_api::WindowState>) {
     engine.register_type_with_name::<Ev>("Event");
     super::host_falco::register(engine);
+    super::host_detect::register(engine, lists.clone());
     // Plain fields.
     engine.register_get("verb", |e: &mut Ev| e.event().verb.clone());
     engine.register_get("stage", |e: &mut Ev| e.event().stage.as_str().to_owned());

@@ -6,6 +6,7 @@
 //! `playbooks/README.md` for the contract and the host API.
 
 pub mod host;
+mod host_detect;
 mod host_falco;
 mod load;
 pub mod sandbox;
