@@ -34,6 +34,9 @@ pub struct KubernetesConfig {
     /// Longest one API request may take before the attempt is retried later.
     #[serde(default = "default_timeout")]
     pub timeout: Seconds,
+    /// Only read and journal what would be done, whatever `respond.dry_run` says.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 impl Default for KubernetesConfig {
@@ -47,6 +50,7 @@ impl Default for KubernetesConfig {
             field_manager: default_manager(),
             reporting_instance: None,
             timeout: default_timeout(),
+            dry_run: false,
         }
     }
 }

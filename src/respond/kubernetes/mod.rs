@@ -28,6 +28,8 @@ use safety::Policy;
 
 /// Revokes judged bindings (`revoke_binding()` and `delete_binding()` in playbooks).
 pub struct KubernetesResponder {
+    /// `respond.kubernetes.dry_run`: this responder only reads and journals.
+    dry_run: bool,
     api: Api,
     policy: Policy,
     reporter: Reporter,
@@ -53,6 +55,7 @@ impl KubernetesResponder {
     /// Uses a ready client (its connection settings win over `cfg`'s).
     pub fn with_client(client: kube::Client, cfg: &KubernetesConfig) -> Self {
         Self {
+            dry_run: cfg.dry_run,
             api: Api::new(client, cfg.timeout.get(), &cfg.field_manager),
             policy: Policy::new(cfg),
             reporter: Reporter {
@@ -88,6 +91,6 @@ impl Responder for KubernetesResponder {
         d: &'a Delivery,
         dry_run: bool,
     ) -> BoxFuture<'a, Result<Effect, Retry>> {
-        Box::pin(revoke::deliver(self, d, dry_run))
+        Box::pin(revoke::deliver(self, d, dry_run || self.dry_run))
     }
 }
