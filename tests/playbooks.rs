@@ -269,6 +269,14 @@ fn rampart_test_passes_on_the_shipped_playbooks_and_shows_a_diff_for_a_wrong_exp
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains(" 0 failed"), "{stdout}");
+    // The Falco pack too: every ported rule has a positive and a negative case.
+    let out = rampart(repo)
+        .args(["test", "playbooks/falco", "--min-tests", "2"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(!stdout.contains("COVERAGE"), "{stdout}");
 
     let s = Scratch::new();
     let dir = s.path("playbooks");

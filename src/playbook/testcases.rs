@@ -30,6 +30,10 @@ pub struct Case {
     /// Enrichment fields to set over what the enrichers derive (e.g. `identity: { known: false }`).
     #[serde(default)]
     pub enrichment: Option<Value>,
+    /// List entries added for this case only, as `playbooks.lists` would add them
+    /// (e.g. `falco_enabled: [all-k8s-audit-events]` for a rule that is off by default).
+    #[serde(default)]
+    pub lists: std::collections::BTreeMap<String, Vec<String>>,
     pub expect: Expect,
 }
 
@@ -119,6 +123,21 @@ pub async fn run(
         for case in &cases {
             let mut event = load_event(case, &tests)?;
             event.provenance.cluster = cluster.to_owned();
+            // A case with its own list entries runs on a set compiled with them.
+            let with_lists;
+            let set = if case.lists.is_empty() {
+                &set
+            } else {
+                let mut c = cfg.clone();
+                for (k, v) in &case.lists {
+                    c.lists
+                        .entry(k.clone())
+                        .or_default()
+                        .extend(v.iter().cloned());
+                }
+                with_lists = load_dir(&cfg.dir, &c).map_err(TestRunError::Compile)?;
+                &with_lists
+            };
             set.reset_state();
             for (i, b) in case.before.iter().enumerate() {
                 let mut d = decode_record(b.to_string().as_bytes(), &Default::default());
@@ -133,7 +152,7 @@ pub async fn run(
                 enricher.enrich(&mut ev).await;
                 set.evaluate(&Ev::new(ev));
             }
-            let diffs = check(&set, &enricher, &p.id, event, case).await;
+            let diffs = check(set, &enricher, &p.id, event, case).await;
             if diffs.is_empty() {
                 report.passed += 1;
                 let _ = writeln!(report.text, "ok    {} :: {}", p.id, case.name);
