@@ -159,7 +159,9 @@ pub async fn test(
     let cfg = config_or_default(config_path)?;
     let mut pcfg = cfg.playbooks_with_clusters().unwrap_or_default();
     if let Some(p) = path {
+        // An explicit directory is tested on its own, without the config's packs.
         pcfg.dir = p.to_owned();
+        pcfg.packs.clear();
     }
     let report =
         crate::playbook::testcases::run(&pcfg, &cfg.enrich, &cfg.cluster.default, min_tests)

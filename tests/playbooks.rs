@@ -461,3 +461,51 @@ fn verdicts_add_to_entity_risk_which_other_playbooks_read() {
         "two weak signals add up"
     );
 }
+
+#[test]
+fn a_pack_loads_beside_the_playbook_directory_with_its_own_lists() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let own = rampart::playbook::load_dir(
+        &repo.join("playbooks"),
+        &rampart::config::PlaybooksConfig {
+            dir: repo.join("playbooks"),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .len();
+    let cfg = rampart::config::PlaybooksConfig {
+        dir: repo.join("playbooks"),
+        packs: vec![repo.join("playbooks/falco")],
+        ..Default::default()
+    };
+    let set = rampart::playbook::load_dir(&cfg.dir, &cfg).unwrap();
+    assert_eq!(
+        set.len(),
+        own + 48,
+        "the 48 Falco playbooks join the own ones"
+    );
+    // A privileged pod: the pack's rule fires, reading its own lists (the trusted images).
+    let trace = std::fs::read_to_string(
+        repo.join("tests/data/falco-k8s-audit/traces/create_nginx_pod_privileged.json"),
+    )
+    .unwrap();
+    let line = trace.lines().find(|l| l.contains("\"create\"")).unwrap();
+    let mut d = rampart::event::decode_record(line.as_bytes(), &Default::default());
+    let ev = d.events.remove(0);
+    let verdicts = set.evaluate(&rampart::playbook::Ev::new(ev)).verdicts;
+    assert!(
+        verdicts
+            .iter()
+            .any(|v| v.playbook == "create-privileged-pod"),
+        "{verdicts:?}"
+    );
+    let bad = rampart::config::PlaybooksConfig {
+        packs: vec![repo.join("playbooks/nope")],
+        ..cfg
+    };
+    let err = rampart::playbook::load_dir(&bad.dir, &bad).unwrap_err();
+    assert!(err
+        .iter()
+        .any(|d| d.to_string().contains("pack directory not found")));
+}

@@ -14,6 +14,10 @@ pub struct PlaybooksConfig {
     /// Directory of `.rhai` playbooks (and their `.tests.yaml` files).
     #[serde(default = "default_playbook_dir")]
     pub dir: PathBuf,
+    /// More directories of playbooks (each with its own `lists/`) loaded with `dir`, e.g. the
+    /// Falco pack `playbooks/falco`. Relative to the working directory, like `dir`.
+    #[serde(default)]
+    pub packs: Vec<PathBuf>,
     /// Named lists playbooks read with `in_list(name, value)`: allowlists users extend without editing scripts.
     #[serde(default)]
     pub lists: BTreeMap<String, Vec<String>>,
@@ -41,6 +45,7 @@ impl Default for PlaybooksConfig {
     fn default() -> Self {
         Self {
             dir: default_playbook_dir(),
+            packs: Vec::new(),
             lists: BTreeMap::new(),
             reload_interval: default_playbook_reload(),
             on_error: OnPlaybookError::default(),

@@ -141,6 +141,15 @@ pub fn fingerprint(dir: &Path) -> Vec<(PathBuf, std::time::SystemTime, u64)> {
     out
 }
 
+/// [`fingerprint`] of the directory and every pack.
+pub fn fingerprint_all(cfg: &PlaybooksConfig) -> Vec<(PathBuf, std::time::SystemTime, u64)> {
+    let mut out = fingerprint(&cfg.dir);
+    for p in &cfg.packs {
+        out.extend(fingerprint(p));
+    }
+    out
+}
+
 /// `lists/NAME.yaml` files (a YAML sequence of strings each), added to the config's lists.
 fn list_files(
     dir: &Path,
@@ -188,7 +197,15 @@ pub fn load_dir(dir: &Path, cfg: &PlaybooksConfig) -> Result<PlaybookSet, Vec<Di
         .map(|(k, v)| (k.clone(), v.iter().cloned().collect()))
         .collect();
     let mut diags = Vec::new();
-    list_files(dir, &mut lists, &mut diags);
+    let dirs: Vec<&Path> = std::iter::once(dir)
+        .chain(cfg.packs.iter().map(PathBuf::as_path))
+        .collect();
+    for d in &dirs {
+        if !d.is_dir() {
+            diags.push(diag(d, 0, 0, "playbook pack directory not found"));
+        }
+        list_files(d, &mut lists, &mut diags);
+    }
     let per_cluster = cfg
         .cluster_lists
         .iter()
@@ -211,7 +228,7 @@ pub fn load_dir(dir: &Path, cfg: &PlaybooksConfig) -> Result<PlaybookSet, Vec<Di
     host::register(&mut engine, Arc::new(lists), state.clone());
     let mut playbooks = Vec::new();
     let mut ids: HashMap<String, PathBuf> = HashMap::new();
-    for file in playbook_files(dir) {
+    for file in dirs.iter().flat_map(|d| playbook_files(d)) {
         match compile(&engine, &file, cfg) {
             Ok(Some(p)) => {
                 if let Some(first) = ids.insert(p.id.clone(), file.clone()) {

@@ -486,7 +486,7 @@ impl PlaybookHandle {
             current: ArcSwap::from_pointee(set),
             dir: cfg.dir.clone(),
             cfg: cfg.clone(),
-            fingerprint: std::sync::Mutex::new(load::fingerprint(&cfg.dir)),
+            fingerprint: std::sync::Mutex::new(load::fingerprint_all(cfg)),
         })
     }
 
@@ -496,7 +496,7 @@ impl PlaybookHandle {
 
     /// Recompiles when a playbook or list file changed; a broken set is logged and the old one kept.
     pub fn reload_if_changed(&self) -> bool {
-        let now = load::fingerprint(&self.dir);
+        let now = load::fingerprint_all(&self.cfg);
         let mut seen = self.fingerprint.lock().unwrap_or_else(|e| e.into_inner());
         if *seen == now {
             return false;
