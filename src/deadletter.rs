@@ -126,10 +126,7 @@ impl DeadLetter {
     }
 
     pub fn kafka(conn: &KafkaConnection, topic: &str) -> Result<Self, DeadLetterError> {
-        let producer = crate::sources::kafka::client_config(conn)
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
-            .set("message.timeout.ms", "30000")
+        let producer = crate::sources::kafka::producer_config(conn)
             .create()
             .map_err(DeadLetterError::Producer)?;
         Ok(DeadLetter::Kafka {

@@ -6,6 +6,8 @@ mod common;
 mod fake_kube;
 #[path = "support/fake_slack.rs"]
 mod fake_slack;
+#[path = "support/slack_kit.rs"]
+mod kit;
 
 use std::time::Duration;
 
@@ -69,17 +71,7 @@ fn click(user: (&str, &str), action: &str, id: &str, response_url: &str) -> Stri
 
 async fn send(url: &str, body: &str, secret: &str, ts: i64) -> u16 {
     let sig = interact::signature(secret, &ts.to_string(), body.as_bytes());
-    reqwest::Client::new()
-        .post(url)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("x-slack-request-timestamp", ts.to_string())
-        .header("x-slack-signature", sig)
-        .body(body.to_owned())
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    kit::send(url, ts, &sig, body).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,9 @@
 //! Responses that wait for a human, and responders working on several alerts at once: what on-call sees in the journal when they approve, reject, decide late or twice.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::Dispatching;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,7 +15,6 @@ use rampart::respond::{BoxFuture, Effect, Responder, Retry};
 use rampart::state::approvals::DecideOutcome;
 use rampart::state::model::{wall_ms, Decision, Delivery, Status};
 use rampart::state::{MemoryStore, StateSettings, StateStage};
-use tokio_util::sync::CancellationToken;
 
 const T0: i64 = 1_767_225_600;
 
@@ -111,61 +113,25 @@ impl Responder for Recorder {
     }
 }
 
-struct Running {
-    st: Arc<StateStage>,
-    stop: CancellationToken,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+fn start(responders: Vec<Arc<dyn Responder>>) -> Dispatching {
+    Dispatching::start(responders, DispatchSettings::default())
 }
 
-fn start(responders: Vec<Arc<dyn Responder>>, sinks: Vec<String>) -> Running {
-    let st = Arc::new(
-        StateStage::open(
-            Arc::new(MemoryStore::default()),
-            StateSettings {
-                sinks,
-                ..StateSettings::default()
-            },
-        )
-        .unwrap(),
-    );
-    let stop = CancellationToken::new();
-    let tasks = rampart::respond::dispatch::spawn(
-        st.clone(),
-        responders,
-        DispatchSettings::default(),
-        stop.clone(),
-    );
-    Running { st, stop, tasks }
-}
-
-impl Running {
-    fn feed(&self, ev: &AuditEvent) {
-        self.st.process(ev).unwrap();
-        self.st.commit().unwrap();
-    }
-
-    async fn status_of(&self, id: &str, want: Status) -> rampart::state::model::JournalEntry {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(j) = self.st.outbox().journal(id).unwrap() {
-                if j.status == want {
-                    return j;
-                }
+/// Waits (paused time) until the journal shows `id` as `want`.
+async fn status_of(r: &Dispatching, id: &str, want: Status) -> rampart::state::model::JournalEntry {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(j) = r.st.outbox().journal(id).unwrap() {
+            if j.status == want {
+                return j;
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{id} never became {want:?}: {:?}",
-                self.st.outbox().journal(id).unwrap()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-    }
-
-    async fn stop(self) {
-        self.stop.cancel();
-        for t in self.tasks {
-            t.await.unwrap();
-        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{id} never became {want:?}: {:?}",
+            r.st.outbox().journal(id).unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -182,10 +148,10 @@ const ID: &str = "prod/e1/cluster-admin-binding/revoke.0";
 #[tokio::test(start_paused = true)]
 async fn an_approved_response_runs_once_after_the_approval_and_a_second_decision_changes_nothing() {
     let revoke = Recorder::new("revoke", 1, Duration::ZERO);
-    let r = start(vec![revoke.clone()], vec![]);
+    let r = start(vec![revoke.clone()]);
     r.feed(&event("e1", "mallory", true));
 
-    let pending = r.status_of(ID, Status::Pending).await;
+    let pending = status_of(&r, ID, Status::Pending).await;
     assert!(
         pending.detail.contains("waiting for approval"),
         "{pending:?}"
@@ -201,7 +167,7 @@ async fn an_approved_response_runs_once_after_the_approval_and_a_second_decision
             .decide(ID, decision(true, "U042 (alice)"), T0 + 86_400)
             .unwrap();
     assert_eq!(out, DecideOutcome::Approved);
-    let done = r.status_of(ID, Status::Done).await;
+    let done = status_of(&r, ID, Status::Done).await;
     assert_eq!(done.detail, format!("did {ID}"));
     let calls = revoke.calls.lock().unwrap().clone();
     assert_eq!(calls.len(), 1);
@@ -223,15 +189,15 @@ async fn an_approved_response_runs_once_after_the_approval_and_a_second_decision
 #[tokio::test(start_paused = true)]
 async fn a_rejected_response_never_runs_and_the_journal_says_who_rejected_it() {
     let revoke = Recorder::new("revoke", 1, Duration::ZERO);
-    let r = start(vec![revoke.clone()], vec![]);
+    let r = start(vec![revoke.clone()]);
     r.feed(&event("e1", "mallory", true));
-    r.status_of(ID, Status::Pending).await;
+    status_of(&r, ID, Status::Pending).await;
     let out =
         r.st.outbox()
             .decide(ID, decision(false, "U077 (bob)"), T0 + 86_400)
             .unwrap();
     assert_eq!(out, DecideOutcome::Rejected);
-    let j = r.status_of(ID, Status::Rejected).await;
+    let j = status_of(&r, ID, Status::Rejected).await;
     assert!(
         j.detail.starts_with("rejected by U077 (bob) at "),
         "{}",
@@ -244,16 +210,16 @@ async fn a_rejected_response_never_runs_and_the_journal_says_who_rejected_it() {
 #[tokio::test(start_paused = true)]
 async fn an_approval_that_comes_too_late_does_nothing() {
     let revoke = Recorder::new("revoke", 1, Duration::ZERO);
-    let r = start(vec![revoke.clone()], vec![]);
+    let r = start(vec![revoke.clone()]);
     r.feed(&event("e1", "mallory", true));
-    r.status_of(ID, Status::Pending).await;
+    status_of(&r, ID, Status::Pending).await;
     let parked = r.st.outbox().parked().unwrap();
     let expiry = parked[0].expires_ms;
     assert!(expiry > wall_ms() + 3_000_000, "an hour by default");
 
     // The sweep runs past the deadline; the click arrives afterwards.
     assert_eq!(r.st.outbox().expire_parked(expiry).unwrap(), 1);
-    let j = r.status_of(ID, Status::Expired).await;
+    let j = status_of(&r, ID, Status::Expired).await;
     assert!(j.detail.contains("not executed"), "{}", j.detail);
     let late =
         r.st.outbox()
@@ -286,15 +252,8 @@ async fn a_decision_made_before_the_responder_reaches_the_item_is_honoured() {
         .unwrap();
     assert_eq!(out, DecideOutcome::Approved);
 
-    let stop = CancellationToken::new();
-    let tasks = rampart::respond::dispatch::spawn(
-        st.clone(),
-        vec![revoke.clone()],
-        DispatchSettings::default(),
-        stop.clone(),
-    );
-    let r = Running { st, stop, tasks };
-    r.status_of(ID, Status::Done).await;
+    let r = Dispatching::over(st, vec![revoke.clone()], DispatchSettings::default());
+    status_of(&r, ID, Status::Done).await;
     assert_eq!(revoke.calls.lock().unwrap().len(), 1);
     r.stop().await;
 }
@@ -302,14 +261,14 @@ async fn a_decision_made_before_the_responder_reaches_the_item_is_honoured() {
 #[tokio::test(start_paused = true)]
 async fn responses_without_approval_run_at_once_and_unconfigured_ones_with_approval_are_skipped() {
     let revoke = Recorder::new("revoke", 1, Duration::ZERO);
-    let r = start(vec![revoke.clone()], vec![]);
+    let r = start(vec![revoke.clone()]);
     r.feed(&event("e1", "mallory", false));
-    r.status_of(ID, Status::Done).await;
+    status_of(&r, ID, Status::Done).await;
     r.stop().await;
 
-    let r = start(vec![], vec![]);
+    let r = start(vec![]);
     r.feed(&event("e1", "mallory", true));
-    let j = r.status_of(ID, Status::Skipped).await;
+    let j = status_of(&r, ID, Status::Skipped).await;
     assert_eq!(j.detail, "no revoke responder is configured");
     r.stop().await;
 }
@@ -317,7 +276,7 @@ async fn responses_without_approval_run_at_once_and_unconfigured_ones_with_appro
 #[tokio::test(start_paused = true)]
 async fn a_responder_works_on_several_alerts_at_once_but_on_one_thread_in_order() {
     let chat = Recorder::new("chat", 4, Duration::from_millis(500));
-    let r = start(vec![chat.clone()], vec!["chat".into()]);
+    let r = start(vec![chat.clone()]);
     // Eight alerts (distinct users) and, for each, a second match that becomes an update.
     for i in 0..8 {
         let mut ev = event(&format!("a{i}"), &format!("user{i}"), false);
@@ -393,11 +352,10 @@ fn respond(e) { [revoke_binding()] }
 
     let revoke = Recorder::new("revoke_binding", 1, Duration::ZERO);
     let chat = Recorder::new("chat", 1, Duration::ZERO);
-    let r = start(vec![revoke.clone(), chat.clone()], vec!["chat".into()]);
+    let r = start(vec![revoke.clone(), chat.clone()]);
     r.feed(&ev);
-    r.status_of("prod/e1/trial/revoke_binding.0", Status::Done)
-        .await;
-    r.status_of("prod/e1/trial/chat", Status::Done).await;
+    status_of(&r, "prod/e1/trial/revoke_binding.0", Status::Done).await;
+    status_of(&r, "prod/e1/trial/chat", Status::Done).await;
     assert_eq!(*revoke.dry.lock().unwrap(), vec![true]);
     assert_eq!(*chat.dry.lock().unwrap(), vec![true]);
     assert_eq!(r.st.risk("mallory").unwrap(), 0.0, "a trial adds no risk");
@@ -409,8 +367,7 @@ fn respond(e) { [revoke_binding()] }
         .verdicts;
     ev2.verdicts[0].gating.dry_run = false;
     r.feed(&ev2);
-    r.status_of("prod/e2/trial/revoke_binding.0", Status::Done)
-        .await;
+    status_of(&r, "prod/e2/trial/revoke_binding.0", Status::Done).await;
     assert_eq!(*revoke.dry.lock().unwrap(), vec![true, false]);
     r.stop().await;
 }

@@ -45,6 +45,20 @@ fn event(id: &str, user: &str, t: i64) -> AuditEvent {
     ev
 }
 
+/// A consumer of `topic` from its start, in a group of its own.
+fn reader(topic: &str) -> StreamConsumer {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", common::brokers())
+        .set("group.id", common::unique("reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "500")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    consumer
+}
+
 #[tokio::test]
 async fn alerts_updates_and_follow_ups_reach_the_topic_once_keyed_by_dedup_group() {
     let topic = common::unique("alerts");
@@ -92,15 +106,7 @@ async fn alerts_updates_and_follow_ups_reach_the_topic_once_keyed_by_dedup_group
             .await;
         }
     }
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", common::brokers())
-        .set("group.id", common::unique("reader"))
-        .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", "6000")
-        .set("heartbeat.interval.ms", "500")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[&topic]).unwrap();
+    let consumer = reader(&topic);
     let mut got = Vec::new();
     // Read until three records arrived, then a little longer to see that no fourth follows.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -160,15 +166,7 @@ async fn every_enriched_event_can_go_to_a_topic_before_its_source_is_acknowledge
     let report = common::run_to_end(&cfg).await;
     assert_eq!(report.events, 500);
 
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", common::brokers())
-        .set("group.id", common::unique("reader"))
-        .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", "6000")
-        .set("heartbeat.interval.ms", "500")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[&topic]).unwrap();
+    let consumer = reader(&topic);
     let mut seen = std::collections::HashSet::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while seen.len() < 500 && tokio::time::Instant::now() < deadline {

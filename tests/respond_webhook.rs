@@ -16,7 +16,6 @@ use rampart::respond::webhook::{signature, Webhook, WebhookConfig};
 use rampart::respond::Responder;
 use rampart::state::model::Status;
 use rampart::state::{MemoryStore, StateSettings, StateStage};
-use tokio_util::sync::CancellationToken;
 
 const T0: i64 = 1_767_225_600;
 
@@ -117,63 +116,26 @@ fn event(id: &str, user: &str, t: i64, webhook: Option<&str>) -> AuditEvent {
     ev
 }
 
-struct Run {
-    st: Arc<StateStage>,
-    stop: CancellationToken,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-fn run(responders: Vec<Webhook>) -> Run {
-    let responders: Vec<Arc<dyn Responder>> = responders
+fn run(responders: Vec<Webhook>) -> common::Dispatching {
+    let responders = responders
         .into_iter()
         .map(|w| Arc::new(w) as Arc<dyn Responder>)
         .collect();
-    let sinks = responders
-        .iter()
-        .filter(|r| r.takes_every_alert())
-        .map(|r| r.name().to_owned())
-        .collect();
-    let st = Arc::new(
-        StateStage::open(
-            Arc::new(MemoryStore::default()),
-            StateSettings {
-                sinks,
-                ..StateSettings::default()
-            },
-        )
-        .unwrap(),
-    );
-    let stop = CancellationToken::new();
-    let tasks = rampart::respond::dispatch::spawn(
-        st.clone(),
+    common::Dispatching::start(
         responders,
         DispatchSettings {
             backoff_min: Duration::from_millis(20),
             backoff_max: Duration::from_millis(200),
             ..DispatchSettings::default()
         },
-        stop.clone(),
-    );
-    Run { st, stop, tasks }
+    )
 }
 
-impl Run {
-    fn feed(&self, ev: &AuditEvent) {
-        self.st.process(ev).unwrap();
-        self.st.commit().unwrap();
-    }
-    async fn journaled(&self, id: &str) -> rampart::state::model::JournalEntry {
-        common::eventually(id, Duration::from_secs(20), || {
-            self.st.outbox().journal(id).unwrap()
-        })
-        .await
-    }
-    async fn stop(self) {
-        self.stop.cancel();
-        for t in self.tasks {
-            t.await.unwrap();
-        }
-    }
+async fn journaled(r: &common::Dispatching, id: &str) -> rampart::state::model::JournalEntry {
+    common::eventually(id, Duration::from_secs(20), || {
+        r.st.outbox().journal(id).unwrap()
+    })
+    .await
 }
 
 #[tokio::test]
@@ -186,12 +148,12 @@ async fn every_alert_is_posted_once_signed_and_a_replay_posts_nothing() {
     let r = run(Webhook::build(&[cfg]).unwrap());
     let ev = event("e1", "mallory", T0, None);
     r.feed(&ev);
-    let j = r.journaled("prod/e1/secret-read/webhook.siem").await;
+    let j = journaled(&r, "prod/e1/secret-read/webhook.siem").await;
     assert_eq!(j.status, Status::Done, "{j:?}");
     // The same event again (a replay after a crash) changes nothing.
     r.feed(&ev);
     r.feed(&event("e2", "trent", T0 + 1, None));
-    r.journaled("prod/e2/secret-read/webhook.siem").await;
+    journaled(&r, "prod/e2/secret-read/webhook.siem").await;
 
     let got = s.got.lock().unwrap().clone();
     assert_eq!(got.len(), 2, "one POST per alert");
@@ -231,7 +193,7 @@ async fn rate_limits_and_server_errors_are_retried_honouring_retry_after_and_cli
     let cfg = hook_config(&format!("{{name: soar, url: '{url}'}}"));
     let r = run(Webhook::build(&[cfg]).unwrap());
     r.feed(&event("e1", "mallory", T0, Some("soar")));
-    let j = r.journaled("prod/e1/secret-read/webhook.0").await;
+    let j = journaled(&r, "prod/e1/secret-read/webhook.0").await;
     assert_eq!((j.status, j.attempts), (Status::Done, 3), "{j:?}");
     let got = s.got.lock().unwrap().clone();
     assert_eq!(got.len(), 3);
@@ -244,14 +206,14 @@ async fn rate_limits_and_server_errors_are_retried_honouring_retry_after_and_cli
     // A 400 is the receiver saying no: reported, not retried.
     *s.script.lock().unwrap() = vec![(400, None)];
     r.feed(&event("e2", "trent", T0 + 1, Some("soar")));
-    let j = r.journaled("prod/e2/secret-read/webhook.0").await;
+    let j = journaled(&r, "prod/e2/secret-read/webhook.0").await;
     assert_eq!(j.status, Status::Failed);
     assert!(j.detail.contains("HTTP 400"), "{}", j.detail);
     assert_eq!(s.got.lock().unwrap().len(), 4);
 
     // A name no webhook has.
     r.feed(&event("e3", "oscar", T0 + 2, Some("nope")));
-    let j = r.journaled("prod/e3/secret-read/webhook.0").await;
+    let j = journaled(&r, "prod/e3/secret-read/webhook.0").await;
     assert_eq!(j.status, Status::Failed);
     assert!(j.detail.contains("not configured"), "{}", j.detail);
     r.stop().await;
@@ -266,11 +228,11 @@ async fn the_falcosidekick_format_is_a_falco_event() {
     ));
     let r = run(Webhook::build(&[cfg]).unwrap());
     r.feed(&event("e1", "mallory", T0, None));
-    r.journaled("prod/e1/secret-read/webhook.sidekick").await;
+    journaled(&r, "prod/e1/secret-read/webhook.sidekick").await;
     let mut low = event("e2", "lowly", T0 + 1, None);
     low.verdicts[0].severity = Severity::Low;
     r.feed(&low);
-    let j = r.journaled("prod/e2/secret-read/webhook.sidekick").await;
+    let j = journaled(&r, "prod/e2/secret-read/webhook.sidekick").await;
     assert_eq!(j.status, Status::Skipped, "below min_severity");
 
     let got = s.got.lock().unwrap().clone();

@@ -120,20 +120,6 @@ fn click(ap: &Approval, user: (&str, &str), action: &str) -> String {
         .finish()
 }
 
-async fn send(url: &str, ts: i64, sig: &str, body: &str) -> u16 {
-    reqwest::Client::new()
-        .post(url)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("x-slack-request-timestamp", ts.to_string())
-        .header("x-slack-signature", sig)
-        .body(body.to_owned())
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
 fn now() -> i64 {
     (wall_ms() / 1000) as i64
 }

@@ -18,11 +18,11 @@ pub struct AlertsFile {
     inner: Arc<Mutex<(File, HashSet<String>)>>,
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
+/// What is read back of a line of the file ([`super::alert_document`]): its delivery id.
+#[derive(serde::Deserialize)]
 struct Line<'a> {
+    #[serde(borrow)]
     delivery: std::borrow::Cow<'a, str>,
-    #[serde(flatten)]
-    alert: serde_json::Value,
 }
 
 impl AlertsFile {
@@ -84,11 +84,7 @@ impl Responder for AlertsFile {
     ) -> BoxFuture<'a, Result<Effect, Retry>> {
         // The file is rampart's own record, written in dry-run too.
         Box::pin(async move {
-            let line = Line {
-                delivery: (&*d.id).into(),
-                alert: serde_json::to_value(&d.alert).unwrap_or_default(),
-            };
-            let mut buf = serde_json::to_vec(&line).unwrap_or_default();
+            let mut buf = super::alert_document(d);
             buf.push(b'\n');
             let (inner, id) = (self.inner.clone(), d.id.clone());
             let written = tokio::task::spawn_blocking(move || Self::write(&inner, id, &buf))

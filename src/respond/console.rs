@@ -52,9 +52,7 @@ impl Output {
         let kafka = match (&cfg.kafka_topic, conn) {
             (Some(topic), Some(conn)) => Some(EventsTopic {
                 topic: topic.clone(),
-                producer: crate::sources::kafka::client_config(conn)
-                    .set("acks", "all")
-                    .set("enable.idempotence", "true")
+                producer: crate::sources::kafka::producer_config(conn)
                     .set("linger.ms", "5")
                     .set("compression.type", "zstd")
                     .create()

@@ -18,7 +18,7 @@ pub struct ConsoleAlerts {
 /// The alert as text: Slack's message, with mrkdwn turned into plain terminal text.
 pub fn render(d: &Delivery, link_template: Option<&str>) -> String {
     let a = &d.alert;
-    let root = a.thread.as_deref().unwrap_or(&a.id);
+    let root = a.root();
     let view = View {
         link_template,
         buttons: false,

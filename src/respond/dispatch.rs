@@ -300,17 +300,9 @@ impl Worker {
 
 fn journal_entry(d: &Delivery, e: Effect) -> JournalEntry {
     JournalEntry {
-        id: d.id.clone(),
-        responder: d.responder.clone(),
-        alert: d.alert.id.clone(),
-        playbook: d.alert.playbook.clone(),
-        cluster: d.alert.cluster.clone(),
-        kind: d.alert.kind,
-        status: e.status,
         attempts: d.attempts + 1,
-        at_ms: wall_ms(),
-        detail: e.detail,
         undo: e.undo,
+        ..JournalEntry::of(d, e.status, e.detail)
     }
 }
 

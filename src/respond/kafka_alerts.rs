@@ -55,10 +55,7 @@ impl KafkaAlerts {
         cfg: &KafkaAlertsConfig,
         conn: &KafkaConnection,
     ) -> Result<Self, rdkafka::error::KafkaError> {
-        let producer = crate::sources::kafka::client_config(conn)
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
-            .set("message.timeout.ms", "30000")
+        let producer = crate::sources::kafka::producer_config(conn)
             .set("compression.type", "zstd")
             .create()?;
         Ok(Self {

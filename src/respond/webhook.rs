@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -130,7 +129,7 @@ pub struct Webhook {
     queue: String,
     every_alert: bool,
     concurrency: usize,
-    targets: Vec<Target>,
+    targets: Vec<std::sync::Arc<Target>>,
 }
 
 impl Webhook {
@@ -140,15 +139,17 @@ impl Webhook {
         let mut out = Vec::new();
         let mut all = Vec::new();
         for h in hooks {
+            // One client per target, shared by its sink and the by-name queue.
+            let t = std::sync::Arc::new(target(h)?);
             if h.every_alert {
                 out.push(Webhook {
                     queue: format!("webhook.{}", h.name),
                     every_alert: true,
                     concurrency: h.concurrency,
-                    targets: vec![target(h)?],
+                    targets: vec![t.clone()],
                 });
             }
-            all.push(target(h)?);
+            all.push(t);
         }
         if !all.is_empty() {
             out.push(Webhook {
@@ -186,18 +187,9 @@ fn target(h: &WebhookConfig) -> Result<Target, WebhookError> {
 
 /// `v1=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`: what receivers recompute to trust a delivery.
 pub fn signature(secret: &[u8], timestamp: u64, body: &[u8]) -> String {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
-    let mut ctx = ring::hmac::Context::with_key(&key);
-    ctx.update(timestamp.to_string().as_bytes());
-    ctx.update(b".");
-    ctx.update(body);
-    let tag = ctx.sign();
-    let mut out = String::with_capacity(3 + tag.as_ref().len() * 2);
-    out.push_str("v1=");
-    for b in tag.as_ref() {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
+    let ts = timestamp.to_string();
+    let mac = super::hmac_sha256_hex(secret, &[ts.as_bytes(), b".", body]);
+    format!("v1={mac}")
 }
 
 /// The Falco event Falcosidekick expects, from an alert.
@@ -319,7 +311,7 @@ impl Webhook {
         if code.as_u16() == 429 || code.is_server_error() || code.as_u16() == 408 {
             return Err(Retry {
                 error: format!("webhook {name} answered {}", code.as_u16()),
-                after: retry_after(resp.headers()),
+                after: super::retry_after(resp.headers()),
             });
         }
         Ok(Effect::with_status(
@@ -330,17 +322,6 @@ impl Webhook {
             ),
         ))
     }
-}
-
-/// `Retry-After` in seconds (the HTTP-date form is treated as absent).
-pub fn retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
-    h.get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
 }
 
 impl Responder for Webhook {

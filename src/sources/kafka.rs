@@ -55,6 +55,16 @@ pub fn client_config(conn: &KafkaConnection) -> ClientConfig {
     c
 }
 
+/// Settings for a producer whose records must not be lost or duplicated by broker retries
+/// (dead letters, the alerts topic, the enriched-events topic): acks from all replicas, idempotent.
+pub fn producer_config(conn: &KafkaConnection) -> ClientConfig {
+    let mut c = client_config(conn);
+    c.set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("message.timeout.ms", "30000");
+    c
+}
+
 /// Maps (topic, partition) to tracker slots and back.
 #[derive(Debug, Default)]
 struct Slots {

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::expiry::{self, Tag};
-use super::model::{wall_ms, Decision, Delivery, JournalEntry, Status};
+use super::model::{Decision, Delivery, JournalEntry, Status};
 use super::outbox::{Outbox, JOURNAL, OUTBOX};
 use super::{Op, StateError};
 
@@ -46,22 +46,6 @@ fn decode<T: for<'de> Deserialize<'de>>(tree: &str, v: &[u8]) -> Result<T, State
     })
 }
 
-fn entry(d: &Delivery, status: Status, detail: String) -> JournalEntry {
-    JournalEntry {
-        id: d.id.clone(),
-        responder: d.responder.clone(),
-        alert: d.alert.id.clone(),
-        playbook: d.alert.playbook.clone(),
-        cluster: d.alert.cluster.clone(),
-        kind: d.alert.kind,
-        status,
-        attempts: d.attempts,
-        at_ms: wall_ms(),
-        detail,
-        undo: serde_json::Value::Null,
-    }
-}
-
 fn who(d: &Decision) -> String {
     format!(
         "{} by {} at {}",
@@ -85,7 +69,7 @@ impl Outbox {
     pub fn park(&self, key: &[u8], d: &Delivery, expires_ms: u64) -> Result<(), StateError> {
         let until =
             crate::event::time::format_rfc3339(i64::try_from(expires_ms / 1000).unwrap_or(0));
-        let j = entry(
+        let j = JournalEntry::of(
             d,
             Status::Pending,
             format!("waiting for approval until {until}"),
@@ -155,14 +139,14 @@ impl Outbox {
         if decision.approve {
             d.approved = Some(decision.clone());
             ops.push(self.enqueue(&d));
-            let j = entry(
+            let j = JournalEntry::of(
                 &d,
                 Status::Pending,
                 format!("{}; executing", who(&decision)),
             );
             ops.push(Op::Put(JOURNAL, id.as_bytes().to_vec(), json(&j)));
         } else {
-            let j = entry(&d, Status::Rejected, who(&decision));
+            let j = JournalEntry::of(&d, Status::Rejected, who(&decision));
             ops.push(Op::Put(JOURNAL, id.as_bytes().to_vec(), json(&j)));
         }
         self.store().apply(&ops)?;
@@ -186,7 +170,7 @@ impl Outbox {
     }
 
     fn expire(&self, p: &Parked) -> Result<(), StateError> {
-        let j = entry(
+        let j = JournalEntry::of(
             &p.delivery,
             Status::Expired,
             "no one approved or rejected it in time; not executed".into(),

@@ -81,6 +81,11 @@ pub struct Alert {
 }
 
 impl Alert {
+    /// The first alert of this alert's thread: itself, or the one an update or follow-up belongs to.
+    pub fn root(&self) -> &str {
+        self.thread.as_deref().unwrap_or(&self.id)
+    }
+
     /// "seen 37 times since 10:02:00Z, last at 10:41:13Z"
     pub fn summary(&self) -> String {
         let t = |s: i64| crate::event::time::format_rfc3339(s);
@@ -267,6 +272,25 @@ pub fn binding_target(ev: &crate::event::AuditEvent) -> Option<BindingTarget> {
         role_ref: obj.get("roleRef").cloned().unwrap_or(Value::Null),
         judged_at: ev.event_time(),
     })
+}
+
+impl JournalEntry {
+    /// The journal's record of `d` ending as `status` (attempts so far, no undo data).
+    pub fn of(d: &Delivery, status: Status, detail: String) -> Self {
+        Self {
+            id: d.id.clone(),
+            responder: d.responder.clone(),
+            alert: d.alert.id.clone(),
+            playbook: d.alert.playbook.clone(),
+            cluster: d.alert.cluster.clone(),
+            kind: d.alert.kind,
+            status,
+            attempts: d.attempts,
+            at_ms: wall_ms(),
+            detail,
+            undo: Value::Null,
+        }
+    }
 }
 
 /// Milliseconds since the epoch by the wall clock.

@@ -254,7 +254,7 @@ impl StateStage {
                         self.close(&d, &mut ops)?;
                     }
                     out.alerts = 1;
-                    out.high_risk = self.raise(ev, v, t, &group, &mut ops)?;
+                    out.high_risk = self.raise(ev, v, id, t, &group, &mut ops)?;
                 }
             }
         }
@@ -278,12 +278,12 @@ impl StateStage {
         &self,
         ev: &AuditEvent,
         v: &Verdict,
+        id: String,
         t: i64,
         group: &[u8],
         ops: &mut Vec<Op>,
     ) -> Result<u64, StateError> {
         let cluster = &ev.provenance.cluster;
-        let id = format!("{cluster}/{}/{}", ev.audit_id, v.playbook);
         let window = v.gating.window.unwrap_or(self.settings.dedup_window);
         let mut alert = Alert {
             id: id.clone(),

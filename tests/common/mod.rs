@@ -230,3 +230,60 @@ impl Scratch {
         load_str(&yaml, "test config").unwrap_or_else(|e| panic!("{e}\n---\n{yaml}"))
     }
 }
+
+/// A state stage over memory with the real dispatcher running `responders` (alert sinks are
+/// those that take every alert): what responder tests feed events into.
+pub struct Dispatching {
+    pub st: std::sync::Arc<rampart::state::StateStage>,
+    stop: tokio_util::sync::CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Dispatching {
+    pub fn start(
+        responders: Vec<std::sync::Arc<dyn rampart::respond::Responder>>,
+        settings: rampart::respond::dispatch::DispatchSettings,
+    ) -> Self {
+        let sinks = responders
+            .iter()
+            .filter(|r| r.takes_every_alert())
+            .map(|r| r.name().to_owned())
+            .collect();
+        let st = std::sync::Arc::new(
+            rampart::state::StateStage::open(
+                std::sync::Arc::new(rampart::state::MemoryStore::default()),
+                rampart::state::StateSettings {
+                    sinks,
+                    ..rampart::state::StateSettings::default()
+                },
+            )
+            .unwrap(),
+        );
+        Self::over(st, responders, settings)
+    }
+
+    /// The dispatcher over a stage that already holds work.
+    pub fn over(
+        st: std::sync::Arc<rampart::state::StateStage>,
+        responders: Vec<std::sync::Arc<dyn rampart::respond::Responder>>,
+        settings: rampart::respond::dispatch::DispatchSettings,
+    ) -> Self {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let tasks =
+            rampart::respond::dispatch::spawn(st.clone(), responders, settings, stop.clone());
+        Self { st, stop, tasks }
+    }
+
+    /// Judges `ev` and makes it durable, as the output stage does before acknowledging.
+    pub fn feed(&self, ev: &rampart::event::AuditEvent) {
+        self.st.process(ev).unwrap();
+        self.st.commit().unwrap();
+    }
+
+    pub async fn stop(self) {
+        self.stop.cancel();
+        for t in self.tasks {
+            t.await.unwrap();
+        }
+    }
+}

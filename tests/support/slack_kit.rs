@@ -197,3 +197,18 @@ pub async fn until_done(stage: &StateStage, n: usize) -> Vec<rampart::state::mod
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Posts an interaction as Slack does: form body, timestamp and signature headers; the status.
+pub async fn send(url: &str, ts: i64, sig: &str, body: &str) -> u16 {
+    reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-slack-request-timestamp", ts.to_string())
+        .header("x-slack-signature", sig)
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}

@@ -282,14 +282,11 @@ fn query_value(s: &str) -> String {
 
 /// `Retry-After` in seconds (the API server sends seconds, never a date).
 fn retry_after(h: &http::HeaderMap, body: &Value) -> Option<Duration> {
-    h.get(header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .or_else(|| {
-            body.pointer("/details/retryAfterSeconds")
-                .and_then(Value::as_u64)
-        })
-        .map(Duration::from_secs)
+    crate::respond::retry_after(h).or_else(|| {
+        body.pointer("/details/retryAfterSeconds")
+            .and_then(Value::as_u64)
+            .map(|s| Duration::from_secs(s).min(crate::respond::MAX_RETRY_AFTER))
+    })
 }
 
 impl Api {

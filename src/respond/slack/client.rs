@@ -2,15 +2,12 @@
 
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use serde_json::Value;
 
 use super::config::SlackConfig;
 use crate::config::Secret;
-
-/// Longest `Retry-After` taken at its word.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// Why a call did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,13 +53,6 @@ fn code(s: &str) -> Option<&str> {
     let s = s.trim();
     (!s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
         .then_some(s)
-}
-
-fn retry_after(h: &HeaderMap) -> Option<Duration> {
-    h.get(RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER))
 }
 
 /// What to tell a human about a Web API error code.
@@ -167,12 +157,12 @@ impl Client {
         Some(if status == StatusCode::TOO_MANY_REQUESTS {
             Failure::Retry {
                 error: format!("{what}: rate limited (HTTP 429)"),
-                after: Some(retry_after(h).unwrap_or(Duration::from_secs(1))),
+                after: Some(crate::respond::retry_after(h).unwrap_or(Duration::from_secs(1))),
             }
         } else if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
             Failure::Retry {
                 error: format!("{what}: HTTP {}{detail}", status.as_u16()),
-                after: retry_after(h),
+                after: crate::respond::retry_after(h),
             }
         } else {
             Failure::Fatal(format!(
@@ -217,7 +207,7 @@ impl Client {
         if transient(error) {
             return Err(Failure::Retry {
                 error: format!("{method}: {error}"),
-                after: retry_after(&headers).or(if error.contains("rate") {
+                after: crate::respond::retry_after(&headers).or(if error.contains("rate") {
                     Some(Duration::from_secs(1))
                 } else {
                     None
@@ -306,7 +296,10 @@ mod tests {
             ))
         );
         let mut h = HeaderMap::new();
-        h.insert(RETRY_AFTER, "7".parse().unwrap_or_else(|_| unreachable!()));
+        h.insert(
+            reqwest::header::RETRY_AFTER,
+            "7".parse().unwrap_or_else(|_| unreachable!()),
+        );
         assert_eq!(
             Client::status("x", StatusCode::TOO_MANY_REQUESTS, &h, ""),
             Some(Failure::Retry {

@@ -42,18 +42,11 @@ pub enum Rejection {
 
 /// `v0=` + hex(HMAC-SHA256(secret, `v0:{timestamp}:{body}`)): what Slack sends as `X-Slack-Signature`.
 pub fn signature(secret: &str, timestamp: &str, body: &[u8]) -> String {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
-    let mut ctx = ring::hmac::Context::with_key(&key);
-    ctx.update(b"v0:");
-    ctx.update(timestamp.as_bytes());
-    ctx.update(b":");
-    ctx.update(body);
-    let tag = ctx.sign();
-    let mut out = String::from("v0=");
-    for b in tag.as_ref() {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
+    let mac = crate::respond::hmac_sha256_hex(
+        secret.as_bytes(),
+        &[b"v0:", timestamp.as_bytes(), b":", body],
+    );
+    format!("v0={mac}")
 }
 
 /// Checks signatures and remembers the ones seen within the window.

@@ -145,7 +145,7 @@ impl SlackResponder {
     /// The steps for `d` in bot mode, or the effect when there is nothing to do.
     fn plan(&self, d: &Delivery) -> Result<Result<Vec<Step>, Effect>, Retry> {
         let a = &d.alert;
-        let root = a.thread.as_deref().unwrap_or(&a.id);
+        let root = a.root();
         let root_rec = self.messages.get(root).map_err(|e| state_err(&e))?;
         let top = |chs: Vec<String>| -> Vec<Step> {
             chs.into_iter()
@@ -248,7 +248,7 @@ impl SlackResponder {
             Err(effect) => return Ok(effect),
         };
         let a = &d.alert;
-        let root = a.thread.as_deref().unwrap_or(&a.id).to_owned();
+        let root = a.root().to_owned();
         let root_rec = self.messages.get(&root).map_err(|e| state_err(&e))?;
         // A repeat of this delivery (crash before the journal): what it already posted.
         let own = self.messages.get(&a.id).map_err(|e| state_err(&e))?;
@@ -360,7 +360,7 @@ impl SlackResponder {
                 "already posted to the incoming webhook's channel",
             ));
         }
-        let root = a.thread.as_deref().unwrap_or(&a.id).to_owned();
+        let root = a.root().to_owned();
         let msg = blocks::render(a, &self.view(&root, None, d));
         if let Err(wait) = self.pacer.wait(WEBHOOK, MAX_PACE_WAIT).await {
             return Err(retry(
