@@ -8,6 +8,8 @@ mod fake_kube;
 mod fake_slack;
 #[path = "support/slack_kit.rs"]
 mod kit;
+#[path = "support/test_tls.rs"]
+mod test_tls;
 
 use std::time::Duration;
 

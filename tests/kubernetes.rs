@@ -5,6 +5,8 @@
 mod fake_kube;
 #[path = "support/kube_kit.rs"]
 mod kit;
+#[path = "support/test_tls.rs"]
+mod test_tls;
 
 use std::time::Duration;
 

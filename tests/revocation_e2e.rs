@@ -4,6 +4,8 @@
 mod common;
 #[path = "support/fake_kube.rs"]
 mod fake_kube;
+#[path = "support/test_tls.rs"]
+mod test_tls;
 
 use std::process::Command;
 

@@ -5,6 +5,8 @@
 mod fake_slack;
 #[path = "support/slack_kit.rs"]
 mod kit;
+#[path = "support/test_tls.rs"]
+mod test_tls;
 
 use std::collections::HashSet;
 use std::sync::Arc;

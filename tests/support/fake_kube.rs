@@ -112,25 +112,8 @@ fn resource_of(path: &str) -> &'static str {
 impl FakeKube {
     pub async fn start() -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-        let key = KeyPair::generate().unwrap();
-        let cert = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-            .unwrap()
-            .signed_by(&key, &ca)
-            .unwrap();
-        let certs = vec![cert.der().clone()];
-        let pk = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(certs, pk)
-            .unwrap();
-        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let tls = super::test_tls::server_tls();
+        let cfg = tls.server;
 
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
@@ -155,7 +138,7 @@ impl FakeKube {
         let url = format!("https://127.0.0.1:{}", addr.port());
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = dir.path().join("kubeconfig");
-        let ca_b64 = base64::engine::general_purpose::STANDARD.encode(ca.pem());
+        let ca_b64 = base64::engine::general_purpose::STANDARD.encode(&tls.ca_pem);
         // Two contexts: the current one has a wrong token, so tests that name `fake` prove the context is honoured.
         std::fs::write(
             &kubeconfig,

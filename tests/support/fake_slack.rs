@@ -121,31 +121,11 @@ pub fn limits_broken(body: &Value) -> Option<String> {
 impl FakeSlack {
     /// Starts on 127.0.0.1 with a fresh CA (written to `ca_file`); `token` is the bot token it accepts.
     pub async fn start(token: &str, webhook_path: &str) -> Self {
-        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-        let key = KeyPair::generate().unwrap();
-        let cert = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-            .unwrap()
-            .signed_by(&key, &ca)
-            .unwrap();
+        let t = super::test_tls::server_tls();
         let dir = tempfile::tempdir().unwrap();
         let ca_file = dir.path().join("ca.pem");
-        std::fs::write(&ca_file, ca.pem()).unwrap();
-        let certs: Vec<_> = rustls_pemfile::certs(&mut cert.pem().as_bytes())
-            .collect::<Result<_, _>>()
-            .unwrap();
-        let pkey = rustls_pemfile::private_key(&mut key.serialize_pem().as_bytes())
-            .unwrap()
-            .unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let tls = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(certs, pkey)
-            .unwrap();
+        std::fs::write(&ca_file, &t.ca_pem).unwrap();
+        let tls = t.server;
         let st = Arc::new(St {
             token: token.to_owned(),
             webhook_path: webhook_path.to_owned(),
