@@ -26,6 +26,8 @@ pub enum AppError {
     TestsFailed(String),
     #[error("{0}")]
     Journal(String),
+    #[error("bench: {0}")]
+    Bench(String),
 }
 
 impl From<crate::journal_cli::JournalError> for AppError {
@@ -322,8 +324,12 @@ pub fn replay_summary(file: &Path, replay: &Replay) -> String {
 }
 
 /// `rampart generate`: a synthetic audit log on stdout.
-pub fn generate(count: usize, seed: u64, event_list: bool) -> Result<(), AppError> {
-    let mut g = crate::synth::Generator::new(seed);
+pub fn generate(count: usize, seed: u64, event_list: bool, wide: bool) -> Result<(), AppError> {
+    let mut g = if wide {
+        crate::synth::Generator::wide(seed)
+    } else {
+        crate::synth::Generator::new(seed)
+    };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if event_list {

@@ -75,6 +75,34 @@ pub enum Command {
         #[command(flatten)]
         q: JournalQuery,
     },
+    /// Measure rampart: CPU per event in process with 1, 10 and the config's playbooks; with a
+    /// broker, the Kafka rate against a bare consumer, alert latency at a fixed load, peak RSS.
+    Bench {
+        /// The config whose enrichment and playbooks are measured (sources, outputs and responders are replaced).
+        #[arg(short, long, default_value = "rampart.yaml")]
+        config: PathBuf,
+        /// Events per in-process run and per Kafka round.
+        #[arg(short = 'n', long, default_value_t = 300_000)]
+        events: usize,
+        /// Kafka bootstrap servers for the broker runs (skipped without).
+        #[arg(long, env = "RAMPART_KAFKA_BROKERS")]
+        brokers: Option<String>,
+        /// Offered load of the latency run, events/s.
+        #[arg(long, default_value_t = 5000)]
+        rate: u64,
+        /// Length of the latency run.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        latency_for: std::time::Duration,
+        /// Alternating bare-consumer / rampart rounds on the broker.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Partitions of the benchmark topics.
+        #[arg(long, default_value_t = 4)]
+        partitions: i32,
+        /// Generator seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Write a synthetic, realistic audit log (JSON lines) to stdout.
     Generate {
         /// Number of events.
@@ -86,6 +114,9 @@ pub enum Command {
         /// One EventList (as the webhook backend posts) instead of JSON lines.
         #[arg(long)]
         event_list: bool,
+        /// The benchmark's population: 300 people, 48 namespaces, pod status patches (see `rampart bench`).
+        #[arg(long)]
+        wide: bool,
     },
 }
 

@@ -15,9 +15,10 @@
 //! - [`fsutil`]: appending to files (dead letters, output).
 //! - [`journal_cli`]: `rampart alerts` / `rampart actions`.
 //! - [`app`]: the jobs behind each CLI subcommand; [`cli`]: the command line.
-//! - [`synth`]: a generator of realistic audit traffic for demos, tests and benchmarks.
+//! - [`synth`]: a generator of realistic audit traffic for demos, tests and benchmarks; [`bench`]: `rampart bench`, the end-to-end benchmark.
 
 pub mod app;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod deadletter;

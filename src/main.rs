@@ -65,11 +65,37 @@ fn main() -> ExitCode {
                     .map(|s| print!("{s}"))
                     .map_err(AppError::from)
             }
+            Command::Bench {
+                config,
+                events,
+                brokers,
+                rate,
+                latency_for,
+                rounds,
+                partitions,
+                seed,
+            } => {
+                let opts = rampart::bench::BenchOptions {
+                    config: config.clone(),
+                    events: *events,
+                    brokers: brokers.clone(),
+                    rate: *rate,
+                    latency_for: *latency_for,
+                    rounds: *rounds,
+                    partitions: *partitions,
+                    seed: *seed,
+                };
+                rampart::bench::run(&opts)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| AppError::Bench(e.to_string()))
+            }
             Command::Generate {
                 count,
                 seed,
                 event_list,
-            } => app::generate(*count, *seed, *event_list),
+                wide,
+            } => app::generate(*count, *seed, *event_list, *wide),
         }
     });
     match result {

@@ -95,19 +95,61 @@ const READ_RESOURCES: &[&str] = &[
     "secrets",
 ];
 
+/// Public addresses for people in the wide population: every known GeoIP test
+/// answer but the Tor exit (which stays an attack), plus office and VPN ranges.
+const WIDE_HUMAN_IPS: &[&str] = &[
+    "2.125.160.216",
+    "89.160.20.112",
+    "216.160.83.56",
+    "175.16.199.1",
+    "67.43.156.1",
+    "1.128.0.1",
+    "12.81.92.1",
+    "10.20.0.15",
+    "10.20.3.40",
+    "192.168.1.20",
+    "192.168.7.31",
+];
+/// People in the wide population.
+const WIDE_HUMANS: usize = 300;
+/// Team namespaces in the wide population, beside the fixed ones.
+const WIDE_NAMESPACES: usize = 40;
+
 /// Makes events one at a time.
 #[derive(Debug, Clone)]
 pub struct Generator {
     rng: Rng,
     n: u64,
+    wide: bool,
 }
 
 impl Generator {
+    /// The demo stream: five people, eight namespaces.
     pub fn new(seed: u64) -> Self {
         Self {
             rng: Rng::new(seed),
             n: 0,
+            wide: false,
         }
+    }
+
+    /// The benchmark stream: the same mix over many more principals,
+    /// namespaces and source addresses (300 people, 48 namespaces, 160 nodes),
+    /// people only from addresses that are not anonymisers, and kubelet
+    /// status patches carrying pod status, so that events run from about
+    /// 0.5 KB (reads) to 20 KB (CI deployments).
+    pub fn wide(seed: u64) -> Self {
+        Self {
+            wide: true,
+            ..Self::new(seed)
+        }
+    }
+
+    fn namespace(&mut self) -> String {
+        if self.wide && self.rng.below(2) == 0 {
+            return format!("team-{:02}", self.rng.below(WIDE_NAMESPACES));
+        }
+        (*self.rng.pick(NAMESPACES)).to_owned()
     }
 
     /// The next event and its traffic class.
@@ -197,6 +239,9 @@ impl Generator {
             self.rng.below(4),
             10 + self.rng.below(40)
         );
+        if self.wide && self.rng.below(8) == 0 {
+            return self.pod_status(&node);
+        }
         if self.rng.below(3) == 0 {
             // Kubelet lease renewal: the single most common audit event.
             let user = json!({"username": format!("system:node:{node}"), "groups": ["system:nodes", "system:authenticated"]});
@@ -219,7 +264,8 @@ impl Generator {
             .rng
             .pick(&["get", "list", "watch", "watch", "list", "get"]);
         let res = *self.rng.pick(READ_RESOURCES);
-        let ns = *self.rng.pick(NAMESPACES);
+        let ns = self.namespace();
+        let ns = ns.as_str();
         let user = json!({"username": who, "uid": format!("uid-{}", self.rng.below(50)), "groups": ["system:serviceaccounts", "system:serviceaccounts:kube-system", "system:authenticated"]});
         let oref = json!({"resource": res, "namespace": ns, "apiVersion": "v1"});
         let uri = format!(
@@ -239,10 +285,49 @@ impl Generator {
         )
     }
 
+    /// A kubelet patching a pod's status: RequestResponse with the status body (0.5–6 KB).
+    fn pod_status(&mut self, node: &str) -> Value {
+        let ns = self.namespace();
+        let pod = format!("web-{:x}", self.rng.below(0xfffff));
+        let user = json!({"username": format!("system:node:{node}"), "groups": ["system:nodes", "system:authenticated"]});
+        let oref = json!({"resource": "pods", "subresource": "status", "namespace": ns, "name": pod, "apiVersion": "v1"});
+        let uri = format!("/api/v1/namespaces/{ns}/pods/{pod}/status");
+        let statuses: Vec<Value> = (0..1 + self.rng.below(12))
+            .map(|i| json!({"name": format!("c{i}"), "ready": true, "restartCount": self.rng.below(4),
+                "image": format!("registry.example.com/{ns}/app:{}", self.rng.below(90)),
+                "imageID": format!("registry.example.com/{ns}/app@sha256:{:016x}{:016x}", self.rng.next_u64(), self.rng.next_u64()),
+                "containerID": format!("containerd://{:016x}{:016x}", self.rng.next_u64(), self.rng.next_u64()),
+                "state": {"running": {"startedAt": "2026-11-20T08:00:00Z"}}}))
+            .collect();
+        let mut ev = self.base(
+            "RequestResponse",
+            "patch",
+            user,
+            "10.0.1.12",
+            "kubelet/v1.30.2 (linux/amd64) kubernetes/3968350",
+            oref,
+            uri,
+            200,
+        );
+        ev["requestObject"] = json!({"status": {"phase": "Running", "podIP": format!("10.244.{}.{}", self.rng.below(250), self.rng.below(250)),
+            "conditions": [{"type": "Ready", "status": "True"}, {"type": "ContainersReady", "status": "True"}],
+            "containerStatuses": statuses}});
+        ev
+    }
+
     fn human(&mut self) -> Value {
-        let who = *self.rng.pick(HUMANS);
-        let ip = *self.rng.pick(HUMAN_IPS);
-        let ns = *self.rng.pick(NAMESPACES);
+        let named;
+        let who = if self.wide {
+            named = format!("user-{:03}@example.com", self.rng.below(WIDE_HUMANS));
+            named.as_str()
+        } else {
+            *self.rng.pick(HUMANS)
+        };
+        let ip = *self
+            .rng
+            .pick(if self.wide { WIDE_HUMAN_IPS } else { HUMAN_IPS });
+        let ns = self.namespace();
+        let ns = ns.as_str();
         let user = json!({"username": who, "groups": ["developers", "system:authenticated"], "extra": {"authentication.kubernetes.io/credential-id": ["JTI=5b1c7c52"]}});
         let pod = format!("web-{:x}", self.rng.below(0xfffff));
         match self.rng.below(4) {
@@ -291,7 +376,13 @@ impl Generator {
     }
 
     fn ci(&mut self) -> Value {
-        let ns = *self.rng.pick(&["payments", "checkout", "data"]);
+        let fixed = *self.rng.pick(&["payments", "checkout", "data"]);
+        let ns = if self.wide {
+            self.namespace()
+        } else {
+            fixed.to_owned()
+        };
+        let ns = ns.as_str();
         let user = json!({"username": "system:serviceaccount:ci:deployer", "groups": ["system:serviceaccounts", "system:serviceaccounts:ci", "system:authenticated"]});
         let oref = json!({"resource": "deployments", "namespace": ns, "name": "api", "apiGroup": "apps", "apiVersion": "v1"});
         let mut ev = self.base(

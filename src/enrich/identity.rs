@@ -127,6 +127,13 @@ impl Directory {
     }
 }
 
+/// Control-plane users (`system:*` but service accounts) and kube-system's
+/// service accounts: what playbooks mean by a system user (`is_system_user(e)`, `on.system_users`).
+pub fn is_system_user(username: &str) -> bool {
+    username.starts_with("system:") && !username.starts_with("system:serviceaccount:")
+        || username.starts_with("system:serviceaccount:kube-system:")
+}
+
 /// The facts the event itself gives.
 pub fn derive(ev: &AuditEvent) -> Identity {
     let actor = ev.user.username.clone();

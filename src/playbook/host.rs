@@ -325,9 +325,7 @@ pub fn register(engine: &mut Engine, lists: Arc<Lists>, state: Arc<super::state_
     });
     // Helpers over the request object.
     engine.register_fn("is_system_user", |e: &mut Ev| {
-        let u = &e.event().user.username;
-        u.starts_with("system:") && !u.starts_with("system:serviceaccount:")
-            || u.starts_with("system:serviceaccount:kube-system:")
+        crate::enrich::identity::is_system_user(&e.event().user.username)
     });
     engine.register_fn("container_images", |e: &mut Ev| {
         strings(

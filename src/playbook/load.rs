@@ -108,6 +108,16 @@ struct On {
     users: Option<Vec<Pattern>>,
     #[serde(default)]
     namespaces: Option<Vec<Pattern>>,
+    #[serde(default)]
+    actors: Option<Vec<crate::enrich::identity::PrincipalKind>>,
+    #[serde(default)]
+    system_users: Option<bool>,
+    #[serde(default)]
+    networks: Option<Vec<super::NetworkScope>>,
+    #[serde(default)]
+    codes: Option<Vec<u16>>,
+    #[serde(default)]
+    impersonation: Option<bool>,
 }
 
 /// The `.rhai` files of a directory, sorted.
@@ -435,6 +445,11 @@ fn compile(
             stages: meta.on.stages,
             users: meta.on.users,
             namespaces: meta.on.namespaces,
+            actors: meta.on.actors,
+            system_users: meta.on.system_users,
+            networks: meta.on.networks,
+            codes: meta.on.codes,
+            impersonation: meta.on.impersonation,
         },
         gating: Gating {
             window: dedup_window,

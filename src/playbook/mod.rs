@@ -10,12 +10,14 @@ mod host_detect;
 mod host_falco;
 mod load;
 pub mod sandbox;
+mod selector;
 pub mod state_api;
 pub mod testcases;
 pub mod verdict;
 
 pub use host::Ev;
 pub use load::{load_dir, Diagnostic};
+pub use selector::{NetworkScope, Selector};
 pub use verdict::{ResponseRequest, Severity, Verdict};
 
 use std::collections::HashMap;
@@ -25,19 +27,6 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use rhai::{CallFnOptions, Dynamic, Engine, EvalAltResult, Scope, AST};
-
-use crate::enrich::Pattern;
-
-/// What a playbook looks at; anything left out matches everything.
-#[derive(Debug, Clone, Default)]
-pub struct Selector {
-    pub verbs: Vec<String>,
-    pub resources: Vec<String>,
-    pub subresources: Option<Vec<String>>,
-    pub stages: Option<Vec<String>>,
-    pub users: Option<Vec<Pattern>>,
-    pub namespaces: Option<Vec<Pattern>>,
-}
 
 /// One compiled playbook.
 #[derive(Debug, Clone)]
@@ -230,26 +219,7 @@ impl PlaybookSet {
         }
         out.sort_unstable();
         out.dedup();
-        let sub = o.and_then(|o| o.subresource.as_deref()).unwrap_or("");
-        let ns = o.and_then(|o| o.namespace.as_deref()).unwrap_or("");
-        out.retain(|i| {
-            let on = &self.playbooks[*i].on;
-            on.subresources
-                .as_ref()
-                .is_none_or(|s| s.iter().any(|x| x == sub))
-                && on
-                    .stages
-                    .as_ref()
-                    .is_none_or(|s| s.iter().any(|x| x == ev.stage.as_str()))
-                && on
-                    .users
-                    .as_ref()
-                    .is_none_or(|u| u.iter().any(|p| p.matches(&ev.user.username)))
-                && on
-                    .namespaces
-                    .as_ref()
-                    .is_none_or(|n| n.iter().any(|p| p.matches(ns)))
-        });
+        out.retain(|i| self.playbooks[*i].on.admits(ev));
         out
     }
 
