@@ -35,10 +35,12 @@ pub fn engine(limits: &PlaybookLimits) -> Engine {
         .disable_symbol("eval");
     // rhai's sleep() blocks the worker thread, and the deadline is only checked between
     // operations: a playbook could stall the pipeline (or panic it with sleep(1e300)).
-    e.register_fn("sleep", |_: INT| -> Result<(), Box<EvalAltResult>> { Err(NO_SLEEP.into()) })
-        .register_fn("sleep", |_: FLOAT| -> Result<(), Box<EvalAltResult>> {
-            Err(NO_SLEEP.into())
-        });
+    e.register_fn("sleep", |_: INT| -> Result<(), Box<EvalAltResult>> {
+        Err(NO_SLEEP.into())
+    })
+    .register_fn("sleep", |_: FLOAT| -> Result<(), Box<EvalAltResult>> {
+        Err(NO_SLEEP.into())
+    });
     // print/debug would write to rampart's stdout; send them to the log instead.
     e.on_print(|s| tracing::debug!(target: "playbook", "{s}"));
     e.on_debug(

@@ -99,6 +99,7 @@ pub async fn serve(
     };
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
+    tracing::info!(addr = %local, "telemetry listening");
     let task = tokio::spawn(async move {
         let res = axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
