@@ -305,7 +305,9 @@ async fn a_redirect_fails_the_delivery_and_neither_the_alert_nor_the_secret_head
     assert!(j.detail.contains("HTTP 307"), "{}", j.detail);
     let followed = elsewhere.got.lock().unwrap().len();
     assert_eq!(followed, 0, "the redirect was followed");
-    println!("security: webhook_redirect status=307 followed={followed} outcome=failed");
+    common::figure(&format!(
+        "security: webhook_redirect status=307 followed={followed} outcome=failed"
+    ));
     r.stop().await;
 }
 

@@ -212,11 +212,11 @@ async fn a_playbook_asking_to_revoke_protected_bindings_changes_none_of_them() {
         .filter(|e| e["action"] == "Refused")
         .count();
     assert_eq!(refusals, stored.len(), "a Kubernetes Event per refusal");
-    println!(
+    common::figure(&format!(
         "security: revocation protected_asked={} writes_to_protected={protected_writes} refused_journaled={refused}/{} refusal_events={refusals} control_deleted=1",
         stored.len(),
         stored.len()
-    );
+    ));
 }
 
 fn click(user: (&str, &str), id: &str, response_url: &str) -> String {
@@ -421,9 +421,9 @@ async fn no_forged_click_decides_and_an_approved_one_still_cannot_touch_a_protec
     assert_eq!(counted, forgeries.len() as f64 + 1.0, "{metrics}");
     shutdown.cancel();
     running.wait().await.unwrap();
-    println!(
+    common::figure(&format!(
         "security: slack_forgeries refused={}/{} unlisted_decided=0 replay_refused=1 approved_protected_writes=0",
         forgeries.len(),
         forgeries.len()
-    );
+    ));
 }

@@ -103,12 +103,12 @@ fn playbooks_cannot_reach_files_sockets_processes_or_the_thread() {
     assert!(at("sleep").ends_with("sleep.rhai:3:1"));
     // rhai's sleep() would have held this thread for 10 s (and sleep(1e300) would panic it).
     assert!(took < Duration::from_secs(2), "took {took:?}");
-    println!(
+    figure(&format!(
         "security: sandbox_escapes attempts={} faulted={} other_verdicts_kept=1 elapsed_ms={}",
         ESCAPES.len(),
         e.faults.len(),
         took.as_millis()
-    );
+    ));
 }
 
 #[test]
@@ -163,12 +163,12 @@ fn data_beyond_the_size_limits_is_refused_before_it_is_built() {
     std::fs::write(dir.join("deep.rhai"), playbook("deep", &deep)).unwrap();
     let errs = load_dir(&dir, &cfg).err().unwrap();
     assert!(errs[0].to_string().contains("deep.rhai:3:"), "{}", errs[0]);
-    println!(
+    figure(&format!(
         "security: sandbox_sizes attempts={} stopped={} elapsed_ms={} deep_expression=refused_at_compile",
         cases.len(),
         got.len(),
         took.as_millis()
-    );
+    ));
 }
 
 fn metric(text: &str, name: &str, playbook: &str, kind: Option<&str>) -> f64 {
@@ -334,13 +334,13 @@ async fn through_the_real_pipeline_faults_are_counted_and_logged_and_the_others_
     assert!(faults
         .iter()
         .any(|l| l.contains("planted-throw-4b1e") && l.contains("throws.rhai:3:1")));
-    println!(
+    figure(&format!(
         "security: sandbox_pipeline events={n} faulting_playbooks={} faults_counted={} good_alerts={}/{n} stdout_print_leaks=0 batch_ms={} peak_rss_kib_before={rss_before} peak_rss_kib_after={rss_after}",
         bad.len(),
         faults.len(),
         good.len(),
         took.as_millis()
-    );
+    ));
 }
 
 fn proc_text(s: &Scratch, name: &str) -> String {

@@ -39,10 +39,13 @@ const UA_MARKER: &str = "planted-ua-K7f3";
 const PRINT_MARKER: &str = "planted-print-K7f3";
 const DEAD_MARKER: &str = "planted-dead-K7f3";
 
+/// One request as received: path and query, headers, body.
+type Request = (String, BTreeMap<String, String>, String);
+
 /// What the stand-in for the webhook target and the identity API received.
 #[derive(Default)]
 struct Seen {
-    requests: Mutex<Vec<(String, BTreeMap<String, String>, String)>>,
+    requests: Mutex<Vec<Request>>,
 }
 
 /// Plain HTTP: `/hook/...` answers 500, then 401, then 200; `/identity/...` always 500.
@@ -514,17 +517,17 @@ async fn no_secret_reaches_logs_alerts_answers_files_or_cli_output() {
                 }
             }
         }
-        println!(
+        common::figure(&format!(
             "security: secrets channel=\"{name}\" bytes={} leaks={}",
             text.len(),
             leaks.iter().filter(|l| l.ends_with(*name)).count()
-        );
+        ));
     }
-    println!(
+    common::figure(&format!(
         "security: secrets channels={} scanned_bytes={total} secrets={} leaks={}",
         channels.len(),
         secrets.len(),
         leaks.len()
-    );
+    ));
     assert!(leaks.is_empty(), "{leaks:#?}");
 }

@@ -87,13 +87,16 @@ async fn post_good(h: &Hook, body: String) -> reqwest::StatusCode {
         .status()
 }
 
+/// What a request tries: a description, its headers, and a query string the token is appended to.
+type Attempt = (&'static str, Vec<(&'static str, String)>, &'static str);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_without_the_exact_bearer_token_get_401_and_nothing_reaches_the_output() {
     let h = start("").await;
     let wrong_last = format!("{}X", &TOKEN[..TOKEN.len() - 1]);
     assert_ne!(wrong_last, TOKEN);
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("rampart:{TOKEN}"));
-    let attempts: Vec<(&str, Vec<(&str, String)>, &str)> = vec![
+    let attempts: Vec<Attempt> = vec![
         ("no Authorization header", vec![], ""),
         (
             "another token",
@@ -189,11 +192,11 @@ async fn requests_without_the_exact_bearer_token_get_401_and_nothing_reaches_the
     );
     let rejected = metric(&metrics, "rampart_webhook_requests_total{code=\"4xx\"}");
     assert_eq!(rejected, attempts.len() as f64, "{metrics}");
-    println!(
+    figure(&format!(
         "security: webhook_auth rejected={}/{} leaked_events={leaked} accepted_with_token=1",
         rejected,
         attempts.len()
-    );
+    ));
 }
 
 /// Writes a request with `Content-Length: declared` and streams zeros until the answer arrives
@@ -269,10 +272,10 @@ async fn oversized_bodies_and_gzip_bombs_get_413_without_the_memory_they_claim()
         .unwrap()
         .contains("decompressed body too large"));
     let after_bomb = h.proc.memory_kib("VmHWM");
-    println!(
+    figure(&format!(
         "security: webhook_gzip_bomb status=413 wire_bytes={} inflated_bytes={inflated} max_body={MAX_BODY} peak_rss_kib_before={before} peak_rss_kib_after={after_bomb}",
         bomb.len()
-    );
+    ));
 
     // A plain body that claims 256 MiB and keeps coming: refused once max_body is passed.
     let declared: u64 = 256 << 20;
@@ -280,9 +283,9 @@ async fn oversized_bodies_and_gzip_bombs_get_413_without_the_memory_they_claim()
     assert!(status.starts_with("HTTP/1.1 413"), "{status:?}");
     assert!(sent < declared, "the server read all {sent} bytes");
     let after_plain = h.proc.memory_kib("VmHWM");
-    println!(
+    figure(&format!(
         "security: webhook_oversized status=413 declared_bytes={declared} sent_before_answer={sent} max_body={MAX_BODY} peak_rss_kib_before={after_bomb} peak_rss_kib_after={after_plain}"
-    );
+    ));
 
     // Each refusal may cost about a max_body buffer (and its growth), never the claimed size.
     let growth = (after_plain - before) * 1024;
@@ -297,10 +300,10 @@ async fn oversized_bodies_and_gzip_bombs_get_413_without_the_memory_they_claim()
     assert!(status.success(), "{status}");
     assert_eq!(audit_ids(&h.s.output()), [ids, more].concat());
     assert!(read_jsonl(&h.s.dead_letters()).is_empty());
-    println!(
+    figure(&format!(
         "security: webhook_memory peak_growth_bytes={growth} limit_bytes={} inflated_claim_bytes={inflated}",
         4 * MAX_BODY
-    );
+    ));
 }
 
 /// Reads until the server answers or closes: (what it said, how long it took).
@@ -391,10 +394,10 @@ async fn senders_that_stall_or_trickle_are_cut_off_after_read_timeout() {
     let status = h.proc.stop().await;
     assert!(status.success(), "{status}");
     assert_eq!(audit_ids(&h.s.output()), ids);
-    println!(
+    figure(&format!(
         "security: webhook_slowloris read_timeout_ms=1000 stalled_headers_closed_ms={} stalled_body_408_ms={} trickled_body_408_ms={}",
         headers_cut.as_millis(),
         body_cut.as_millis(),
         trickle_cut.as_millis()
-    );
+    ));
 }
