@@ -24,19 +24,21 @@ struct Hook {
     proc: Spawned,
     url: String,
     addr: SocketAddr,
+    telemetry: SocketAddr,
     metrics: String,
     s: Scratch,
 }
 
-/// `rampart run` with a webhook source (token from a file, default `max_body`) and telemetry.
-async fn start(extra: &str) -> Hook {
+/// `rampart run` with a webhook source (token from a file, default `max_body`, `extra` fields) and
+/// telemetry, plus the top-level sections `rest`.
+async fn start(extra: &str, rest: &str) -> Hook {
     let s = Scratch::new();
     std::fs::write(s.path("token"), TOKEN).unwrap();
     let cfg = s.path("rampart.yaml");
     std::fs::write(
         &cfg,
         format!(
-            "sources:\n  webhook:\n    listen: 127.0.0.1:0\n    bearer_token: {{ file: {} }}\n    ack_timeout: 10s\n{extra}\ntelemetry:\n  listen: 127.0.0.1:0\noutput:\n  console: off\n  file: {}\ndead_letter:\n  file: {}\nstate:\n  dir: {}\n",
+            "sources:\n  webhook:\n    listen: 127.0.0.1:0\n    bearer_token: {{ file: {} }}\n    ack_timeout: 10s\n{extra}\n{rest}telemetry:\n  listen: 127.0.0.1:0\noutput:\n  console: off\n  file: {}\ndead_letter:\n  file: {}\nstate:\n  dir: {}\n",
             s.path("token").display(),
             s.output().display(),
             s.dead_letters().display(),
@@ -56,6 +58,7 @@ async fn start(extra: &str) -> Hook {
         proc,
         url: format!("http://{addr}/audit"),
         addr,
+        telemetry,
         metrics: format!("http://{telemetry}/metrics"),
         s,
     }
@@ -92,7 +95,7 @@ type Attempt = (&'static str, Vec<(&'static str, String)>, &'static str);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_without_the_exact_bearer_token_get_401_and_nothing_reaches_the_output() {
-    let h = start("").await;
+    let h = start("", "").await;
     let wrong_last = format!("{}X", &TOKEN[..TOKEN.len() - 1]);
     assert_ne!(wrong_last, TOKEN);
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("rampart:{TOKEN}"));
@@ -241,7 +244,7 @@ async fn stream_oversized(addr: SocketAddr, declared: u64) -> (String, u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_bodies_and_gzip_bombs_get_413_without_the_memory_they_claim() {
-    let h = start("").await;
+    let h = start("", "").await;
     // Warm up with a real batch, so that the baseline includes a normal request's memory.
     let (lines, ids) = events(50, 910);
     assert_eq!(post_good(&h, event_list(&lines)).await, 200);
@@ -334,58 +337,92 @@ async fn until_cut_off(rd: &mut tokio::net::tcp::OwnedReadHalf) -> (String, Dura
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn senders_that_stall_or_trickle_are_cut_off_after_read_timeout() {
-    let h = start("    read_timeout: 1s").await;
-    let connect = || async {
-        tokio::net::TcpStream::connect(h.addr)
-            .await
-            .unwrap()
-            .into_split()
-    };
-    let head = |len: usize| {
-        format!(
-            "POST /audit HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {TOKEN}\r\ncontent-type: application/json\r\ncontent-length: {len}\r\n\r\n"
-        )
-    };
-
-    // Headers that never end: the connection is closed.
-    let (mut rd, mut wr) = connect().await;
-    wr.write_all(b"POST /audit HTTP/1.1\r\nhost: x\r\nauthoriz")
+/// Connects, sends `first`, then nothing more: what the server said and when it gave up.
+async fn stall(addr: SocketAddr, first: String) -> (String, Duration) {
+    let (mut rd, mut wr) = tokio::net::TcpStream::connect(addr)
         .await
-        .unwrap();
-    let (said, headers_cut) = until_cut_off(&mut rd).await;
-    assert!(said.is_empty() || said.contains(" 408"), "{said:?}");
+        .unwrap()
+        .into_split();
+    wr.write_all(first.as_bytes()).await.unwrap();
+    let out = until_cut_off(&mut rd).await;
+    drop(wr);
+    out
+}
 
-    // A body that stops halfway: 408.
-    let (mut rd, mut wr) = connect().await;
-    wr.write_all(format!("{}{{\"kind\":", head(1000)).as_bytes())
+/// Sends `head`, then a byte of body every 50 ms.
+async fn trickle(addr: SocketAddr, head: String) -> (String, Duration) {
+    let (mut rd, mut wr) = tokio::net::TcpStream::connect(addr)
         .await
-        .unwrap();
-    let (said, body_cut) = until_cut_off(&mut rd).await;
-    assert!(said.starts_with("HTTP/1.1 408"), "{said:?}");
-
-    // A body that keeps trickling in, a byte every 50 ms: the limit is on the whole body, not per read.
-    let (mut rd, mut wr) = connect().await;
-    wr.write_all(head(100_000).as_bytes()).await.unwrap();
-    let trickle = tokio::spawn(async move {
+        .unwrap()
+        .into_split();
+    wr.write_all(head.as_bytes()).await.unwrap();
+    let sender = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(50));
-        for _ in 0..400 {
+        for _ in 0..600 {
             tick.tick().await;
             if wr.write_all(b" ").await.is_err() {
                 break;
             }
         }
     });
-    let (said, trickle_cut) = until_cut_off(&mut rd).await;
-    trickle.abort();
-    assert!(said.starts_with("HTTP/1.1 408"), "{said:?}");
-    for (what, took) in [
-        ("stalled headers", headers_cut),
-        ("stalled body", body_cut),
-        ("trickled body", trickle_cut),
+    let out = until_cut_off(&mut rd).await;
+    sender.abort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn senders_that_stall_or_trickle_are_cut_off() {
+    // Slack approvals put the (internet-facing) interactivity endpoint on the telemetry listener.
+    let slack = "respond:\n  slack:\n    bot_token: xoxb-slow-senders\n    api_url: https://127.0.0.1:9/api\n    approvals:\n      signing_secret: slow-senders-secret\n      approvers: [U_ALICE]\n";
+    let h = start("    read_timeout: 1s", slack).await;
+    let head = |path: &str, kind: &str, len: usize| {
+        format!(
+            "POST {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {TOKEN}\r\ncontent-type: {kind}\r\ncontent-length: {len}\r\n\r\n"
+        )
+    };
+    let json = "application/json";
+    let form = "application/x-www-form-urlencoded";
+    let (
+        (hook_headers_said, hook_headers),
+        (hook_body_said, hook_body),
+        (hook_trickle_said, hook_trickle),
+        (telemetry_headers_said, telemetry_headers),
+        (interaction_said, interaction_body),
+    ) = tokio::join!(
+        // Headers that never end: the connection is closed.
+        stall(h.addr, "POST /audit HTTP/1.1\r\nhost: x\r\nauthoriz".into()),
+        // A body that stops halfway: 408.
+        stall(h.addr, format!("{}{{\"kind\":", head("/audit", json, 1000))),
+        // A body that keeps coming, a byte at a time: the limit is on the whole body, not per read.
+        trickle(h.addr, head("/audit", json, 100_000)),
+        stall(h.telemetry, "GET /metrics HTTP/1.1\r\nhost: x\r\n".into()),
+        stall(
+            h.telemetry,
+            format!("{}payload=%7B", head("/slack/interactions", form, 1000))
+        ),
+    );
+    for (what, said) in [
+        ("stalled headers", &hook_headers_said),
+        ("stalled telemetry headers", &telemetry_headers_said),
     ] {
-        assert!(took < Duration::from_secs(10), "{what}: {took:?}");
+        assert!(said.is_empty() || said.contains(" 408"), "{what}: {said:?}");
+    }
+    for (what, said) in [
+        ("stalled body", &hook_body_said),
+        ("trickled body", &hook_trickle_said),
+        ("stalled interaction body", &interaction_said),
+    ] {
+        assert!(said.starts_with("HTTP/1.1 408"), "{what}: {said:?}");
+    }
+    for (what, took) in [
+        ("stalled headers", hook_headers),
+        ("stalled body", hook_body),
+        ("trickled body", hook_trickle),
+    ] {
+        assert!(
+            took < Duration::from_secs(5),
+            "{what}: {took:?} with read_timeout 1s"
+        );
     }
 
     // Honest senders are unaffected.
@@ -396,8 +433,14 @@ async fn senders_that_stall_or_trickle_are_cut_off_after_read_timeout() {
     assert_eq!(audit_ids(&h.s.output()), ids);
     figure(&format!(
         "security: webhook_slowloris read_timeout_ms=1000 stalled_headers_closed_ms={} stalled_body_408_ms={} trickled_body_408_ms={}",
-        headers_cut.as_millis(),
-        body_cut.as_millis(),
-        trickle_cut.as_millis()
+        hook_headers.as_millis(),
+        hook_body.as_millis(),
+        hook_trickle.as_millis()
+    ));
+    figure(&format!(
+        "security: telemetry_slowloris read_timeout_ms={} stalled_headers_closed_ms={} stalled_interaction_body_408_ms={}",
+        rampart::telemetry::READ_TIMEOUT.as_millis(),
+        telemetry_headers.as_millis(),
+        interaction_body.as_millis()
     ));
 }
