@@ -1,4 +1,4 @@
-//! The webhook responder against a real local HTTP server: signed deliveries exactly once, retries on 429/5xx with Retry-After, permanent 4xx, the Falcosidekick payload, and no URL token in errors.
+//! The webhook responder against a real local HTTP server: signed deliveries exactly once, retries on 429/5xx with Retry-After, permanent 4xx, redirects refused, the Falcosidekick payload, and no URL token in errors.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -281,6 +281,34 @@ async fn a_token_in_the_url_never_reaches_errors_or_the_journal() {
         "no URL at all: {}",
         err.error
     );
+}
+
+#[tokio::test]
+async fn a_redirect_fails_the_delivery_and_neither_the_alert_nor_the_secret_headers_follow_it() {
+    // Where the redirect points: it must never hear from rampart.
+    let elsewhere = Server::default();
+    let target = serve(elsewhere.clone()).await;
+    let app = axum::Router::new().fallback(move || {
+        let to = target.clone();
+        async move { (StatusCode::TEMPORARY_REDIRECT, [("location", to)], "moved") }
+    });
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    let cfg = hook_config(&format!(
+        "{{name: soar, url: '{url}', secret: s3cret-key, headers: {{x-api-key: hdr-9f2c-secret}}}}"
+    ));
+    let r = run(Webhook::build(&[cfg]).unwrap());
+    r.feed(&event("e1", "mallory", T0, Some("soar")));
+    let j = journaled(&r, "prod/e1/secret-read/webhook.0").await;
+    assert_eq!((j.status, j.attempts), (Status::Failed, 1), "{j:?}");
+    assert!(j.detail.contains("HTTP 307"), "{}", j.detail);
+    let followed = elsewhere.got.lock().unwrap().len();
+    assert_eq!(followed, 0, "the redirect was followed");
+    common::figure(&format!(
+        "security: webhook_redirect status=307 followed={followed} outcome=failed"
+    ));
+    r.stop().await;
 }
 
 #[test]

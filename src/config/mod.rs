@@ -225,6 +225,10 @@ pub struct WebhookConfig {
     /// Longest a request waits for its batch to be durable before answering 503.
     #[serde(default = "default_ack_timeout")]
     pub ack_timeout: Seconds,
+    /// Longest a client may take to send its request headers, and then its whole body (408 after
+    /// that), so that slow or stalled senders cannot hold connections and buffers forever.
+    #[serde(default = "default_read_timeout")]
+    pub read_timeout: Seconds,
     /// Cluster name for events received here (overrides the default).
     #[serde(default)]
     pub cluster: Option<String>,
@@ -237,6 +241,9 @@ fn default_max_body() -> ByteSize {
     ByteSize(16 * 1024 * 1024)
 }
 fn default_ack_timeout() -> Seconds {
+    Seconds::from_secs(30)
+}
+fn default_read_timeout() -> Seconds {
     Seconds::from_secs(30)
 }
 

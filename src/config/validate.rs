@@ -102,6 +102,13 @@ pub fn validate(c: &Config) -> Vec<Problem> {
                 "must be greater than zero",
             );
         }
+        if w.read_timeout.get().is_zero() {
+            problem(
+                &mut p,
+                "sources.webhook.read_timeout",
+                "must be greater than zero",
+            );
+        }
         if w.bridge_topic.is_some() {
             needs_kafka(&mut p, "sources.webhook.bridge_topic");
         }

@@ -114,15 +114,31 @@ pub enum Gunzip {
 /// Inflates at most `limit` bytes, so a gzip bomb costs no more memory than a plain body.
 pub fn gunzip(raw: &[u8], limit: usize) -> Result<Vec<u8>, Gunzip> {
     use std::io::Read;
+    let mut dec = flate2::read::GzDecoder::new(raw);
     let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(limit));
-    flate2::read::GzDecoder::new(raw)
-        .take(limit as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|_| Gunzip::Corrupt)?;
-    if out.len() > limit {
-        return Err(Gunzip::TooLarge);
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        let n = match dec.read(&mut chunk) {
+            Ok(0) => return Ok(out),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return Err(Gunzip::Corrupt),
+        };
+        if n > limit - out.len() {
+            return Err(Gunzip::TooLarge);
+        }
+        // Grown by hand up to `limit`: read_to_end would double a full buffer to twice the
+        // limit (three times while moving it) only to find the byte that makes it too large.
+        if out.capacity() - out.len() < n {
+            let want = out
+                .capacity()
+                .saturating_mul(2)
+                .max(out.len() + n)
+                .min(limit);
+            out.reserve_exact(want - out.len());
+        }
+        out.extend_from_slice(&chunk[..n]);
     }
-    Ok(out)
 }
 
 fn whole(error: DecodeError, bytes: &[u8]) -> Failure {
@@ -295,6 +311,25 @@ mod tests {
 
     fn opts() -> DecodeOptions {
         DecodeOptions::default()
+    }
+
+    #[test]
+    fn gunzip_takes_exactly_the_limit_and_never_holds_more() {
+        use std::io::Write;
+        let gz = |n: usize| {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            enc.write_all(&vec![b'x'; n]).unwrap();
+            enc.finish().unwrap()
+        };
+        let limit = 3 << 20;
+        let at = gunzip(&gz(limit), limit).unwrap();
+        assert_eq!(at.len(), limit);
+        assert!(at.capacity() <= limit, "capacity {}", at.capacity());
+        assert_eq!(gunzip(&gz(limit + 1), limit), Err(Gunzip::TooLarge));
+        assert_eq!(gunzip(&gz(10), limit).unwrap(), b"xxxxxxxxxx");
+        let mut cut = gz(1000);
+        cut.truncate(cut.len() - 12);
+        assert_eq!(gunzip(&cut, limit), Err(Gunzip::Corrupt));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use rhai::{Dynamic, Engine};
+use rhai::{Dynamic, Engine, EvalAltResult, FLOAT, INT};
 
 use crate::config::PlaybookLimits;
 
@@ -14,6 +14,8 @@ thread_local! {
 
 /// The marker a deadline abort carries, to tell it from other terminations.
 pub const DEADLINE_EXCEEDED: &str = "deadline exceeded";
+
+const NO_SLEEP: &str = "sleep() is not available to playbooks";
 
 /// Builds an engine that cannot reach the outside world or run away:
 /// operations, call depth, expression depth, string/array/map sizes and a
@@ -31,6 +33,14 @@ pub fn engine(limits: &PlaybookLimits) -> Engine {
         .set_max_variables(256)
         .set_module_resolver(rhai::module_resolvers::DummyModuleResolver::new())
         .disable_symbol("eval");
+    // rhai's sleep() blocks the worker thread, and the deadline is only checked between
+    // operations: a playbook could stall the pipeline (or panic it with sleep(1e300)).
+    e.register_fn("sleep", |_: INT| -> Result<(), Box<EvalAltResult>> {
+        Err(NO_SLEEP.into())
+    })
+    .register_fn("sleep", |_: FLOAT| -> Result<(), Box<EvalAltResult>> {
+        Err(NO_SLEEP.into())
+    });
     // print/debug would write to rampart's stdout; send them to the log instead.
     e.on_print(|s| tracing::debug!(target: "playbook", "{s}"));
     e.on_debug(

@@ -170,6 +170,9 @@ fn target(h: &WebhookConfig) -> Result<Target, WebhookError> {
     };
     let mut b = reqwest::Client::builder()
         .timeout(h.timeout.get())
+        // A redirect would carry the alert and the secret `headers` (reqwest drops only
+        // Authorization and cookies) to wherever the receiver points: answer it as a refusal.
+        .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("rampart/", env!("CARGO_PKG_VERSION")));
     if let Some(ca) = &h.ca_file {
         let pem =

@@ -48,6 +48,7 @@ struct Shared {
     router: Router,
     token: Option<Secret>,
     max_body: usize,
+    read_timeout: Duration,
     ack_timeout: Duration,
     cluster: ClusterHint,
     bridge: Option<(FutureProducer, String)>,
@@ -88,6 +89,7 @@ impl WebhookSource {
             router,
             token: cfg.bearer_token.clone(),
             max_body: usize::try_from(cfg.max_body.0).unwrap_or(usize::MAX),
+            read_timeout: cfg.read_timeout.get(),
             ack_timeout: cfg.ack_timeout.get(),
             cluster,
             bridge,
@@ -102,15 +104,24 @@ impl WebhookSource {
         let task = match &cfg.tls {
             Some(tls) => {
                 let config = super::webhook_tls::server_config(tls)?;
-                let server = axum_server::bind_rustls(
+                let mut server = axum_server::bind_rustls(
                     cfg.listen,
                     axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(config)),
                 )
                 .handle(handle.clone());
+                // A client that never finishes its headers is disconnected (axum-server's default is never).
+                server
+                    .http_builder()
+                    .http1()
+                    .header_read_timeout(cfg.read_timeout.get());
                 tokio::spawn(async move { server.serve(make).await })
             }
             None => {
-                let server = axum_server::bind(cfg.listen).handle(handle.clone());
+                let mut server = axum_server::bind(cfg.listen).handle(handle.clone());
+                server
+                    .http_builder()
+                    .http1()
+                    .header_read_timeout(cfg.read_timeout.get());
                 tokio::spawn(async move { server.serve(make).await })
             }
         };
@@ -184,10 +195,13 @@ async fn receive(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -
             "content-type must be application/json",
         );
     }
-    let raw = match axum::body::to_bytes(body, s.max_body).await {
-        Ok(b) => b,
-        Err(_) => return answer(StatusCode::PAYLOAD_TOO_LARGE, "body too large"),
-    };
+    // A body that trickles in (or stalls) would hold its buffer and connection for ever.
+    let raw =
+        match tokio::time::timeout(s.read_timeout, axum::body::to_bytes(body, s.max_body)).await {
+            Ok(Ok(b)) => b,
+            Ok(Err(_)) => return answer(StatusCode::PAYLOAD_TOO_LARGE, "body too large"),
+            Err(_) => return answer(StatusCode::REQUEST_TIMEOUT, "body not received in time"),
+        };
     let gzip = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())

@@ -4,7 +4,7 @@ mod metrics;
 mod server;
 
 pub use self::metrics::{acked_counter, install_recorder, PipelineStats, SourceMetrics};
-pub use server::{serve, Health};
+pub use server::{serve, Health, READ_TIMEOUT};
 
 use tracing_subscriber::EnvFilter;
 

@@ -97,18 +97,32 @@ pub async fn serve(
         Some(r) => app.merge(r),
         None => app,
     };
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;
+    let handle: axum_server::Handle<SocketAddr> = axum_server::Handle::new();
+    let mut server = axum_server::from_tcp(listener)?.handle(handle.clone());
+    // Slack's interactivity endpoint faces the internet: a client that never finishes its
+    // headers is disconnected (axum's and axum-server's default is to wait for ever).
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(READ_TIMEOUT);
+    tracing::info!(addr = %local, "telemetry listening");
+    tokio::spawn(async move {
+        shutdown.cancelled().await;
+        handle.graceful_shutdown(Some(READ_TIMEOUT));
+    });
     let task = tokio::spawn(async move {
-        let res = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await;
-        if let Err(e) = res {
+        if let Err(e) = server.serve(app.into_make_service()).await {
             tracing::warn!(error = %e, "telemetry server stopped");
         }
     });
     Ok((local, task))
 }
+
+/// Longest a client of the telemetry listener may take to send its request headers.
+pub const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 async fn readyz(State(h): State<Arc<Health>>) -> (StatusCode, &'static str) {
     if h.is_ready() {

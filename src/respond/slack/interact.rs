@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -22,6 +22,10 @@ use crate::state::model::{wall_ms, Decision};
 pub const WINDOW: i64 = 300;
 /// Most signatures remembered for replay detection; beyond, requests are refused until old ones age out.
 const MAX_SEEN: usize = 100_000;
+/// Most an interaction body may hold (Slack's are a few KiB, with the message's blocks).
+const MAX_BODY: usize = 2 << 20;
+/// Longest an interaction body may take to arrive: a stalled sender must not hold its connection.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Why a request was refused (answered with 401).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -228,7 +232,15 @@ fn now_secs() -> i64 {
     i64::try_from(wall_ms() / 1000).unwrap_or(i64::MAX)
 }
 
-async fn receive(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn receive(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
+    let body = match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY)).await
+    {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => return (StatusCode::PAYLOAD_TOO_LARGE, "body too large").into_response(),
+        Err(_) => {
+            return (StatusCode::REQUEST_TIMEOUT, "body not received in time").into_response()
+        }
+    };
     let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     if let Err(r) = s.cfg.verifier.verify(
         &s.cfg.secret,
