@@ -395,7 +395,14 @@ impl Generator {
             format!("/apis/apps/v1/namespaces/{ns}/deployments/api"),
             200,
         );
-        ev["requestObject"] = deployment(ns, &mut self.rng);
+        let mut obj = deployment(ns, &mut self.rng);
+        if self.wide {
+            // `kubectl apply` keeps the whole applied object in an annotation, doubling the size.
+            let applied = obj.to_string();
+            obj["metadata"]["annotations"] =
+                json!({"kubectl.kubernetes.io/last-applied-configuration": applied});
+        }
+        ev["requestObject"] = obj;
         ev
     }
 

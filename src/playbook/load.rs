@@ -118,6 +118,8 @@ struct On {
     codes: Option<Vec<u16>>,
     #[serde(default)]
     impersonation: Option<bool>,
+    #[serde(default)]
+    tiers: Option<Vec<crate::enrich::asset::Tier>>,
 }
 
 /// The `.rhai` files of a directory, sorted.
@@ -450,6 +452,7 @@ fn compile(
             networks: meta.on.networks,
             codes: meta.on.codes,
             impersonation: meta.on.impersonation,
+            tiers: meta.on.tiers,
         },
         gating: Gating {
             window: dedup_window,

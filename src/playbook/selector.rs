@@ -6,6 +6,7 @@
 
 use serde::Deserialize;
 
+use crate::enrich::asset::Tier;
 use crate::enrich::identity::{derive, is_system_user, PrincipalKind};
 use crate::enrich::Pattern;
 use crate::event::AuditEvent;
@@ -40,6 +41,8 @@ pub struct Selector {
     pub codes: Option<Vec<u16>>,
     /// `true`: only impersonated requests; `false`: only direct ones.
     pub impersonation: Option<bool>,
+    /// Asset tiers (asset enrichment) of the object acted on: low, medium, high, critical.
+    pub tiers: Option<Vec<Tier>>,
 }
 
 fn any_or_all<T>(set: Option<&Vec<T>>, ok: impl Fn(&T) -> bool) -> bool {
@@ -66,6 +69,12 @@ impl Selector {
                 .is_none_or(|i| i == ev.impersonated_user.is_some())
             && self.actors_admit(ev)
             && self.networks_admit(ev)
+            // Without enrichment the tier is unknown: let the script decide.
+            && self.tiers.as_ref().is_none_or(|t| {
+                ev.enrichment
+                    .as_ref()
+                    .is_none_or(|e| t.contains(&e.asset.tier))
+            })
     }
 
     fn actors_admit(&self, ev: &AuditEvent) -> bool {
