@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# rampart's benchmarks: decode and in-process pipeline cost, then the Kafka
-# source against a bare consumer on a tansu broker started here.
+# rampart's benchmarks: `rampart bench` (in-process cost per event with 1, 10
+# and the config's playbooks; Kafka end to end against a bare consumer; alert
+# latency at a fixed load) on a tansu broker started here, then the
+# per-stage micro-benchmarks. Extra arguments go to `rampart bench`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
@@ -10,7 +12,11 @@ ensure_tansu
 start_broker
 trap stop_broker EXIT
 
-cargo bench --bench decode
-cargo bench --bench enrich
-cargo bench --bench playbooks
-cargo bench --bench kafka
+cargo build --release
+RAMPART_LOG=warn target/release/rampart bench --brokers "$RAMPART_KAFKA_BROKERS" "$@"
+if [ -z "${RAMPART_BENCH_E2E_ONLY:-}" ]; then
+  cargo bench --bench decode
+  cargo bench --bench enrich
+  cargo bench --bench playbooks
+  cargo bench --bench state
+fi

@@ -81,7 +81,7 @@ pub enum Command {
         /// The config whose enrichment and playbooks are measured (sources, outputs and responders are replaced).
         #[arg(short, long, default_value = "rampart.yaml")]
         config: PathBuf,
-        /// Events per in-process run and per Kafka round.
+        /// Events per in-process run and per Kafka round (the Kafka rates need 100k or more to mean anything).
         #[arg(short = 'n', long, default_value_t = 300_000)]
         events: usize,
         /// Kafka bootstrap servers for the broker runs (skipped without).

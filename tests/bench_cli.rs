@@ -1,0 +1,65 @@
+//! `rampart bench` end to end on a small stream: every section runs against the real broker and prints figures, and the targets are judged.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::Command;
+
+/// The number in the column after `label` on the line that starts with it.
+fn figure(out: &str, line_start: &str, column: usize) -> f64 {
+    let line = out
+        .lines()
+        .find(|l| l.trim_start().starts_with(line_start))
+        .unwrap_or_else(|| panic!("no line starting {line_start:?} in:\n{out}"));
+    line.trim_start()[line_start.len()..]
+        .split_whitespace()
+        .nth(column)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no figure {column} on {line:?}"))
+}
+
+#[test]
+fn bench_measures_every_section_on_the_real_broker() {
+    let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args([
+            "bench",
+            "-n",
+            "3000",
+            "--rounds",
+            "1",
+            "--rate",
+            "1000",
+            "--latency-for",
+            "4s",
+            "--brokers",
+        ])
+        .arg(common::brokers())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("RAMPART_LOG", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // In process: events/s/core for each set, and the config's set raises alerts.
+    for set in ["first 1", "first 10", "config's set"] {
+        assert!(figure(&stdout, set, 1) > 0.0, "{set}: {stdout}");
+    }
+    assert!(figure(&stdout, "config's set", 4) > 0.0, "{stdout}");
+    // Kafka: the bare consumer and rampart both consumed everything (at this
+    // size the rates are not comparable: one fetch brings the whole topic).
+    assert!(figure(&stdout, "1 ", 0) > 0.0, "{stdout}");
+    assert!(figure(&stdout, "1 ", 1) > 0.0, "{stdout}");
+    assert!(figure(&stdout, "1 ", 4) > 0.0, "peak RSS: {stdout}");
+    // Latency: alerts reached the Slack stand-in and were timed.
+    assert!(stdout.contains("new alerts posted"), "{stdout}");
+    assert!(!stdout.contains(" 0 new alerts posted"), "{stdout}");
+    assert!(
+        stdout.contains("alert latency p99 at 1000 events/s"),
+        "{stdout}"
+    );
+    eprintln!("{stdout}");
+}
