@@ -102,12 +102,7 @@ pub async fn run(
         let cases: Vec<Case> = if tests.exists() {
             let text =
                 std::fs::read_to_string(&tests).map_err(|e| file_err(&tests, e.to_string()))?;
-            // YAML merge keys (`<<: *base`) let a case vary one field of another's event.
-            let mut doc: serde_yaml::Value =
-                serde_yaml::from_str(&text).map_err(|e| file_err(&tests, e.to_string()))?;
-            doc.apply_merge()
-                .map_err(|e| file_err(&tests, e.to_string()))?;
-            serde_yaml::from_value(doc).map_err(|e| file_err(&tests, e.to_string()))?
+            parse_cases(&text).map_err(|e| file_err(&tests, e.to_string()))?
         } else {
             Vec::new()
         };
@@ -172,6 +167,15 @@ pub async fn run(
         }
     }
     Ok(report)
+}
+
+/// Parses the text of a tests file into its cases.
+///
+/// YAML merge keys (`<<: *base`) let a case vary one field of another's event.
+pub fn parse_cases(text: &str) -> Result<Vec<Case>, serde_yaml::Error> {
+    let mut doc: serde_yaml::Value = serde_yaml::from_str(text)?;
+    doc.apply_merge()?;
+    serde_yaml::from_value(doc)
 }
 
 fn load_event(case: &Case, tests: &Path) -> Result<AuditEvent, TestRunError> {
