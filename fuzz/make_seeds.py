@@ -108,3 +108,7 @@ if __name__ == "__main__":
     copy_seeds("playbook_tests", tests)
     slack_seeds()
     gunzip_seeds()
+    # Inputs a target once failed on stay seeds of that target.
+    for p in sorted((ROOT / "tests/data/fuzz-regressions").glob("*-*")):
+        target, name = p.name.split("-", 1)
+        write(target, name, p.read_bytes())

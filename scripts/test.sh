@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # rampart's whole test suite: installs what is missing, starts a tansu Kafka
 # broker on a free loopback port, checks formatting and lints, runs every
-# test, and stops the broker.
+# test, fuzzes each parser for a bounded time, and stops the broker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
@@ -15,3 +15,5 @@ cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 scripts/validate-deploy.sh
 cargo test "$@"
+# Every fuzz target, 30 s each (docs/fuzzing.md); RAMPART_FUZZ_SECONDS=0 skips it.
+scripts/fuzz.sh "${RAMPART_FUZZ_SECONDS:-30}"

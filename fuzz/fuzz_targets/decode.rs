@@ -66,7 +66,10 @@ fn check(record: &[u8], d: &Decoded) {
         .flatten();
     let text: &[u8] = inflated.as_deref().unwrap_or(record);
     for f in &d.failures {
-        assert!(!f.error.to_string().is_empty(), "a failure without a reason");
+        assert!(
+            !f.error.to_string().is_empty(),
+            "a failure without a reason"
+        );
         if f.whole_record {
             // A whole-record failure is the whole outcome: nothing of the record goes on,
             // so nothing of it may also be an event or a second dead letter.
@@ -76,7 +79,10 @@ fn check(record: &[u8], d: &Decoded) {
             assert!(f.bytes == record || f.bytes == text, "dead-lettered bytes");
         } else {
             // Items are cut from the record's text, so they are text too.
-            assert!(std::str::from_utf8(&f.bytes).is_ok(), "item bytes not UTF-8");
+            assert!(
+                std::str::from_utf8(&f.bytes).is_ok(),
+                "item bytes not UTF-8"
+            );
         }
     }
     // Nothing is dropped silently: a record that yields neither events nor
@@ -84,7 +90,10 @@ fn check(record: &[u8], d: &Decoded) {
     if d.events.is_empty() && d.failures.is_empty() {
         let s = std::str::from_utf8(text).expect("an undecodable record vanished (not UTF-8)");
         let mut values = serde_json::Deserializer::from_str(s).into_iter::<serde::de::IgnoredAny>();
-        assert!(values.next().is_some_and(|v| v.is_ok()), "a record vanished: {s:?}");
+        assert!(
+            values.next().is_some_and(|v| v.is_ok()),
+            "a record vanished: {s:?}"
+        );
         assert!(values.all(|v| v.is_ok()), "a record vanished: {s:?}");
     }
     for ev in &d.events {
@@ -98,7 +107,11 @@ fn round_trip(ev: &AuditEvent) {
     let again = decode_record(json.as_bytes(), &DecodeOptions::default());
     assert!(again.failures.is_empty(), "{json}: {:?}", again.failures);
     assert_eq!(again.events.len(), 1, "{json}");
-    assert_eq!(wire(ev), wire(&again.events[0]), "round trip changed the event");
+    assert_eq!(
+        wire(ev),
+        wire(&again.events[0]),
+        "round trip changed the event"
+    );
 }
 
 /// The event as JSON, without what the pipeline (not the wire) fills in.
@@ -118,7 +131,14 @@ fn outcome(d: &Decoded) -> (Vec<String>, Vec<(String, u32, bool, Vec<u8>)>) {
     let failures = d
         .failures
         .iter()
-        .map(|f| (f.error.to_string(), f.index, f.whole_record, f.bytes.clone()))
+        .map(|f| {
+            (
+                f.error.to_string(),
+                f.index,
+                f.whole_record,
+                f.bytes.clone(),
+            )
+        })
         .collect();
     (events, failures)
 }

@@ -20,7 +20,11 @@ fuzz_target!(|data: &[u8]| {
             .chain(&case.before)
             .chain(&case.enrichment);
         for v in values {
-            assert!(!has_merge_key(v), "case {:?} kept a `<<` key: {v}", case.name);
+            assert!(
+                !has_merge_key(v),
+                "case {:?} kept a `<<` key: {v}",
+                case.name
+            );
             let _ = decode_record(v.to_string().as_bytes(), &Default::default());
         }
     }

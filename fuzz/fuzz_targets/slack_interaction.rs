@@ -11,8 +11,14 @@ const NOW: i64 = 1_800_000_000;
 
 fuzz_target!(|data: &[u8]| {
     let mut parts = data.splitn(3, |b| *b == b'\n');
-    let ts = parts.next().map(String::from_utf8_lossy).unwrap_or_default();
-    let sig = parts.next().map(String::from_utf8_lossy).unwrap_or_default();
+    let ts = parts
+        .next()
+        .map(String::from_utf8_lossy)
+        .unwrap_or_default();
+    let sig = parts
+        .next()
+        .map(String::from_utf8_lossy)
+        .unwrap_or_default();
     let body = parts.next().unwrap_or_default();
     let secret = Secret::new("fuzz-signing-secret");
 

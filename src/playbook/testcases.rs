@@ -174,8 +174,33 @@ pub async fn run(
 /// YAML merge keys (`<<: *base`) let a case vary one field of another's event.
 pub fn parse_cases(text: &str) -> Result<Vec<Case>, serde_yaml::Error> {
     let mut doc: serde_yaml::Value = serde_yaml::from_str(text)?;
-    doc.apply_merge()?;
+    apply_merge(&mut doc)?;
     serde_yaml::from_value(doc)
+}
+
+/// Applies merge keys innermost first, so that a mapping merged in has had its
+/// own `<<` applied (serde_yaml's `apply_merge` alone works outside-in and
+/// leaves that one behind as a literal `<<` key).
+fn apply_merge(v: &mut serde_yaml::Value) -> Result<(), serde_yaml::Error> {
+    use serde_yaml::Value;
+    match v {
+        Value::Mapping(m) => {
+            for child in m.values_mut() {
+                apply_merge(child)?;
+            }
+            if m.contains_key("<<") {
+                v.apply_merge()?;
+            }
+        }
+        Value::Sequence(items) => {
+            for child in items {
+                apply_merge(child)?;
+            }
+        }
+        Value::Tagged(t) => apply_merge(&mut t.value)?,
+        _ => {}
+    }
+    Ok(())
 }
 
 fn load_event(case: &Case, tests: &Path) -> Result<AuditEvent, TestRunError> {
