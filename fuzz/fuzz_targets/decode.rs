@@ -121,24 +121,12 @@ fn wire(ev: &AuditEvent) -> String {
     serde_json::to_string(&ev).unwrap_or_default()
 }
 
-/// Everything about an outcome, provenance included, comparable.
-fn outcome(d: &Decoded) -> (Vec<String>, Vec<(String, u32, bool, Vec<u8>)>) {
+/// Everything about an outcome, provenance included, comparable: events as JSON, failures as Debug.
+fn outcome(d: &Decoded) -> Vec<String> {
     let events = d
         .events
         .iter()
-        .map(|ev| serde_json::to_string(ev).unwrap_or_default())
-        .collect();
-    let failures = d
-        .failures
-        .iter()
-        .map(|f| {
-            (
-                f.error.to_string(),
-                f.index,
-                f.whole_record,
-                f.bytes.clone(),
-            )
-        })
-        .collect();
-    (events, failures)
+        .map(|ev| serde_json::to_string(ev).unwrap_or_default());
+    let failures = d.failures.iter().map(|f| format!("{f:?}"));
+    events.chain(failures).collect()
 }
