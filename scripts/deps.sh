@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what rampart's build and tests need on a fresh Debian machine; skips whatever is already there.
-# Sourced by scripts/test.sh and scripts/bench.sh.
+# Sourced by scripts/test.sh, scripts/bench.sh and scripts/fuzz.sh.
 
 TANSU_VERSION=0.6.0
+CARGO_FUZZ_VERSION=0.13.2
 
 ensure_apt() {
   local missing=()
@@ -25,6 +26,15 @@ ensure_tansu() {
   fi
   echo "building tansu $TANSU_VERSION (about 10 minutes, once per machine)"
   cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore
+}
+
+# cargo-fuzz, which builds and runs the fuzz targets in fuzz/ (scripts/fuzz.sh); built once into ~/.cargo/bin.
+ensure_cargo_fuzz() {
+  if cargo fuzz --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
+    return
+  fi
+  echo "building cargo-fuzz $CARGO_FUZZ_VERSION (about two minutes, once per machine)"
+  cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked
 }
 
 ensure_build_deps() {

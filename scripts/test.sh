@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # rampart's whole test suite: installs what is missing, starts a tansu Kafka
 # broker on a free loopback port, checks formatting and lints, runs every
-# test, and stops the broker.
+# test, fuzzes each parser for a bounded time, and stops the broker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
@@ -23,3 +23,5 @@ if [ -s "$figures" ]; then
   echo "figures:"
   cat "$figures"
 fi
+# Every fuzz target, 30 s each (docs/fuzzing.md); RAMPART_FUZZ_SECONDS=0 skips it.
+scripts/fuzz.sh "${RAMPART_FUZZ_SECONDS:-30}"

@@ -157,7 +157,8 @@ fn decode_text(
     depth: usize,
     out: &mut Decoded,
 ) -> Result<(), DecodeError> {
-    let trimmed = text.trim_start();
+    // JSON's own whitespace only: a record led by any other is not JSON.
+    let trimmed = text.trim_start_matches([' ', '\t', '\n', '\r']);
     if trimmed.is_empty() {
         return Err(DecodeError::Empty);
     }

@@ -102,12 +102,7 @@ pub async fn run(
         let cases: Vec<Case> = if tests.exists() {
             let text =
                 std::fs::read_to_string(&tests).map_err(|e| file_err(&tests, e.to_string()))?;
-            // YAML merge keys (`<<: *base`) let a case vary one field of another's event.
-            let mut doc: serde_yaml::Value =
-                serde_yaml::from_str(&text).map_err(|e| file_err(&tests, e.to_string()))?;
-            doc.apply_merge()
-                .map_err(|e| file_err(&tests, e.to_string()))?;
-            serde_yaml::from_value(doc).map_err(|e| file_err(&tests, e.to_string()))?
+            parse_cases(&text).map_err(|e| file_err(&tests, e.to_string()))?
         } else {
             Vec::new()
         };
@@ -172,6 +167,40 @@ pub async fn run(
         }
     }
     Ok(report)
+}
+
+/// Parses the text of a tests file into its cases.
+///
+/// YAML merge keys (`<<: *base`) let a case vary one field of another's event.
+pub fn parse_cases(text: &str) -> Result<Vec<Case>, serde_yaml::Error> {
+    let mut doc: serde_yaml::Value = serde_yaml::from_str(text)?;
+    apply_merge(&mut doc)?;
+    serde_yaml::from_value(doc)
+}
+
+/// Applies merge keys innermost first, so that a mapping merged in has had its
+/// own `<<` applied (serde_yaml's `apply_merge` alone works outside-in and
+/// leaves that one behind as a literal `<<` key).
+fn apply_merge(v: &mut serde_yaml::Value) -> Result<(), serde_yaml::Error> {
+    use serde_yaml::Value;
+    match v {
+        Value::Mapping(m) => {
+            for child in m.values_mut() {
+                apply_merge(child)?;
+            }
+            if m.contains_key("<<") {
+                v.apply_merge()?;
+            }
+        }
+        Value::Sequence(items) => {
+            for child in items {
+                apply_merge(child)?;
+            }
+        }
+        Value::Tagged(t) => apply_merge(&mut t.value)?,
+        _ => {}
+    }
+    Ok(())
 }
 
 fn load_event(case: &Case, tests: &Path) -> Result<AuditEvent, TestRunError> {

@@ -73,7 +73,7 @@ impl Verifier {
             return Err(Rejection::Missing);
         };
         let t: i64 = ts.trim().parse().map_err(|_| Rejection::Malformed)?;
-        if (now - t).abs() > WINDOW {
+        if now.abs_diff(t) > WINDOW.unsigned_abs() {
             return Err(Rejection::Stale);
         }
         if !sig.starts_with("v0=") {
