@@ -34,10 +34,12 @@ fn about_the_document(message: &str) -> bool {
     message.starts_with("invalid YAML: ") || message == "the config must be a mapping of sections"
 }
 
-/// Whether a top-level key is empty or not a string: its path is empty (`"": ...`).
+/// Whether a top-level key's path reads as empty: `""`, `"."` (the root's own
+/// path, which the loader shows as empty) or a key that is not a string.
 fn has_unnamed_section(text: &str) -> bool {
+    let unnamed = |k: &serde_yaml::Value| k.as_str().is_none_or(|k| k.is_empty() || k == ".");
     match serde_yaml::from_str::<serde_yaml::Value>(text) {
-        Ok(serde_yaml::Value::Mapping(m)) => m.keys().any(|k| k.as_str().is_none_or(str::is_empty)),
+        Ok(serde_yaml::Value::Mapping(m)) => m.keys().any(unnamed),
         _ => false,
     }
 }
