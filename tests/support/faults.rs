@@ -1,0 +1,284 @@
+//! What the fault-injection suites share: the rampart binary as a child process (its log, kill -9, SIGTERM, RSS), its telemetry (/readyz, /metrics), a fast one-record-per-batch producer, and the final ledger of which records were processed or dead-lettered.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::ClientConfig;
+
+/// `name` from the environment (for quicker local iteration), else `default`.
+pub fn env_or<T: FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A free loopback port (for the telemetry listener, which must keep its port across restarts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `rampart run` as a child process, its stderr appended to a log file.
+pub struct Rampart {
+    child: Child,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+impl Rampart {
+    /// Starts `rampart run -c cfg`; `port` is the config's `telemetry.listen` port.
+    pub fn spawn(cfg: &Path, port: u16, log: &Path) -> Self {
+        let err = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_rampart"))
+            .args(["run", "-c"])
+            .arg(cfg)
+            .args(["--log-level", "warn,rampart=info"])
+            .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .unwrap();
+        Self {
+            child,
+            port,
+            log: log.to_owned(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL: no drain, no flush, no commit.
+    pub fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// None while running.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().unwrap()
+    }
+
+    /// SIGTERM, then waits (up to `within`) for the exit.
+    pub async fn term(&mut self, within: Duration) -> ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .unwrap();
+        super::common::eventually("rampart to exit after SIGTERM", within, || self.exited()).await
+    }
+
+    /// (VmRSS, VmHWM) in KiB: resident memory now and its peak.
+    pub fn memory_kib(&self) -> (u64, u64) {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let field = |name: &str| -> u64 {
+            s.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// Everything the process (and earlier ones sharing the log) wrote to stderr.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Rampart {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// GET `path` on the telemetry listener: (status, body), or None when nothing answers.
+pub async fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let r = client
+        .get(format!("http://127.0.0.1:{port}{path}"))
+        .send()
+        .await
+        .ok()?;
+    let status = r.status().as_u16();
+    Some((status, r.text().await.unwrap_or_default()))
+}
+
+/// Some(true) on 200 from /readyz, Some(false) on any other answer, None when nothing answers.
+pub async fn ready(port: u16) -> Option<(bool, String)> {
+    get(port, "/readyz").await.map(|(s, b)| (s == 200, b))
+}
+
+/// The sum of a metric over all its label sets (0 when absent), None when nothing answers.
+pub async fn metric(port: u16, name: &str) -> Option<f64> {
+    let (_, text) = get(port, "/metrics").await?;
+    Some(metric_in(&text, name))
+}
+
+pub fn metric_in(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Polls an async check until it returns Some or `timeout` passes.
+pub async fn until<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Produces `payloads` round-robin over `partitions`, one record per batch (tansu 0.6's memory engine
+/// cannot resume a fetch inside a batch; see tests/common), with several producers in parallel so that
+/// 100k records take seconds. Returns each payload's (partition, offset).
+pub async fn produce_fast(
+    brokers: &str,
+    topic: &str,
+    payloads: &[String],
+    partitions: i32,
+) -> Vec<(i32, i64)> {
+    const PRODUCERS: usize = 4;
+    let producers: Vec<FutureProducer> = (0..PRODUCERS)
+        .map(|_| {
+            ClientConfig::new()
+                .set("bootstrap.servers", brokers)
+                .set("acks", "all")
+                .set("linger.ms", "0")
+                .set("batch.num.messages", "1")
+                .set("max.in.flight.requests.per.connection", "50")
+                .set("queue.buffering.max.messages", "1000000")
+                .create()
+                .unwrap()
+        })
+        .collect();
+    let sends = payloads.iter().enumerate().map(|(i, p)| {
+        let rec: FutureRecord<'_, (), str> = FutureRecord::to(topic)
+            .payload(p.as_str())
+            .partition(i as i32 % partitions);
+        producers[i % PRODUCERS].send(rec, Duration::from_secs(120))
+    });
+    futures::future::join_all(sends)
+        .await
+        .into_iter()
+        .map(|r| {
+            let d = r.map_err(|(e, _)| e).unwrap();
+            (d.partition, d.offset)
+        })
+        .collect()
+}
+
+/// Which records (partition, offset) the run accounted for, from the output file and the dead-letter file.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    /// Records with at least one event in the output.
+    pub processed: HashSet<(i32, i64)>,
+    /// Records in the dead-letter file.
+    pub dead_lettered: HashSet<(i32, i64)>,
+    /// Output lines beyond the first for a record: re-deliveries after faults.
+    pub redelivered: usize,
+    /// Lines that do not parse (a write torn by a kill), and the first of them (file, start, end).
+    pub torn: usize,
+    pub first_torn: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct OutLine {
+    provenance: Position,
+}
+
+#[derive(serde::Deserialize)]
+struct Position {
+    partition: Option<i32>,
+    offset: Option<i64>,
+}
+
+/// Reads the output (events as JSON lines) and dead-letter files.
+pub fn ledger(output: &Path, dead_letters: &Path) -> Ledger {
+    let mut l = Ledger::default();
+    let out = std::fs::read(output).unwrap_or_default();
+    for line in out.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        match serde_json::from_slice::<OutLine>(line) {
+            Ok(o) => {
+                let at = (o.provenance.partition.unwrap(), o.provenance.offset.unwrap());
+                if !l.processed.insert(at) {
+                    l.redelivered += 1;
+                }
+            }
+            Err(_) => l.tear(output, line),
+        }
+    }
+    let dl = std::fs::read(dead_letters).unwrap_or_default();
+    for line in dl.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        match serde_json::from_slice::<Position>(line) {
+            Ok(p) => {
+                l.dead_lettered.insert((p.partition.unwrap(), p.offset.unwrap()));
+            }
+            Err(_) => l.tear(dead_letters, line),
+        }
+    }
+    l
+}
+
+impl Ledger {
+    fn tear(&mut self, file: &Path, line: &[u8]) {
+        self.torn += 1;
+        let text = String::from_utf8_lossy(line);
+        let head: String = text.chars().take(120).collect();
+        let tail: String = text.chars().rev().take(120).collect::<Vec<_>>().into_iter().rev().collect();
+        self.first_torn.get_or_insert_with(|| {
+            format!("{} ({} bytes): {head} … {tail}", file.display(), line.len())
+        });
+    }
+
+    /// Produced records neither processed nor dead-lettered.
+    pub fn lost(&self, produced: &[(i32, i64)]) -> Vec<(i32, i64)> {
+        produced
+            .iter()
+            .filter(|p| !self.processed.contains(p) && !self.dead_lettered.contains(p))
+            .copied()
+            .collect()
+    }
+}
+
+/// A kafka connection and source section for `rampart.yaml` (fast commits and group turnover for tests).
+pub fn kafka_yaml(brokers: &str, group: &str, topic: &str) -> String {
+    format!(
+        "kafka:\n  brokers: {brokers}\nsources:\n  kafka:\n    group_id: {group}\n    topics: [{topic}]\n    commit_interval: 100ms\n    lag_interval: 1s\n    drain_timeout: 5s\n    properties:\n      session.timeout.ms: \"6000\"\n      heartbeat.interval.ms: \"500\"\n"
+    )
+}
