@@ -10,6 +10,8 @@ mod fake_slack;
 mod faults;
 #[path = "support/scenario.rs"]
 mod scenario;
+#[path = "support/tcp_proxy.rs"]
+mod tcp_proxy;
 #[path = "support/test_tls.rs"]
 mod test_tls;
 
@@ -18,30 +20,12 @@ use std::time::{Duration, Instant};
 
 use common::{brokers, create_topic, unique, Scratch};
 use faults::{env_or, free_port, ledger, produce_fast, Rampart};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::ClientConfig;
 use scenario::{Grouping, Scenario};
 
 const PARTITIONS: i32 = 4;
 const TOKEN: &str = "xoxb-faults-kill-token";
 /// Longest any one phase may take (progress between kills, the final catch-up).
 const PHASE: Duration = Duration::from_secs(180);
-
-/// The group's committed offsets summed over the partitions (each is the count of records behind it).
-fn committed_sum(c: &BaseConsumer, topic: &str) -> i64 {
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition(topic, p);
-    }
-    c.committed_offsets(tpl, Duration::from_secs(10))
-        .map(|r| {
-            r.elements()
-                .iter()
-                .map(|e| e.offset().to_raw().unwrap_or(0).max(0))
-                .sum()
-        })
-        .unwrap_or(0)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_kill_9s_in_a_100k_run_lose_no_record_and_repeat_no_alert_or_revocation() {
@@ -50,7 +34,7 @@ async fn ten_kill_9s_in_a_100k_run_lose_no_record_and_repeat_no_alert_or_revocat
     let kills: usize = env_or("FAULTS_KILLS", 10);
     let kube = fake_kube::FakeKube::start().await;
     let slack = fake_slack::FakeSlack::start(TOKEN, "/hooks/unused").await;
-    let sc = Scenario::build(n, 7, 1000, 40, Grouping::PerActorVerbResource, &kube);
+    let sc = Scenario::build(n, 7, 1000, 40, Grouping::PerActorVerbResource, Some(&kube));
     let topic = unique("faults-kill");
     let group = unique("faults-kill-group");
     create_topic(&topic, PARTITIONS).await;
@@ -78,11 +62,7 @@ async fn ten_kill_9s_in_a_100k_run_lose_no_record_and_repeat_no_alert_or_revocat
     )
     .unwrap();
     let log = s.path("rampart.log");
-    let offsets: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("group.id", &group)
-        .create()
-        .unwrap();
+    let offsets = faults::Offsets::new(&brokers(), &group, &topic, PARTITIONS);
 
     // Kill i lands once the group has committed i/(kills+1) of the records: spread over the run.
     for k in 1..=kills {
@@ -90,16 +70,20 @@ async fn ten_kill_9s_in_a_100k_run_lose_no_record_and_repeat_no_alert_or_revocat
         let target = (n * k / (kills + 1)) as i64;
         common::eventually(&format!("progress to {target} before kill {k}"), PHASE, || {
             assert!(r.exited().is_none(), "rampart exited:\n{}", r.log_text());
-            (committed_sum(&offsets, &topic) >= target).then_some(())
+            (offsets.sum() >= target).then_some(())
         })
         .await;
         r.kill9();
     }
 
     let mut r = Rampart::spawn(&cfg, port, &log);
+    faults::until("ready after the last restart", PHASE, || async {
+        faults::ready(port).await.filter(|(ok, _)| *ok)
+    })
+    .await;
     common::eventually("every record committed after the last restart", PHASE, || {
         assert!(r.exited().is_none(), "rampart exited:\n{}", r.log_text());
-        (committed_sum(&offsets, &topic) >= n as i64).then_some(())
+        (offsets.sum() >= n as i64).then_some(())
     })
     .await;
     common::eventually("every alert and revocation delivered", PHASE, || {
@@ -134,8 +118,9 @@ async fn ten_kill_9s_in_a_100k_run_lose_no_record_and_repeat_no_alert_or_revocat
             "{b} still exists"
         );
     }
+    let found = r.log_text().matches("an unconfirmed post reached Slack").count();
     let figures = format!(
-        "faults: kills={kills} produced={} processed={} dead_lettered={} lost={} redelivered={} slack_alerts={} slack_duplicates={} revocations={} duplicate_revocations={} wall={:.0}s",
+        "faults: kills={kills} produced={} processed={} dead_lettered={} lost={} redelivered={} slack_alerts={} slack_duplicates={} slack_unconfirmed_found={found} slack_lookups={} revocations={} duplicate_revocations={} wall={:.0}s",
         produced.len(),
         l.processed.len(),
         l.dead_lettered.len(),
@@ -143,6 +128,7 @@ async fn ten_kill_9s_in_a_100k_run_lose_no_record_and_repeat_no_alert_or_revocat
         l.redelivered,
         posted.len(),
         duplicates.len(),
+        slack.to("conversations.history").len() + slack.to("conversations.replies").len(),
         deleted.len(),
         twice.len(),
         started.elapsed().as_secs_f64(),

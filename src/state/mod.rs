@@ -92,6 +92,11 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     fn flush(&self) -> Result<(), StateError>;
     /// Bytes the store occupies on disk (0 for the in-memory store).
     fn size_on_disk(&self) -> Result<u64, StateError>;
+    /// Why the store cannot make writes durable — a write or flush failed (disk full, read-only,
+    /// I/O error) and none has succeeded since — for readiness; `None` while it works.
+    fn failure(&self) -> Option<String> {
+        None
+    }
     /// Applies writes in order.
     fn apply(&self, ops: &[Op]) -> Result<(), StateError> {
         for op in ops {

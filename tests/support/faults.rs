@@ -282,3 +282,112 @@ pub fn kafka_yaml(brokers: &str, group: &str, topic: &str) -> String {
         "kafka:\n  brokers: {brokers}\nsources:\n  kafka:\n    group_id: {group}\n    topics: [{topic}]\n    commit_interval: 100ms\n    lag_interval: 1s\n    drain_timeout: 5s\n    properties:\n      session.timeout.ms: \"6000\"\n      heartbeat.interval.ms: \"500\"\n"
     )
 }
+
+/// A tansu broker of the test's own (memory storage), reached only through a [`super::tcp_proxy::TcpProxy`]:
+/// clients bootstrap at the proxy and tansu advertises the proxy, so every connection goes through it.
+pub struct OwnBroker {
+    child: Child,
+    pub proxy: std::sync::Arc<super::tcp_proxy::TcpProxy>,
+}
+
+impl OwnBroker {
+    pub async fn start(log: &Path) -> Self {
+        let listen = free_port();
+        let upstream: std::net::SocketAddr = format!("127.0.0.1:{listen}").parse().unwrap();
+        let proxy = super::tcp_proxy::TcpProxy::start(upstream);
+        let tansu = std::env::var("HOME")
+            .map(|h| PathBuf::from(h).join(".cargo/bin/tansu"))
+            .ok()
+            .filter(|p| p.exists())
+            .unwrap_or_else(|| PathBuf::from("tansu"));
+        let out = std::fs::File::create(log).unwrap();
+        let child = Command::new(&tansu)
+            .arg("broker")
+            .arg("--listener-url")
+            .arg(format!("tcp://{upstream}"))
+            .arg("--advertised-listener-url")
+            .arg(format!("tcp://{}", proxy.addr))
+            .arg("--storage-engine")
+            .arg("memory://tansu/")
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e} (scripts/deps.sh installs it)", tansu.display()));
+        let b = Self { child, proxy };
+        super::common::eventually("tansu to listen", Duration::from_secs(30), || {
+            std::net::TcpStream::connect(upstream).ok().map(|_| ())
+        })
+        .await;
+        b
+    }
+
+    /// The bootstrap address clients use (the proxy).
+    pub fn brokers(&self) -> String {
+        self.proxy.addr.to_string()
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub async fn create_topic_at(brokers: &str, name: &str, partitions: i32) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    for r in admin
+        .create_topics(
+            [&topic],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .unwrap()
+    {
+        r.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
+    }
+}
+
+/// Reads a group's committed offsets (without joining the group).
+pub struct Offsets {
+    consumer: rdkafka::consumer::BaseConsumer,
+    topic: String,
+    partitions: i32,
+}
+
+impl Offsets {
+    pub fn new(brokers: &str, group: &str, topic: &str, partitions: i32) -> Self {
+        Self {
+            consumer: ClientConfig::new()
+                .set("bootstrap.servers", brokers)
+                .set("group.id", group)
+                .create()
+                .unwrap(),
+            topic: topic.to_owned(),
+            partitions,
+        }
+    }
+
+    /// Committed offsets summed over the partitions: the records behind them (0 when unknown).
+    pub fn sum(&self) -> i64 {
+        use rdkafka::consumer::Consumer;
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for p in 0..self.partitions {
+            tpl.add_partition(&self.topic, p);
+        }
+        self.consumer
+            .committed_offsets(tpl, Duration::from_secs(5))
+            .map(|r| {
+                r.elements()
+                    .iter()
+                    .map(|e| e.offset().to_raw().unwrap_or(0).max(0))
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+}

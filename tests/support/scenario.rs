@@ -1,4 +1,4 @@
-//! The workload of the fault-injection suites: synthetic audit traffic with undecodable records and ClusterRoleBinding grants mixed in, two stateless playbooks (so the expected alerts follow from the input alone, whatever the order or the faults), and how to count what reached the fake Slack and the fake Kubernetes API.
+//! The workload of the fault-injection suites: synthetic audit traffic with undecodable records and ClusterRoleBinding grants mixed in, three stateless playbooks (so the expected alerts follow from the input alone, whatever the order or the faults), and how to count what reached the fake Slack and the fake Kubernetes API.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{HashMap, HashSet};
@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 use super::fake_kube::FakeKube;
 use super::fake_slack::FakeSlack;
 
-/// Verbs the `changes` playbook alerts on.
-const CHANGE_VERBS: [&str; 3] = ["create", "delete", "patch"];
+/// Verbs the `changes` playbook alerts on (lease renewals aside).
+const CHANGE_VERBS: [&str; 4] = ["create", "delete", "patch", "update"];
 
 /// How the `changes` playbook groups its alerts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,20 +72,21 @@ fn grant(obj: &Value, id: &str, at: &str) -> String {
 
 impl Scenario {
     /// `n` records of synthetic traffic (seeded), every `poison_every`-th replaced by bytes that do
-    /// not decode, and `grants` ClusterRoleBinding grants spread evenly through it, each binding
-    /// stored in `kube` as the event shows it (same uid, created at the event's time).
+    /// not decode, and (with `kube`) `grants` ClusterRoleBinding grants spread evenly through it,
+    /// each binding stored in `kube` as the event shows it (same uid, created at the event's time).
     pub fn build(
         n: usize,
         seed: u64,
         poison_every: usize,
         grants: usize,
         grouping: Grouping,
-        kube: &FakeKube,
+        kube: Option<&FakeKube>,
     ) -> Self {
         let mut lines = rampart::synth::Generator::new(seed).lines(n);
         let mut bindings = Vec::new();
         let step = n / (grants + 1);
-        for g in 0..grants {
+        for g in (0..grants).filter(|_| kube.is_some()) {
+            let kube = kube.unwrap();
             let i = step * (g + 1);
             let neighbour: Value = serde_json::from_str(&lines[i]).unwrap();
             let at = neighbour["requestReceivedTimestamp"].as_str().unwrap().to_owned();
@@ -114,8 +115,13 @@ impl Scenario {
             let Ok(v) = serde_json::from_str::<Value>(l) else {
                 continue;
             };
-            if CHANGE_VERBS.contains(&v["verb"].as_str().unwrap_or("")) {
+            let verb = v["verb"].as_str().unwrap_or("");
+            let resource = v["objectRef"]["resource"].as_str().unwrap_or("");
+            if CHANGE_VERBS.contains(&verb) && resource != "leases" {
                 titles.insert(format!("change {}", grouping.key(&v)));
+            }
+            if verb == "patch" && resource == "deployments" {
+                titles.insert(format!("deploy {}", v["auditID"].as_str().unwrap()));
             }
         }
         titles.extend(bindings.iter().map(|b| format!("revoke {b}")));
@@ -127,8 +133,9 @@ impl Scenario {
         }
     }
 
-    /// Writes the two playbooks into `dir`: `changes` (every create/delete/patch, grouped as
-    /// `grouping` says, for the whole run) and `grants` (deletes each `faults-grant-*` binding).
+    /// Writes the three playbooks into `dir`: `changes` (every create/delete/patch/update but lease
+    /// renewals, grouped as `grouping` says, for the whole run), `deploys` (one alert per patch of a
+    /// Deployment: alerts all through the run) and `grants` (deletes each `faults-grant-*` binding).
     pub fn write_playbooks(dir: &Path, grouping: Grouping) {
         std::fs::create_dir_all(dir).unwrap();
         let key = grouping.rhai();
@@ -136,12 +143,22 @@ impl Scenario {
             dir.join("changes.rhai"),
             format!(
                 r#"fn meta() {{ #{{ id: "changes", title: "a change", severity: "medium", dedup_window: "30d",
-                          on: #{{ verbs: ["create", "delete", "patch"] }} }} }}
-fn rule(e) {{ true }}
+                          on: #{{ verbs: ["create", "delete", "patch", "update"] }} }} }}
+fn rule(e) {{ (e.resource ?? "") != "leases" }}
 fn dedup(e) {{ {key} }}
 fn title(e) {{ "«change " + dedup(e) + "»" }}
 "#
             ),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("deploys.rhai"),
+            r#"fn meta() { #{ id: "deploys", title: "a deploy", severity: "low", dedup_window: "30d",
+                          on: #{ verbs: ["patch"], resources: ["deployments"] } } }
+fn rule(e) { true }
+fn dedup(e) { e.audit_id }
+fn title(e) { "«deploy " + e.audit_id + "»" }
+"#,
         )
         .unwrap();
         std::fs::write(
