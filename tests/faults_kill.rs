@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::{brokers, create_topic, unique, Scratch};
-use faults::{env_or, free_port, ledger, produce_fast, Rampart};
+use faults::{env_or, free_port, produce_fast, Rampart};
 use scenario::{Grouping, Scenario};
 
 const PARTITIONS: i32 = 4;
@@ -62,6 +62,7 @@ async fn ten_kill_9s_in_a_100k_run_lose_no_record_and_repeat_no_alert_or_revocat
     )
     .unwrap();
     let log = s.path("rampart.log");
+    let mut l = faults::Ledger::default();
     let offsets = faults::Offsets::new(&brokers(), &group, &topic, PARTITIONS);
 
     // Kill i lands once the group has committed i/(kills+1) of the records: spread over the run.
@@ -74,6 +75,10 @@ async fn ten_kill_9s_in_a_100k_run_lose_no_record_and_repeat_no_alert_or_revocat
         })
         .await;
         r.kill9();
+        // An offset is committed only once its record is durable: every committed record is written.
+        l.update(&s.output(), &s.dead_letters());
+        let uncovered = l.uncovered(&offsets.committed());
+        assert!(uncovered.is_empty(), "kill {k}: committed but never written: {uncovered:?}");
     }
 
     let mut r = Rampart::spawn(&cfg, port, &log);
@@ -97,7 +102,7 @@ async fn ten_kill_9s_in_a_100k_run_lose_no_record_and_repeat_no_alert_or_revocat
     let status = r.term(Duration::from_secs(60)).await;
     assert!(status.success(), "clean stop: {status}\n{}", r.log_text());
 
-    let l = ledger(&s.output(), &s.dead_letters());
+    l.update(&s.output(), &s.dead_letters());
     let lost = l.lost(&produced);
     assert_eq!(l.torn, 0, "torn lines: {:?}", l.first_torn);
     assert!(lost.is_empty(), "records lost: {:?}", &lost[..lost.len().min(20)]);
@@ -133,6 +138,7 @@ async fn ten_kill_9s_in_a_100k_run_lose_no_record_and_repeat_no_alert_or_revocat
         twice.len(),
         started.elapsed().as_secs_f64(),
     );
+    eprintln!("faults_kill: warnings and errors logged:\n{}", r.log_summary());
     eprintln!("{figures}");
     if !duplicates.is_empty() {
         for (ts, ch, body) in slack.messages() {

@@ -54,8 +54,8 @@ pub enum PipelineError {
     },
     #[error("{0}")]
     Respond(String),
-    #[error("shutdown did not finish within {0:?}; unacknowledged events will be re-read")]
-    GraceExceeded(std::time::Duration),
+    #[error("shutdown did not finish within {0:?}; unacknowledged events will be re-read{1}")]
+    GraceExceeded(std::time::Duration, String),
 }
 
 /// Options beyond the config file.
@@ -368,7 +368,16 @@ impl Running {
                 health.set_ready(false);
                 match tokio::time::timeout(grace, &mut drain).await {
                     Ok(r) => r,
-                    Err(_) => Err(PipelineError::GraceExceeded(grace)),
+                    Err(_) => {
+                        // Say what held it up, when something was failing.
+                        let problems = health.problems();
+                        let why = if problems.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (while {})", problems.join("; "))
+                        };
+                        Err(PipelineError::GraceExceeded(grace, why))
+                    }
                 }
             }
         };

@@ -50,8 +50,9 @@ impl SledStore {
         r.map_err(|source| {
             let mut f = self.failure.lock().unwrap_or_else(|e| e.into_inner());
             *f = Some(format!(
-                "cannot write to {}: {source}",
-                self.path.display()
+                "cannot write to {}: {}",
+                self.path.display(),
+                super::describe(&source)
             ));
             io(tree, source)
         })

@@ -78,7 +78,21 @@ impl Rampart {
             .args(["-TERM", &self.pid().to_string()])
             .status()
             .unwrap();
-        super::common::eventually("rampart to exit after SIGTERM", within, || self.exited()).await
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(st) = self.exited() {
+                return st;
+            }
+            if Instant::now() > deadline {
+                let log = self.log_text();
+                let tail: Vec<&str> = log.lines().filter(|l| !l.contains("librdkafka")).collect();
+                panic!(
+                    "rampart did not exit within {within:?} of SIGTERM; its log ends:\n{}",
+                    tail[tail.len().saturating_sub(40)..].join("\n")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// (VmRSS, VmHWM) in KiB: resident memory now and its peak.
@@ -94,6 +108,33 @@ impl Rampart {
         (field("VmRSS:"), field("VmHWM:"))
     }
 
+    /// Warnings and errors in the log (without librdkafka's), grouped with counts: what the faults caused.
+    pub fn log_summary(&self) -> String {
+        let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+        for l in self.log_text().lines() {
+            if !(l.contains("WARN") || l.contains("ERROR")) || l.contains("librdkafka") {
+                continue;
+            }
+            // Drop the timestamp and ANSI colours; keep the message and the error, not ids.
+            let plain: String = strip_ansi(l);
+            let msg = plain.splitn(2, ' ').nth(1).unwrap_or(&plain);
+            let key: String = msg
+                .split_whitespace()
+                .filter(|w| !w.starts_with("delivery=") && !w.starts_with("retry_in=") && !w.starts_with("attempts="))
+                .collect::<Vec<_>>()
+                .join(" ")
+                .chars()
+                .take(160)
+                .collect();
+            *counts.entry(key).or_default() += 1;
+        }
+        counts
+            .iter()
+            .map(|(k, n)| format!("  {n:>6} × {k}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// Everything the process (and earlier ones sharing the log) wrote to stderr.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -107,6 +148,20 @@ impl Drop for Rampart {
             let _ = self.child.wait();
         }
     }
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut esc = false;
+    for c in s.chars() {
+        match (esc, c) {
+            (false, '\u{1b}') => esc = true,
+            (true, 'm') => esc = false,
+            (true, _) => {}
+            (false, c) => out.push(c),
+        }
+    }
+    out
 }
 
 /// GET `path` on the telemetry listener: (status, body), or None when nothing answers.
@@ -215,6 +270,8 @@ pub struct Ledger {
     /// Lines that do not parse (a write torn by a kill), and the first of them (file, start, end).
     pub torn: usize,
     pub first_torn: Option<String>,
+    /// How far each file has been read (complete lines only).
+    read_to: (usize, usize),
 }
 
 #[derive(serde::Deserialize)]
@@ -231,31 +288,69 @@ struct Position {
 /// Reads the output (events as JSON lines) and dead-letter files.
 pub fn ledger(output: &Path, dead_letters: &Path) -> Ledger {
     let mut l = Ledger::default();
-    let out = std::fs::read(output).unwrap_or_default();
-    for line in out.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        match serde_json::from_slice::<OutLine>(line) {
-            Ok(o) => {
-                let at = (o.provenance.partition.unwrap(), o.provenance.offset.unwrap());
-                if !l.processed.insert(at) {
-                    l.redelivered += 1;
-                }
-            }
-            Err(_) => l.tear(output, line),
-        }
-    }
-    let dl = std::fs::read(dead_letters).unwrap_or_default();
-    for line in dl.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        match serde_json::from_slice::<Position>(line) {
-            Ok(p) => {
-                l.dead_lettered.insert((p.partition.unwrap(), p.offset.unwrap()));
-            }
-            Err(_) => l.tear(dead_letters, line),
-        }
-    }
+    l.update(output, dead_letters);
     l
 }
 
+/// The complete lines of `path` from byte `from` on, and where they end.
+fn lines_from(path: &Path, from: usize) -> (Vec<Vec<u8>>, usize) {
+    use std::io::{Read, Seek};
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return (Vec::new(), from);
+    };
+    f.seek(std::io::SeekFrom::Start(from as u64)).unwrap();
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf).unwrap();
+    let complete = buf.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let lines = buf[..complete]
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect();
+    (lines, from + complete)
+}
+
 impl Ledger {
+    /// Reads what was appended to the two files since the last call.
+    pub fn update(&mut self, output: &Path, dead_letters: &Path) {
+        let (out, to) = lines_from(output, self.read_to.0);
+        self.read_to.0 = to;
+        for line in out {
+            match serde_json::from_slice::<OutLine>(&line) {
+                Ok(o) => {
+                    let at = (o.provenance.partition.unwrap(), o.provenance.offset.unwrap());
+                    if !self.processed.insert(at) {
+                        self.redelivered += 1;
+                    }
+                }
+                Err(_) => self.tear(output, &line),
+            }
+        }
+        let (dl, to) = lines_from(dead_letters, self.read_to.1);
+        self.read_to.1 = to;
+        for line in dl {
+            match serde_json::from_slice::<Position>(&line) {
+                Ok(p) => {
+                    self.dead_lettered.insert((p.partition.unwrap(), p.offset.unwrap()));
+                }
+                Err(_) => self.tear(dead_letters, &line),
+            }
+        }
+    }
+
+    /// Records below a committed offset that are neither processed nor dead-lettered (must be none:
+    /// an offset is committed only after its record is durable).
+    pub fn uncovered(&self, committed: &std::collections::HashMap<i32, i64>) -> Vec<(i32, i64)> {
+        let mut v: Vec<(i32, i64)> = committed
+            .iter()
+            .flat_map(|(p, c)| (0..*c).map(move |o| (*p, o)))
+            .filter(|at| !self.processed.contains(at) && !self.dead_lettered.contains(at))
+            .collect();
+        v.sort_unstable();
+        v.truncate(20);
+        v
+    }
+
     fn tear(&mut self, file: &Path, line: &[u8]) {
         self.torn += 1;
         let text = String::from_utf8_lossy(line);
@@ -375,6 +470,11 @@ impl Offsets {
 
     /// Committed offsets summed over the partitions: the records behind them (0 when unknown).
     pub fn sum(&self) -> i64 {
+        self.committed().values().sum()
+    }
+
+    /// The committed offset of each partition (0 when none or unknown).
+    pub fn committed(&self) -> std::collections::HashMap<i32, i64> {
         use rdkafka::consumer::Consumer;
         let mut tpl = rdkafka::TopicPartitionList::new();
         for p in 0..self.partitions {
@@ -385,9 +485,9 @@ impl Offsets {
             .map(|r| {
                 r.elements()
                     .iter()
-                    .map(|e| e.offset().to_raw().unwrap_or(0).max(0))
-                    .sum()
+                    .map(|e| (e.partition(), e.offset().to_raw().unwrap_or(0).max(0)))
+                    .collect()
             })
-            .unwrap_or(0)
+            .unwrap_or_default()
     }
 }

@@ -291,14 +291,19 @@ impl SlackResponder {
                 done.push(format!("already posted to {ch}"));
                 continue;
             }
-            if let Step::Post { thread_ts, .. } = step {
+            if let Step::Post { .. } = step {
                 let unconfirmed = own.as_ref().and_then(|r| r.sending(&ch));
                 if let Some(p) = self.reconcile(d, &ch, unconfirmed).await? {
                     undo.push(json!({"channel": p.channel, "ts": p.ts}));
                     done.push(format!("found the message already posted to {ch}"));
                     continue;
                 }
-                // Durable before the call: a repeat after a crash knows to look first.
+            }
+            if let Err(wait) = self.pacer.wait(&ch, MAX_PACE_WAIT).await {
+                return Err(retry(format!("{ch} is rate limited"), Some(wait)));
+            }
+            if let Step::Post { thread_ts, .. } = step {
+                // Durable before the call: a repeat after a crash or a timeout knows to look first.
                 let sending = Sending {
                     channel: ch.clone(),
                     channel_id: thread_ts
@@ -311,9 +316,6 @@ impl SlackResponder {
                 self.messages
                     .begin_post(&a.id, &d.id, &a.responses, sending)
                     .map_err(|e| state_err(&e))?;
-            }
-            if let Err(wait) = self.pacer.wait(&ch, MAX_PACE_WAIT).await {
-                return Err(retry(format!("{ch} is rate limited"), Some(wait)));
             }
             let mut body = self.body(step, &msg);
             if matches!(step, Step::Post { .. }) {
