@@ -127,6 +127,10 @@ impl Worker {
                 Ok(n) => tracing::info!(expired = n, "approvals expired without a decision"),
                 Err(e) => tracing::error!(error = %e, "cannot expire pending approvals"),
             }
+            // How much work waits (a responder down shows here first); counting is O(n), so not every round.
+            if let Ok(n) = self.stage.outbox().pending() {
+                metrics::gauge!("rampart_outbox_pending").set(n as f64);
+            }
             let queues = self.stage.outbox().responders().unwrap_or_default();
             for q in queues.iter().filter(|q| !configured.contains(q)) {
                 let _ = self.drain(q, &shutdown).await;

@@ -47,8 +47,8 @@ struct St {
     webhook_path: String,
     reqs: Mutex<Vec<Req>>,
     script: Mutex<VecDeque<(String, Behave)>>,
-    /// While set, every request gets this (an outage).
-    outage: Mutex<Option<Behave>>,
+    /// While set, every request gets these, in turn (an outage).
+    outage: Mutex<Option<(Vec<Behave>, usize)>>,
     ts: AtomicU64,
     /// ts → (channel id, latest body).
     messages: Mutex<HashMap<String, (String, Value)>>,
@@ -181,7 +181,12 @@ impl FakeSlack {
 
     /// Every request gets `b` until [`FakeSlack::recover`].
     pub fn outage(&self, b: Behave) {
-        *self.st.outage.lock().unwrap() = Some(b);
+        self.outage_cycle(vec![b]);
+    }
+
+    /// Requests get each of `bs` in turn until [`FakeSlack::recover`].
+    pub fn outage_cycle(&self, bs: Vec<Behave>) {
+        *self.st.outage.lock().unwrap() = Some((bs, 0));
     }
 
     /// The outage is over: requests are served again.
@@ -309,7 +314,11 @@ async fn handle(State(st): State<Arc<St>>, uri: Uri, headers: HeaderMap, body: B
     };
     st.reqs.lock().unwrap().push(req.clone());
     st.arrived.notify_waiters();
-    let scripted = st.outage.lock().unwrap().clone().or_else(|| {
+    let outage = st.outage.lock().unwrap().as_mut().map(|(bs, i)| {
+        *i += 1;
+        bs[(*i - 1) % bs.len()].clone()
+    });
+    let scripted = outage.or_else(|| {
         let mut s = st.script.lock().unwrap();
         let i = s.iter().position(|(p, _)| path.ends_with(p.as_str()));
         i.and_then(|i| s.remove(i)).map(|(_, b)| b)

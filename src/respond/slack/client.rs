@@ -16,6 +16,9 @@ pub enum Failure {
     Retry {
         error: String,
         after: Option<Duration>,
+        /// Sent, but no usable answer came back (a timeout, a dropped connection): Slack may have
+        /// acted on it. False when Slack answered with an error or the request never left.
+        unanswered: bool,
     },
     /// Will not succeed as it is (bad channel, token, payload).
     Fatal(String),
@@ -134,6 +137,8 @@ impl Client {
     }
 
     fn transport(&self, what: &str, e: reqwest::Error) -> Failure {
+        // A connection that never opened carried nothing; anything later may have reached Slack.
+        let connect = e.is_connect();
         let error = if e.is_timeout() {
             format!("{what}: no answer within {:?}", self.timeout)
         } else {
@@ -148,7 +153,11 @@ impl Client {
             }
             format!("{what}: {msg}")
         };
-        Failure::Retry { error, after: None }
+        Failure::Retry {
+            error,
+            after: None,
+            unanswered: !connect,
+        }
     }
 
     /// Sorts a non-2xx HTTP status; 2xx is `None`.
@@ -161,11 +170,13 @@ impl Client {
             Failure::Retry {
                 error: format!("{what}: rate limited (HTTP 429)"),
                 after: Some(crate::respond::retry_after(h).unwrap_or(Duration::from_secs(1))),
+                unanswered: false,
             }
         } else if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
             Failure::Retry {
                 error: format!("{what}: HTTP {}{detail}", status.as_u16()),
                 after: crate::respond::retry_after(h),
+                unanswered: false,
             }
         } else {
             Failure::Fatal(format!(
@@ -219,6 +230,8 @@ impl Client {
         let v: Value = serde_json::from_str(&text).map_err(|_| Failure::Retry {
             error: format!("{method}: the answer is not JSON"),
             after: None,
+            // A success status with a body that does not parse: it may have been done.
+            unanswered: true,
         })?;
         if v["ok"].as_bool() == Some(true) {
             return Ok(v);
@@ -235,6 +248,7 @@ impl Client {
                 } else {
                     None
                 }),
+                unanswered: false,
             });
         }
         Err(Failure::Fatal(format!("{method}: {error}{}", hint(error))))
@@ -384,7 +398,8 @@ mod tests {
             Client::status("x", StatusCode::TOO_MANY_REQUESTS, &h, ""),
             Some(Failure::Retry {
                 error: "x: rate limited (HTTP 429)".into(),
-                after: Some(Duration::from_secs(7))
+                after: Some(Duration::from_secs(7)),
+                unanswered: false,
             })
         );
     }

@@ -346,9 +346,17 @@ impl SlackResponder {
                     });
                 }
                 Ok(None) => done.push(format!("edited the message in {ch}")),
-                Err(Failure::Retry { error, after }) => {
+                Err(Failure::Retry {
+                    error,
+                    after,
+                    unanswered,
+                }) => {
                     if let Some(after) = after {
                         self.pacer.hold(&ch, after);
+                    }
+                    if !unanswered {
+                        // Slack answered with an error (or never got it): not posted, no lookup next time.
+                        self.forget_sending(step, &a.id, &ch);
                     }
                     return Err(retry(error, after));
                 }
@@ -391,7 +399,7 @@ impl SlackResponder {
                 tracing::warn!(delivery = %d.id, channel = ch, reason = %why, "cannot tell whether an unconfirmed post reached Slack; posting again (it may show twice)");
                 Ok(None)
             }
-            Err(Failure::Retry { error, after }) => Err(retry(
+            Err(Failure::Retry { error, after, .. }) => Err(retry(
                 format!("looking for an unconfirmed post in {ch}: {error}"),
                 after,
             )),
@@ -399,7 +407,7 @@ impl SlackResponder {
         }
     }
 
-    /// Drops the record of a post Slack answered with an error (so it certainly did not post it).
+    /// Drops the record of a post Slack answered with an error, or that never left (not posted).
     fn forget_sending(&self, step: &Step, alert_id: &str, ch: &str) {
         if matches!(step, Step::Post { .. }) {
             if let Err(e) = self.messages.cancel_post(alert_id, ch) {
@@ -461,7 +469,7 @@ impl SlackResponder {
                 }
                 Ok(Effect::done("posted to the incoming webhook's channel"))
             }
-            Err(Failure::Retry { error, after }) => {
+            Err(Failure::Retry { error, after, .. }) => {
                 if let Some(after) = after {
                     self.pacer.hold(WEBHOOK, after);
                 }

@@ -47,6 +47,7 @@ pub async fn find(
             .map_err(|e| Failure::Retry {
                 error: format!("slack_channels unreadable: {e}"),
                 after: None,
+                unanswered: false,
             })?,
     };
     let Some(id) = id else {
