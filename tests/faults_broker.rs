@@ -72,33 +72,52 @@ async fn a_broker_gone_for_60s_makes_rampart_not_ready_then_it_resumes_and_loses
     })
     .await;
     // Mid-run: some of the first batch committed, not all of it.
-    common::eventually("a fifth of the records committed", Duration::from_secs(120), || {
-        (offsets.sum() >= (n1 / 5) as i64).then_some(())
-    })
+    common::eventually(
+        "a fifth of the records committed",
+        Duration::from_secs(120),
+        || (offsets.sum() >= (n1 / 5) as i64).then_some(()),
+    )
     .await;
     let committed_at_stop = offsets.sum();
-    assert!(committed_at_stop < n1 as i64, "the outage must start mid-run");
+    assert!(
+        committed_at_stop < n1 as i64,
+        "the outage must start mid-run"
+    );
 
     broker.proxy.down().await;
     let down = Instant::now();
-    let (_, body) = faults::until("not ready after the broker stopped", Duration::from_secs(30), || async {
-        ready(port).await.filter(|(ok, _)| !*ok)
-    })
+    let (_, body) = faults::until(
+        "not ready after the broker stopped",
+        Duration::from_secs(30),
+        || async { ready(port).await.filter(|(ok, _)| !*ok) },
+    )
     .await;
     let not_ready_after = down.elapsed();
     assert!(body.contains("kafka"), "/readyz says why: {body}");
     // The broker stays away for the outage; rampart must stay up and not ready all along.
     while down.elapsed() < outage {
-        assert!(r.exited().is_none(), "rampart exited during the outage:\n{}", r.log_text());
-        let (ok, body) = ready(port).await.expect("telemetry answers during the outage");
-        assert!(!ok, "ready while the broker is down ({:?} in): {body}", down.elapsed());
+        assert!(
+            r.exited().is_none(),
+            "rampart exited during the outage:\n{}",
+            r.log_text()
+        );
+        let (ok, body) = ready(port)
+            .await
+            .expect("telemetry answers during the outage");
+        assert!(
+            !ok,
+            "ready while the broker is down ({:?} in): {body}",
+            down.elapsed()
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     broker.proxy.up();
     let back = Instant::now();
-    faults::until("ready again after the broker returned", Duration::from_secs(90), || async {
-        ready(port).await.filter(|(ok, _)| *ok)
-    })
+    faults::until(
+        "ready again after the broker returned",
+        Duration::from_secs(90),
+        || async { ready(port).await.filter(|(ok, _)| *ok) },
+    )
     .await;
     let ready_after = back.elapsed();
     // New records after the restart are consumed too.
@@ -116,12 +135,19 @@ async fn a_broker_gone_for_60s_makes_rampart_not_ready_then_it_resumes_and_loses
     assert_eq!(l.torn, 0, "torn lines: {:?}", l.first_torn);
     let poison: std::collections::HashSet<(i32, i64)> =
         sc.poison.iter().map(|i| produced[*i]).collect();
-    assert_eq!(l.dead_lettered, poison, "exactly the undecodable records are dead-lettered");
+    assert_eq!(
+        l.dead_lettered, poison,
+        "exactly the undecodable records are dead-lettered"
+    );
     // Alerts: each expected one exactly once in the alerts file, whatever was re-read.
     let mut alerts: HashMap<String, usize> = HashMap::new();
     for a in common::read_jsonl(&s.path("alerts.jsonl")) {
         if a["kind"] == "alert" {
-            let t = a["title"].as_str().unwrap().trim_matches(['«', '»']).to_owned();
+            let t = a["title"]
+                .as_str()
+                .unwrap()
+                .trim_matches(['«', '»'])
+                .to_owned();
             *alerts.entry(t).or_default() += 1;
         }
     }
@@ -139,10 +165,17 @@ async fn a_broker_gone_for_60s_makes_rampart_not_ready_then_it_resumes_and_loses
         ready_after.as_secs_f64(),
         started.elapsed().as_secs_f64(),
     );
-    assert!(lost.is_empty(), "records lost: {:?}", &lost[..lost.len().min(20)]);
+    assert!(
+        lost.is_empty(),
+        "records lost: {:?}",
+        &lost[..lost.len().min(20)]
+    );
     assert_eq!(l.processed.len() + l.dead_lettered.len(), produced.len());
     assert_eq!(
-        alerts.keys().cloned().collect::<std::collections::HashSet<_>>(),
+        alerts
+            .keys()
+            .cloned()
+            .collect::<std::collections::HashSet<_>>(),
         sc.titles.iter().map(|t| t.to_owned()).collect(),
         "every expected alert"
     );

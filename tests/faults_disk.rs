@@ -102,7 +102,8 @@ fn config(s: &Scratch, brokers: &str, group: &str, topic: &str, port: u16, rest:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_state_disk_is_reported_not_ready_acknowledges_nothing_and_a_restart_loses_nothing() {
+async fn a_full_state_disk_is_reported_not_ready_acknowledges_nothing_and_a_restart_loses_nothing()
+{
     let started = Instant::now();
     let n: usize = env_or("FAULTS_DISK_EVENTS", 20_000);
     let s = Scratch::new();
@@ -123,20 +124,27 @@ async fn a_full_state_disk_is_reported_not_ready_acknowledges_nothing_and_a_rest
     let log = s.path("rampart.log");
 
     let mut r = Rampart::spawn(&cfg, port, &log);
-    common::eventually("a quarter of the records committed", Duration::from_secs(120), || {
-        assert!(r.exited().is_none(), "rampart exited:\n{}", r.log_text());
-        (offsets.sum() >= (n / 4) as i64).then_some(())
-    })
+    common::eventually(
+        "a quarter of the records committed",
+        Duration::from_secs(120),
+        || {
+            assert!(r.exited().is_none(), "rampart exited:\n{}", r.log_text());
+            (offsets.sum() >= (n / 4) as i64).then_some(())
+        },
+    )
     .await;
     let (filler, filled) = fill(&s.path("state"));
     let full = Instant::now();
-    let (_, body) = faults::until("not ready once the disk is full", Duration::from_secs(60), || async {
-        ready(port).await.filter(|(ok, _)| !*ok)
-    })
+    let (_, body) = faults::until(
+        "not ready once the disk is full",
+        Duration::from_secs(60),
+        || async { ready(port).await.filter(|(ok, _)| !*ok) },
+    )
     .await;
     let not_ready_after = full.elapsed();
     assert!(
-        body.contains("No space left on device") && body.contains(&s.path("state").display().to_string()),
+        body.contains("No space left on device")
+            && body.contains(&s.path("state").display().to_string()),
         "/readyz names the state directory and the cause: {body}"
     );
     // Nothing is acknowledged while nothing can be made durable: the committed offsets stand still
@@ -148,39 +156,59 @@ async fn a_full_state_disk_is_reported_not_ready_acknowledges_nothing_and_a_rest
     assert!(r.exited().is_none(), "rampart stays up:\n{}", r.log_text());
     let (ok, still) = ready(port).await.unwrap();
     assert!(!ok, "still not ready: {still}");
-    assert_eq!(committed_later, committed_when_full, "acknowledged while the disk was full");
+    assert_eq!(
+        committed_later, committed_when_full,
+        "acknowledged while the disk was full"
+    );
     // Every committed record reached the output or the dead letters (at-least-once held throughout).
     let l = ledger(&s.output(), &s.dead_letters());
     let uncovered = l.uncovered(&offsets.committed());
-    assert!(uncovered.is_empty(), "committed but never written: {uncovered:?}");
+    assert!(
+        uncovered.is_empty(),
+        "committed but never written: {uncovered:?}"
+    );
 
     // Space comes back; sled refuses writes after an I/O error until it is reopened, so rampart
     // is restarted (SIGTERM: it ends with the error, non-zero).
     std::fs::remove_file(&filler).unwrap();
     let status = r.term(Duration::from_secs(60)).await;
     let stderr = r.log_text();
-    assert!(!status.success(), "a run that could not make its work durable ends in error");
+    assert!(
+        !status.success(),
+        "a run that could not make its work durable ends in error"
+    );
     let error_line = stderr
         .lines()
         .rev()
         .find(|l| l.starts_with("error:"))
         .unwrap_or_else(|| panic!("an error line at exit:\n{stderr}"))
         .to_owned();
-    assert!(error_line.contains("No space left on device"), "{error_line}");
+    assert!(
+        error_line.contains("No space left on device"),
+        "{error_line}"
+    );
 
     let mut r = Rampart::spawn(&cfg, port, &log);
-    common::eventually("every record committed after the restart", Duration::from_secs(180), || {
-        assert!(r.exited().is_none(), "rampart exited:\n{}", r.log_text());
-        (offsets.sum() >= n as i64).then_some(())
-    })
+    common::eventually(
+        "every record committed after the restart",
+        Duration::from_secs(180),
+        || {
+            assert!(r.exited().is_none(), "rampart exited:\n{}", r.log_text());
+            (offsets.sum() >= n as i64).then_some(())
+        },
+    )
     .await;
-    common::eventually("every alert and revocation delivered", Duration::from_secs(120), || {
-        let posted = scenario::slack_messages(&slack);
-        let deleted = scenario::deletes(&kube);
-        (sc.titles.iter().all(|t| posted.contains_key(t))
-            && sc.bindings.iter().all(|b| deleted.contains_key(b)))
-        .then_some(())
-    })
+    common::eventually(
+        "every alert and revocation delivered",
+        Duration::from_secs(120),
+        || {
+            let posted = scenario::slack_messages(&slack);
+            let deleted = scenario::deletes(&kube);
+            (sc.titles.iter().all(|t| posted.contains_key(t))
+                && sc.bindings.iter().all(|b| deleted.contains_key(b)))
+            .then_some(())
+        },
+    )
     .await;
     let status = r.term(Duration::from_secs(60)).await;
     assert!(status.success(), "clean stop: {status}\n{}", r.log_text());
@@ -191,7 +219,10 @@ async fn a_full_state_disk_is_reported_not_ready_acknowledges_nothing_and_a_rest
     let duplicates: Vec<_> = posted.iter().filter(|(_, n)| **n > 1).collect();
     let deleted = scenario::deletes(&kube);
     let twice: Vec<_> = deleted.iter().filter(|(_, n)| **n > 1).collect();
-    eprintln!("faults_disk: warnings and errors logged:\n{}", r.log_summary());
+    eprintln!(
+        "faults_disk: warnings and errors logged:\n{}",
+        r.log_summary()
+    );
     eprintln!(
         "faults: disk_full state_tmpfs={size_mib}MiB filler={}MiB produced={} processed={} dead_lettered={} lost={} redelivered={} committed_when_full={committed_when_full} committed_while_full={} not_ready_after={:.1}s exit_error={error_line:?} slack_alerts={} slack_duplicates={} revocations={} duplicate_revocations={} wall={:.0}s",
         filled >> 20,
@@ -209,11 +240,21 @@ async fn a_full_state_disk_is_reported_not_ready_acknowledges_nothing_and_a_rest
         started.elapsed().as_secs_f64(),
     );
     assert_eq!(l2.torn, 0, "torn lines: {:?}", l2.first_torn);
-    assert!(lost.is_empty(), "records lost: {:?}", &lost[..lost.len().min(20)]);
+    assert!(
+        lost.is_empty(),
+        "records lost: {:?}",
+        &lost[..lost.len().min(20)]
+    );
     let poison: HashSet<(i32, i64)> = sc.poison.iter().map(|i| produced[*i]).collect();
     assert_eq!(l2.dead_lettered, poison);
-    assert!(duplicates.is_empty(), "Slack messages repeated: {duplicates:?}");
-    assert!(twice.is_empty(), "bindings deleted more than once: {twice:?}");
+    assert!(
+        duplicates.is_empty(),
+        "Slack messages repeated: {duplicates:?}"
+    );
+    assert!(
+        twice.is_empty(),
+        "bindings deleted more than once: {twice:?}"
+    );
     assert_eq!(
         posted.keys().cloned().collect::<HashSet<_>>(),
         sc.titles,
@@ -222,7 +263,8 @@ async fn a_full_state_disk_is_reported_not_ready_acknowledges_nothing_and_a_rest
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_read_only_state_directory_is_refused_at_start_with_a_clear_error_and_nothing_is_consumed() {
+async fn a_read_only_state_directory_is_refused_at_start_with_a_clear_error_and_nothing_is_consumed(
+) {
     let s = Scratch::new();
     let _state = Tmpfs::mount(&s.path("state"), "ro,size=1m");
     let topic = unique("faults-ro");
@@ -244,7 +286,10 @@ async fn a_read_only_state_directory_is_refused_at_start_with_a_clear_error_and_
             break st;
         }
         ever_ready |= ready(port).await.is_some_and(|(ok, _)| ok);
-        assert!(Instant::now() < deadline, "rampart neither refused nor stopped within 60s");
+        assert!(
+            Instant::now() < deadline,
+            "rampart neither refused nor stopped within 60s"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     };
     let stderr = r.log_text();

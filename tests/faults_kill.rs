@@ -69,16 +69,23 @@ async fn ten_kill_9s_in_a_100k_run_lose_no_record_and_repeat_no_alert_or_revocat
     for k in 1..=kills {
         let mut r = Rampart::spawn(&cfg, port, &log);
         let target = (n * k / (kills + 1)) as i64;
-        common::eventually(&format!("progress to {target} before kill {k}"), PHASE, || {
-            assert!(r.exited().is_none(), "rampart exited:\n{}", r.log_text());
-            (offsets.sum() >= target).then_some(())
-        })
+        common::eventually(
+            &format!("progress to {target} before kill {k}"),
+            PHASE,
+            || {
+                assert!(r.exited().is_none(), "rampart exited:\n{}", r.log_text());
+                (offsets.sum() >= target).then_some(())
+            },
+        )
         .await;
         r.kill9();
         // An offset is committed only once its record is durable: every committed record is written.
         l.update(&s.output(), &s.dead_letters());
         let uncovered = l.uncovered(&offsets.committed());
-        assert!(uncovered.is_empty(), "kill {k}: committed but never written: {uncovered:?}");
+        assert!(
+            uncovered.is_empty(),
+            "kill {k}: committed but never written: {uncovered:?}"
+        );
     }
 
     let mut r = Rampart::spawn(&cfg, port, &log);
@@ -86,10 +93,14 @@ async fn ten_kill_9s_in_a_100k_run_lose_no_record_and_repeat_no_alert_or_revocat
         faults::ready(port).await.filter(|(ok, _)| *ok)
     })
     .await;
-    common::eventually("every record committed after the last restart", PHASE, || {
-        assert!(r.exited().is_none(), "rampart exited:\n{}", r.log_text());
-        (offsets.sum() >= n as i64).then_some(())
-    })
+    common::eventually(
+        "every record committed after the last restart",
+        PHASE,
+        || {
+            assert!(r.exited().is_none(), "rampart exited:\n{}", r.log_text());
+            (offsets.sum() >= n as i64).then_some(())
+        },
+    )
     .await;
     common::eventually("every alert and revocation delivered", PHASE, || {
         let posted = scenario::slack_messages(&slack);
@@ -105,16 +116,26 @@ async fn ten_kill_9s_in_a_100k_run_lose_no_record_and_repeat_no_alert_or_revocat
     l.update(&s.output(), &s.dead_letters());
     let lost = l.lost(&produced);
     assert_eq!(l.torn, 0, "torn lines: {:?}", l.first_torn);
-    assert!(lost.is_empty(), "records lost: {:?}", &lost[..lost.len().min(20)]);
+    assert!(
+        lost.is_empty(),
+        "records lost: {:?}",
+        &lost[..lost.len().min(20)]
+    );
     let poison: std::collections::HashSet<(i32, i64)> =
         sc.poison.iter().map(|i| produced[*i]).collect();
-    assert_eq!(l.dead_lettered, poison, "exactly the undecodable records are dead-lettered");
+    assert_eq!(
+        l.dead_lettered, poison,
+        "exactly the undecodable records are dead-lettered"
+    );
     assert!(l.processed.is_disjoint(&l.dead_lettered));
 
     let posted = scenario::slack_messages(&slack);
     let duplicates: HashMap<&String, &usize> = posted.iter().filter(|(_, n)| **n > 1).collect();
     let unexpected: Vec<&String> = posted.keys().filter(|t| !sc.titles.contains(*t)).collect();
-    assert!(unexpected.is_empty(), "unexpected Slack messages: {unexpected:?}");
+    assert!(
+        unexpected.is_empty(),
+        "unexpected Slack messages: {unexpected:?}"
+    );
     let deleted = scenario::deletes(&kube);
     let twice: Vec<(&String, &usize)> = deleted.iter().filter(|(_, n)| **n > 1).collect();
     for b in &sc.bindings {
@@ -123,7 +144,10 @@ async fn ten_kill_9s_in_a_100k_run_lose_no_record_and_repeat_no_alert_or_revocat
             "{b} still exists"
         );
     }
-    let found = r.log_text().matches("an unconfirmed post reached Slack").count();
+    let found = r
+        .log_text()
+        .matches("an unconfirmed post reached Slack")
+        .count();
     let figures = format!(
         "faults: kills={kills} produced={} processed={} dead_lettered={} lost={} redelivered={} slack_alerts={} slack_duplicates={} slack_unconfirmed_found={found} slack_lookups={} revocations={} duplicate_revocations={} wall={:.0}s",
         produced.len(),
@@ -138,20 +162,40 @@ async fn ten_kill_9s_in_a_100k_run_lose_no_record_and_repeat_no_alert_or_revocat
         twice.len(),
         started.elapsed().as_secs_f64(),
     );
-    eprintln!("faults_kill: warnings and errors logged:\n{}", r.log_summary());
+    eprintln!(
+        "faults_kill: warnings and errors logged:\n{}",
+        r.log_summary()
+    );
     eprintln!("{figures}");
     if !duplicates.is_empty() {
         for (ts, ch, body) in slack.messages() {
             let text = body.to_string();
             if duplicates.keys().any(|t| text.contains(t.as_str())) {
-                let id = text.split("alert `").nth(1).and_then(|r| r.split('`').next());
+                let id = text
+                    .split("alert `")
+                    .nth(1)
+                    .and_then(|r| r.split('`').next());
                 eprintln!("repeated: ts={ts} channel={ch} alert={id:?}");
             }
         }
-        eprintln!("{}", std::fs::read_to_string(&log).unwrap_or_default().lines().filter(|l| !l.contains("librdkafka")).collect::<Vec<_>>().join("\n"));
+        eprintln!(
+            "{}",
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| !l.contains("librdkafka"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
     }
-    assert!(duplicates.is_empty(), "Slack messages repeated: {duplicates:?}");
-    assert!(twice.is_empty(), "bindings deleted more than once: {twice:?}");
+    assert!(
+        duplicates.is_empty(),
+        "Slack messages repeated: {duplicates:?}"
+    );
+    assert!(
+        twice.is_empty(),
+        "bindings deleted more than once: {twice:?}"
+    );
     assert_eq!(
         l.processed.len() + l.dead_lettered.len(),
         produced.len(),

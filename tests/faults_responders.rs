@@ -33,9 +33,16 @@ async fn hold(r: &mut Rampart, d: Duration, what: &str) -> u64 {
     let until = Instant::now() + d;
     let mut peak = 0;
     while Instant::now() < until {
-        assert!(r.exited().is_none(), "rampart exited during {what}:\n{}", r.log_text());
+        assert!(
+            r.exited().is_none(),
+            "rampart exited during {what}:\n{}",
+            r.log_text()
+        );
         let (ok, body) = ready(r.port).await.expect("telemetry answers");
-        assert!(ok, "not ready during {what} (a responder outage must not stop intake): {body}");
+        assert!(
+            ok,
+            "not ready during {what} (a responder outage must not stop intake): {body}"
+        );
         peak = peak.max(r.memory_kib().0);
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
@@ -43,7 +50,8 @@ async fn hold(r: &mut Rampart, d: Duration, what: &str) -> u64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slack_and_kubernetes_failing_then_hanging_for_minutes_delay_but_never_lose_or_repeat_work() {
+async fn slack_and_kubernetes_failing_then_hanging_for_minutes_delay_but_never_lose_or_repeat_work()
+{
     let started = Instant::now();
     let n: usize = env_or("FAULTS_RESPONDER_EVENTS", 30_000);
     let errors = Duration::from_secs(env_or("FAULTS_RESPONDER_ERROR_SECS", 30));
@@ -84,23 +92,42 @@ async fn slack_and_kubernetes_failing_then_hanging_for_minutes_delay_but_never_l
     let baseline = r.memory_kib().0;
     let outage = Instant::now();
     produce_fast(&brokers(), &topic, &sc.lines, PARTITIONS).await;
-    common::eventually("every record committed while the responders are down", Duration::from_secs(180), || {
-        assert!(r.exited().is_none(), "rampart exited:\n{}", r.log_text());
-        (offsets.sum() >= n as i64).then_some(())
-    })
+    common::eventually(
+        "every record committed while the responders are down",
+        Duration::from_secs(180),
+        || {
+            assert!(r.exited().is_none(), "rampart exited:\n{}", r.log_text());
+            (offsets.sum() >= n as i64).then_some(())
+        },
+    )
     .await;
     let consumed_after = outage.elapsed();
     let rss_queued = r.memory_kib().0;
-    let mut peak = hold(&mut r, errors.saturating_sub(consumed_after), "the 5xx/429 outage").await;
-    // Every alert (and every revocation) waits in the outbox; the gauge is refreshed every 5 s.
-    let queued = faults::until("every alert counted in the outbox", Duration::from_secs(15), || async {
-        metric(port, "rampart_outbox_pending")
-            .await
-            .filter(|n| *n as usize >= sc.titles.len() + sc.bindings.len())
-    })
+    let mut peak = hold(
+        &mut r,
+        errors.saturating_sub(consumed_after),
+        "the 5xx/429 outage",
+    )
     .await;
-    assert!(slack.messages().is_empty(), "nothing posted while Slack fails");
-    assert!(scenario::deletes(&kube).is_empty(), "nothing deleted while the API fails");
+    // Every alert (and every revocation) waits in the outbox; the gauge is refreshed every 5 s.
+    let queued = faults::until(
+        "every alert counted in the outbox",
+        Duration::from_secs(15),
+        || async {
+            metric(port, "rampart_outbox_pending")
+                .await
+                .filter(|n| *n as usize >= sc.titles.len() + sc.bindings.len())
+        },
+    )
+    .await;
+    assert!(
+        slack.messages().is_empty(),
+        "nothing posted while Slack fails"
+    );
+    assert!(
+        scenario::deletes(&kube).is_empty(),
+        "nothing deleted while the API fails"
+    );
 
     // Then both hang: connections accepted, never answered.
     slack.outage(Behave::Hang);
@@ -113,21 +140,31 @@ async fn slack_and_kubernetes_failing_then_hanging_for_minutes_delay_but_never_l
     let slack_hung = slack.requests().len() - slack_before;
     let kube_hung = kube.requests().len() - kube_before;
     // Without client timeouts one request would hang for the whole time and nothing follow it.
-    assert!(slack_hung >= 5, "Slack calls during the hang: {slack_hung} (timeouts must end them)");
-    assert!(kube_hung >= 5, "API calls during the hang: {kube_hung} (timeouts must end them)");
+    assert!(
+        slack_hung >= 5,
+        "Slack calls during the hang: {slack_hung} (timeouts must end them)"
+    );
+    assert!(
+        kube_hung >= 5,
+        "API calls during the hang: {kube_hung} (timeouts must end them)"
+    );
     assert!(slack.messages().is_empty() && scenario::deletes(&kube).is_empty());
 
     // Recovery: everything queued goes out, once.
     slack.recover();
     kube.heal();
     let recovered = Instant::now();
-    common::eventually("every alert and revocation delivered after the recovery", Duration::from_secs(240), || {
-        let posted = scenario::slack_messages(&slack);
-        let deleted = scenario::deletes(&kube);
-        (sc.titles.iter().all(|t| posted.contains_key(t))
-            && sc.bindings.iter().all(|b| deleted.contains_key(b)))
-        .then_some(())
-    })
+    common::eventually(
+        "every alert and revocation delivered after the recovery",
+        Duration::from_secs(240),
+        || {
+            let posted = scenario::slack_messages(&slack);
+            let deleted = scenario::deletes(&kube);
+            (sc.titles.iter().all(|t| posted.contains_key(t))
+                && sc.bindings.iter().all(|b| deleted.contains_key(b)))
+            .then_some(())
+        },
+    )
     .await;
     let drained_after = recovered.elapsed();
     let status = r.term(Duration::from_secs(60)).await;
@@ -138,7 +175,10 @@ async fn slack_and_kubernetes_failing_then_hanging_for_minutes_delay_but_never_l
     let deleted = scenario::deletes(&kube);
     let twice: Vec<_> = deleted.iter().filter(|(_, n)| **n > 1).collect();
     let mib = |kib: u64| kib as f64 / 1024.0;
-    eprintln!("faults_responders: warnings and errors logged:\n{}", r.log_summary());
+    eprintln!(
+        "faults_responders: warnings and errors logged:\n{}",
+        r.log_summary()
+    );
     eprintln!(
         "faults: responder_outage={}s(5xx/429)+{}s(hang) produced={n} alerts_queued={queued} slack_calls_during_hang={slack_hung} kube_calls_during_hang={kube_hung} rss_baseline={:.0}MiB rss_all_queued={:.0}MiB rss_peak_outage={:.0}MiB hwm={:.0}MiB delivered_within={:.0}s slack_alerts={} slack_duplicates={} revocations={} duplicate_revocations={} wall={:.0}s",
         errors.as_secs(),
@@ -154,15 +194,24 @@ async fn slack_and_kubernetes_failing_then_hanging_for_minutes_delay_but_never_l
         twice.len(),
         started.elapsed().as_secs_f64(),
     );
-    assert!(duplicates.is_empty(), "Slack messages repeated: {duplicates:?}");
-    assert!(twice.is_empty(), "bindings deleted more than once: {twice:?}");
+    assert!(
+        duplicates.is_empty(),
+        "Slack messages repeated: {duplicates:?}"
+    );
+    assert!(
+        twice.is_empty(),
+        "bindings deleted more than once: {twice:?}"
+    );
     assert_eq!(
         posted.keys().cloned().collect::<HashSet<_>>(),
         sc.titles,
         "every expected alert, nothing else"
     );
     for b in &sc.bindings {
-        assert!(kube.get("ClusterRoleBinding", None, b).is_none(), "{b} still exists");
+        assert!(
+            kube.get("ClusterRoleBinding", None, b).is_none(),
+            "{b} still exists"
+        );
     }
     // Bounded memory: the queued work lives in sled on disk, not in memory. Once everything was
     // queued, two minutes of failing and hanging calls (hundreds of retries, timeouts, lookups)

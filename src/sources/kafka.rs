@@ -16,10 +16,10 @@ use metrics::{counter, gauge};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
-use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::message::{Headers, Message};
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
 use tokio_util::sync::CancellationToken;
 
@@ -333,7 +333,9 @@ impl PollLoop {
                         // Not ready at once; the statistics say when a broker answers again.
                         self.consumer.context().health.set_problem(
                             COMPONENT,
-                            Some("all brokers are down; consumption paused until one answers".into()),
+                            Some(
+                                "all brokers are down; consumption paused until one answers".into(),
+                            ),
                         );
                     }
                     // Broker outages produce a stream of errors; log at most once a second.
@@ -367,8 +369,7 @@ impl PollLoop {
         }
         self.consumer.context().store_advances(&self.consumer);
         match self.consumer.commit_consumer_state(CommitMode::Sync) {
-            Ok(())
-            | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
             Err(e) => tracing::warn!(error = %e, "final offset commit failed"),
         }
         self.consumer.unsubscribe();

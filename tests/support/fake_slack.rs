@@ -295,7 +295,11 @@ fn history(st: &St, replies: bool, query: Option<&str>) -> Response {
         })
         .collect();
     let more = from + page.len() < found.len();
-    let next = if more { (from + page.len()).to_string() } else { String::new() };
+    let next = if more {
+        (from + page.len()).to_string()
+    } else {
+        String::new()
+    };
     axum::Json(json!({"ok": true, "messages": page, "has_more": more,
         "response_metadata": {"next_cursor": next}}))
     .into_response()

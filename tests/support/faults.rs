@@ -117,10 +117,14 @@ impl Rampart {
             }
             // Drop the timestamp and ANSI colours; keep the message and the error, not ids.
             let plain: String = strip_ansi(l);
-            let msg = plain.splitn(2, ' ').nth(1).unwrap_or(&plain);
+            let msg = plain.split_once(' ').map_or(plain.as_str(), |x| x.1);
             let key: String = msg
                 .split_whitespace()
-                .filter(|w| !w.starts_with("delivery=") && !w.starts_with("retry_in=") && !w.starts_with("attempts="))
+                .filter(|w| {
+                    !w.starts_with("delivery=")
+                        && !w.starts_with("retry_in=")
+                        && !w.starts_with("attempts=")
+                })
                 .collect::<Vec<_>>()
                 .join(" ")
                 .chars()
@@ -320,7 +324,10 @@ impl Ledger {
         for line in out {
             match serde_json::from_slice::<OutLine>(&line) {
                 Ok(o) => {
-                    let at = (o.provenance.partition.unwrap(), o.provenance.offset.unwrap());
+                    let at = (
+                        o.provenance.partition.unwrap(),
+                        o.provenance.offset.unwrap(),
+                    );
                     if !self.processed.insert(at) {
                         self.redelivered += 1;
                     }
@@ -333,7 +340,8 @@ impl Ledger {
         for line in dl {
             match serde_json::from_slice::<Position>(&line) {
                 Ok(p) => {
-                    self.dead_lettered.insert((p.partition.unwrap(), p.offset.unwrap()));
+                    self.dead_lettered
+                        .insert((p.partition.unwrap(), p.offset.unwrap()));
                 }
                 Err(_) => self.tear(dead_letters, &line),
             }
@@ -357,7 +365,14 @@ impl Ledger {
         self.torn += 1;
         let text = String::from_utf8_lossy(line);
         let head: String = text.chars().take(120).collect();
-        let tail: String = text.chars().rev().take(120).collect::<Vec<_>>().into_iter().rev().collect();
+        let tail: String = text
+            .chars()
+            .rev()
+            .take(120)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
         self.first_torn.get_or_insert_with(|| {
             format!("{} ({} bytes): {head} … {tail}", file.display(), line.len())
         });
@@ -409,7 +424,12 @@ impl OwnBroker {
             .stdout(out.try_clone().unwrap())
             .stderr(out)
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e} (scripts/deps.sh installs it)", tansu.display()));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {}: {e} (scripts/deps.sh installs it)",
+                    tansu.display()
+                )
+            });
         let b = Self { child, proxy };
         super::common::eventually("tansu to listen", Duration::from_secs(30), || {
             std::net::TcpStream::connect(upstream).ok().map(|_| ())

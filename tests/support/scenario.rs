@@ -89,7 +89,10 @@ impl Scenario {
             let kube = kube.unwrap();
             let i = step * (g + 1);
             let neighbour: Value = serde_json::from_str(&lines[i]).unwrap();
-            let at = neighbour["requestReceivedTimestamp"].as_str().unwrap().to_owned();
+            let at = neighbour["requestReceivedTimestamp"]
+                .as_str()
+                .unwrap()
+                .to_owned();
             let name = format!("faults-grant-{g}");
             let obj = kube.put(json!({
                 "kind": "ClusterRoleBinding",

@@ -216,9 +216,9 @@ impl Client {
     }
 
     fn token(&self, method: &str) -> Result<&Secret, Failure> {
-        self.token.as_ref().ok_or_else(|| {
-            Failure::Fatal(format!("{method} needs respond.slack.bot_token"))
-        })
+        self.token
+            .as_ref()
+            .ok_or_else(|| Failure::Fatal(format!("{method} needs respond.slack.bot_token")))
     }
 
     async fn answer(&self, method: &str, resp: reqwest::Response) -> Result<Value, Failure> {

@@ -163,7 +163,9 @@ impl Messages {
     /// The id of a channel routed by name, as Slack's answers told (ids are their own).
     pub fn channel_id(&self, channel: &str) -> Result<Option<String>, StateError> {
         let is_id = channel.starts_with(['C', 'G', 'D'])
-            && channel.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+            && channel
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
         if is_id {
             return Ok(Some(channel.to_owned()));
         }
