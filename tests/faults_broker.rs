@@ -152,7 +152,7 @@ async fn a_broker_gone_for_60s_makes_rampart_not_ready_then_it_resumes_and_loses
         }
     }
     let duplicates = alerts.values().filter(|n| **n > 1).count();
-    eprintln!(
+    faults::report(&format!(
         "faults: broker_outage={}s produced={} processed={} dead_lettered={} lost={} redelivered={} alerts={} alert_duplicates={duplicates} committed_at_stop={committed_at_stop} not_ready_after={:.1}s ready_after_return={:.1}s wall={:.0}s",
         outage.as_secs(),
         produced.len(),
@@ -164,7 +164,7 @@ async fn a_broker_gone_for_60s_makes_rampart_not_ready_then_it_resumes_and_loses
         not_ready_after.as_secs_f64(),
         ready_after.as_secs_f64(),
         started.elapsed().as_secs_f64(),
-    );
+    ));
     assert!(
         lost.is_empty(),
         "records lost: {:?}",

@@ -223,7 +223,7 @@ async fn a_full_state_disk_is_reported_not_ready_acknowledges_nothing_and_a_rest
         "faults_disk: warnings and errors logged:\n{}",
         r.log_summary()
     );
-    eprintln!(
+    faults::report(&format!(
         "faults: disk_full state_tmpfs={size_mib}MiB filler={}MiB produced={} processed={} dead_lettered={} lost={} redelivered={} committed_when_full={committed_when_full} committed_while_full={} not_ready_after={:.1}s exit_error={error_line:?} slack_alerts={} slack_duplicates={} revocations={} duplicate_revocations={} wall={:.0}s",
         filled >> 20,
         produced.len(),
@@ -238,7 +238,7 @@ async fn a_full_state_disk_is_reported_not_ready_acknowledges_nothing_and_a_rest
         deleted.len(),
         twice.len(),
         started.elapsed().as_secs_f64(),
-    );
+    ));
     assert_eq!(l2.torn, 0, "torn lines: {:?}", l2.first_torn);
     assert!(
         lost.is_empty(),
@@ -300,11 +300,11 @@ async fn a_read_only_state_directory_is_refused_at_start_with_a_clear_error_and_
         .unwrap_or_else(|| panic!("an error line:\n{stderr}"))
         .to_owned();
     let committed = offsets.sum();
-    eprintln!(
+    faults::report(&format!(
         "faults: read_only_state exit_code={:?} after={:.1}s ever_ready={ever_ready} committed={committed} error={error_line:?}",
         status.code(),
         started.elapsed().as_secs_f64(),
-    );
+    ));
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(!ever_ready, "ready with a read-only state directory");
     assert!(

@@ -166,7 +166,7 @@ async fn ten_kill_9s_in_a_100k_run_lose_no_record_and_repeat_no_alert_or_revocat
         "faults_kill: warnings and errors logged:\n{}",
         r.log_summary()
     );
-    eprintln!("{figures}");
+    faults::report(&figures);
     if !duplicates.is_empty() {
         for (ts, ch, body) in slack.messages() {
             let text = body.to_string();

@@ -179,7 +179,7 @@ async fn slack_and_kubernetes_failing_then_hanging_for_minutes_delay_but_never_l
         "faults_responders: warnings and errors logged:\n{}",
         r.log_summary()
     );
-    eprintln!(
+    faults::report(&format!(
         "faults: responder_outage={}s(5xx/429)+{}s(hang) produced={n} alerts_queued={queued} slack_calls_during_hang={slack_hung} kube_calls_during_hang={kube_hung} rss_baseline={:.0}MiB rss_all_queued={:.0}MiB rss_peak_outage={:.0}MiB hwm={:.0}MiB delivered_within={:.0}s slack_alerts={} slack_duplicates={} revocations={} duplicate_revocations={} wall={:.0}s",
         errors.as_secs(),
         hang.as_secs(),
@@ -193,7 +193,7 @@ async fn slack_and_kubernetes_failing_then_hanging_for_minutes_delay_but_never_l
         deleted.len(),
         twice.len(),
         started.elapsed().as_secs_f64(),
-    );
+    ));
     assert!(
         duplicates.is_empty(),
         "Slack messages repeated: {duplicates:?}"

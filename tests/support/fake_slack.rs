@@ -38,6 +38,8 @@ pub enum Behave {
     Unavailable,
     /// Never answers.
     Hang,
+    /// Does the work (posts the message), then never answers: the answer is lost on the way.
+    Lost,
     /// HTTP 200 `{"ok": false, "error": ...}` (or, for webhooks, that HTTP status and code).
     Error(u16, &'static str),
 }
@@ -345,8 +347,17 @@ async fn handle(State(st): State<Arc<St>>, uri: Uri, headers: HeaderMap, body: B
             return (StatusCode::from_u16(status).unwrap(), code).into_response()
         }
         Some(Behave::Error(_, code)) => return ok_false(code),
+        Some(Behave::Lost) => {
+            drop(serve(&st, &uri, &path, &req, webhook));
+            std::future::pending::<()>().await
+        }
         None => {}
     }
+    serve(&st, &uri, &path, &req, webhook)
+}
+
+/// The normal answer to a request.
+fn serve(st: &St, uri: &Uri, path: &str, req: &Req, webhook: bool) -> Response {
     if webhook {
         if let Some(e) = limits_broken(&req.body) {
             return (StatusCode::BAD_REQUEST, format!("invalid_blocks {e}")).into_response();
@@ -366,7 +377,7 @@ async fn handle(State(st): State<Arc<St>>, uri: Uri, headers: HeaderMap, body: B
         return ok_false("invalid_blocks");
     }
     let b = &req.body;
-    match path.as_str() {
+    match path {
         "/api/chat.postMessage" => {
             let ch = b["channel"].as_str().unwrap_or_default();
             if ch == "#missing" {
@@ -405,8 +416,8 @@ async fn handle(State(st): State<Arc<St>>, uri: Uri, headers: HeaderMap, body: B
                 _ => ok_false("message_not_found"),
             }
         }
-        "/api/conversations.history" => history(&st, false, uri.query()),
-        "/api/conversations.replies" => history(&st, true, uri.query()),
+        "/api/conversations.history" => history(st, false, uri.query()),
+        "/api/conversations.replies" => history(st, true, uri.query()),
         _ => ok_false("unknown_method"),
     }
 }

@@ -18,6 +18,13 @@ pub fn env_or<T: FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
+/// Prints a suite's figures (`faults: …`) straight to stderr: the test harness captures only
+/// `print!`/`eprint!`, so the line shows in every run (CI's log included), `--nocapture` or not.
+pub fn report(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
 /// A free loopback port (for the telemetry listener, which must keep its port across restarts).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
