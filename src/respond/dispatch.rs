@@ -127,8 +127,10 @@ impl Worker {
                 Ok(n) => tracing::info!(expired = n, "approvals expired without a decision"),
                 Err(e) => tracing::error!(error = %e, "cannot expire pending approvals"),
             }
-            // How much work waits (a responder down shows here first); counting is O(n), so not every round.
-            if let Ok(n) = self.stage.outbox().pending() {
+            // How much work waits (a responder down shows here first); counting is O(n), so not
+            // every round, and not on the runtime's workers.
+            let outbox = self.stage.outbox().clone();
+            if let Ok(Ok(n)) = tokio::task::spawn_blocking(move || outbox.pending()).await {
                 metrics::gauge!("rampart_outbox_pending").set(n as f64);
             }
             let queues = self.stage.outbox().responders().unwrap_or_default();

@@ -104,6 +104,10 @@ async fn api(
 
 /// Binds the telemetry listener and serves it, with `extra` routes (e.g. Slack's
 /// interactivity endpoint), until `shutdown` fires. Returns the bound address.
+///
+/// It runs on a thread of its own (a small runtime of its own), so that `/healthz`, `/readyz` and
+/// `/metrics` answer even when the pipeline's runtime is saturated or stuck on a failing disk:
+/// the probes must be able to say "not ready" exactly then.
 pub async fn serve(
     addr: SocketAddr,
     health: Arc<Health>,
@@ -136,15 +140,27 @@ pub async fn serve(
         Some(r) => app.merge(r),
         None => app,
     };
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;
-    let task = tokio::spawn(async move {
-        let res = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await;
-        if let Err(e) = res {
-            tracing::warn!(error = %e, "telemetry server stopped");
-        }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .thread_name("telemetry")
+        .build()?;
+    let task = tokio::task::spawn_blocking(move || {
+        rt.block_on(async move {
+            let res = match tokio::net::TcpListener::from_std(listener) {
+                Ok(listener) => {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = res {
+                tracing::warn!(error = %e, "telemetry server stopped");
+            }
+        });
     });
     Ok((local, task))
 }
