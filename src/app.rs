@@ -51,15 +51,32 @@ impl AppError {
 }
 
 /// Cancels `token` on the first SIGINT/SIGTERM; exits at once on the second.
+///
+/// Signals are awaited on a thread of their own (with its own small runtime), so that they are
+/// heard even when the pipeline's runtime is saturated or stuck (a store blocking on a failing disk).
 pub fn spawn_signal_handler(token: CancellationToken) {
-    tokio::spawn(async move {
+    let listen = async move {
         wait_signal().await;
         tracing::info!("shutdown requested: draining (signal again to quit at once)");
         token.cancel();
         wait_signal().await;
         tracing::warn!("second signal: quitting without draining");
         std::process::exit(130);
-    });
+    };
+    let spawned = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt.block_on(listen),
+                Err(e) => tracing::error!(error = %e, "cannot listen for signals"),
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot listen for signals");
+    }
 }
 
 async fn wait_signal() {

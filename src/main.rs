@@ -98,6 +98,9 @@ fn main() -> ExitCode {
             } => app::generate(*count, *seed, *event_list, *wide),
         }
     });
+    // A task stuck past the grace period (a blocking write to a failing disk) must not keep the
+    // process from exiting: dropping the runtime would wait for it forever.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(AppError::TestsFailed(report)) => {

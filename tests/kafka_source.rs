@@ -117,6 +117,7 @@ fn start_source(
         resolver,
         Router::new(vec![tx]),
         16,
+        Default::default(),
         shutdown.clone(),
     )
     .unwrap();

@@ -54,8 +54,8 @@ pub enum PipelineError {
     },
     #[error("{0}")]
     Respond(String),
-    #[error("shutdown did not finish within {0:?}; unacknowledged events will be re-read")]
-    GraceExceeded(std::time::Duration),
+    #[error("shutdown did not finish within {0:?}; unacknowledged events will be re-read{1}")]
+    GraceExceeded(std::time::Duration, String),
 }
 
 /// Options beyond the config file.
@@ -216,8 +216,13 @@ pub async fn start(
     let (out_tx, out_rx) = mpsc::channel::<Vec<OutputItem>>(cap);
     let output_stats = stats.clone();
     let output_state = state.clone();
+    let stall = Stall {
+        health: health.clone(),
+        shutdown: shutdown.clone(),
+        runtime: tokio::runtime::Handle::current(),
+    };
     let output = tokio::task::spawn_blocking(move || {
-        output_loop(out_rx, output, &output_state, &output_stats)
+        output_loop(out_rx, output, &output_state, &output_stats, &stall)
     });
     let mut senders = Vec::with_capacity(cfg.pipeline.workers);
     let mut workers = Vec::with_capacity(cfg.pipeline.workers);
@@ -269,6 +274,7 @@ pub async fn start(
             resolver.clone(),
             router.clone(),
             cfg.pipeline.batch_size,
+            health.clone(),
             shutdown.clone(),
         )?;
         sources.push(SourceTask::Kafka(src));
@@ -362,7 +368,16 @@ impl Running {
                 health.set_ready(false);
                 match tokio::time::timeout(grace, &mut drain).await {
                     Ok(r) => r,
-                    Err(_) => Err(PipelineError::GraceExceeded(grace)),
+                    Err(_) => {
+                        // Say what held it up, when something was failing.
+                        let problems = health.problems();
+                        let why = if problems.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (while {})", problems.join("; "))
+                        };
+                        Err(PipelineError::GraceExceeded(grace, why))
+                    }
                 }
             }
         };
@@ -456,63 +471,109 @@ async fn build_responders(
     Ok((out, interactions))
 }
 
+/// How the output stage waits out a failure: reported as not ready, retried with backoff until it
+/// works again or shutdown begins.
+struct Stall {
+    health: Arc<Health>,
+    shutdown: CancellationToken,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Stall {
+    /// Waits `d`; false when shutdown began meanwhile.
+    fn wait(&self, d: std::time::Duration) -> bool {
+        self.runtime.block_on(async {
+            tokio::select! {
+                () = self.shutdown.cancelled() => false,
+                () = tokio::time::sleep(d) => true,
+            }
+        })
+    }
+}
+
 /// The state and output stages on their own thread: judge verdicts into the outbox,
 /// write events, make both durable, then acknowledge in batches.
+///
+/// When that fails (disk full, a read-only state directory, the events topic unreachable) the
+/// batch is retried with backoff — a replayed event raises nothing twice — while rampart reports
+/// not ready and takes no new work (the sources pause behind the full channels); nothing is
+/// acknowledged that is not durable. At shutdown a batch still failing is dropped unacknowledged
+/// (it is read again after a restart) and the run ends with the error.
 fn output_loop(
     mut rx: mpsc::Receiver<Vec<OutputItem>>,
     mut out: Output,
     state: &StateStage,
     stats: &PipelineStats,
+    stall: &Stall,
+) -> Result<Outcome, OutputError> {
+    const BATCH: usize = 1024;
+    let mut outcome = Outcome::default();
+    let acked = crate::telemetry::acked_counter();
+    while let Some(mut items) = rx.blocking_recv() {
+        while items.len() < BATCH {
+            match rx.try_recv() {
+                Ok(more) => items.extend(more),
+                Err(_) => break,
+            }
+        }
+        let mut backoff = std::time::Duration::from_millis(100);
+        loop {
+            match write_durably(&items, &mut out, state) {
+                Ok(o) => {
+                    outcome += o;
+                    stall.health.set_problem("pipeline", None);
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, retry_in = ?backoff, "cannot make events durable; they stay unacknowledged and intake is paused");
+                    stall.health.set_problem(
+                        "pipeline",
+                        Some(format!(
+                            "{e}; intake paused, nothing acknowledged until this works again"
+                        )),
+                    );
+                    if !stall.wait(backoff) {
+                        // Unacknowledged, so read again after a restart; what is queued behind too.
+                        drop(items);
+                        while rx.blocking_recv().is_some() {}
+                        return Err(e);
+                    }
+                    backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+                }
+            }
+        }
+        let n = items.len() as u64;
+        let events: u64 = items.iter().map(|i| i.events.len() as u64).sum();
+        for item in items {
+            item.ack.ack();
+        }
+        PipelineStats::add(&stats.output_events, events);
+        PipelineStats::add(&stats.acked_records, n);
+        acked.increment(n);
+    }
+    Ok(outcome)
+}
+
+/// Judges and writes every event of `items`, then makes the state and the output durable.
+fn write_durably(
+    items: &[OutputItem],
+    out: &mut Output,
+    state: &StateStage,
 ) -> Result<Outcome, OutputError> {
     let mut outcome = Outcome::default();
-    const BATCH: usize = 1024;
-    let mut acks = Vec::with_capacity(BATCH);
-    let mut failed = None;
-    let acked = crate::telemetry::acked_counter();
-    while let Some(first) = rx.blocking_recv() {
-        let mut batch = Some(first);
-        while let Some(items) = batch.take() {
-            for OutputItem { events, ack } in items {
-                let judged = events.iter().try_for_each(|ev| {
-                    outcome += state
-                        .process(ev)
-                        .map_err(|e| OutputError::State(e.to_string()))?;
-                    Ok(())
-                });
-                match judged.and_then(|()| events.iter().try_for_each(|ev| out.write(ev))) {
-                    Ok(()) => {
-                        PipelineStats::add(&stats.output_events, events.len() as u64);
-                        acks.push(ack);
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "output write failed; events stay unacknowledged");
-                        failed.get_or_insert(e);
-                    }
-                }
-            }
-            if acks.len() < BATCH {
-                batch = rx.try_recv().ok();
-            }
+    for item in items {
+        for ev in &item.events {
+            outcome += state
+                .process(ev)
+                .map_err(|e| OutputError::State(e.to_string()))?;
         }
-        let durable = state
-            .commit()
-            .map_err(|e| OutputError::State(e.to_string()))
-            .and_then(|()| out.flush());
-        match durable {
-            Ok(()) => {
-                let n = acks.len() as u64;
-                for a in acks.drain(..) {
-                    a.ack();
-                }
-                PipelineStats::add(&stats.acked_records, n);
-                acked.increment(n);
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "state commit or output flush failed; events stay unacknowledged");
-                acks.clear();
-                failed.get_or_insert(e);
-            }
+        for ev in &item.events {
+            out.write(ev)?;
         }
     }
-    failed.map_or(Ok(outcome), Err)
+    state
+        .commit()
+        .map_err(|e| OutputError::State(e.to_string()))?;
+    out.flush()?;
+    Ok(outcome)
 }

@@ -16,7 +16,8 @@ pub enum OutputError {
         #[source]
         source: std::io::Error,
     },
-    #[error("state store: {0}")]
+    /// The state stage failed (its message names the store).
+    #[error("{0}")]
     State(String),
     #[error("cannot produce enriched events to {0}")]
     Kafka(String),

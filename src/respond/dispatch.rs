@@ -66,6 +66,7 @@ pub fn spawn(
                 stage: stage.clone(),
                 responder: Some(r.clone()),
                 settings,
+                unrecorded: Default::default(),
             };
             let name = r.name().to_owned();
             let sd = shutdown.clone();
@@ -76,6 +77,7 @@ pub fn spawn(
         stage,
         responder: None,
         settings,
+        unrecorded: Default::default(),
     };
     tasks.push(tokio::spawn(async move {
         w.run_unconfigured(&names, shutdown).await;
@@ -87,6 +89,9 @@ struct Worker {
     stage: Arc<StateStage>,
     responder: Option<Arc<dyn Responder>>,
     settings: DispatchSettings,
+    /// Outcomes of work already carried out whose journal entry could not be written (the store
+    /// failed): written first, before anything else is delivered, so nothing is done twice.
+    unrecorded: std::sync::Mutex<Vec<(Vec<u8>, JournalEntry, i64)>>,
 }
 
 impl Worker {
@@ -122,6 +127,12 @@ impl Worker {
                 Ok(n) => tracing::info!(expired = n, "approvals expired without a decision"),
                 Err(e) => tracing::error!(error = %e, "cannot expire pending approvals"),
             }
+            // How much work waits (a responder down shows here first); counting is O(n), so not
+            // every round, and not on the runtime's workers.
+            let outbox = self.stage.outbox().clone();
+            if let Ok(Ok(n)) = tokio::task::spawn_blocking(move || outbox.pending()).await {
+                metrics::gauge!("rampart_outbox_pending").set(n as f64);
+            }
             let queues = self.stage.outbox().responders().unwrap_or_default();
             for q in queues.iter().filter(|q| !configured.contains(q)) {
                 let _ = self.drain(q, &shutdown).await;
@@ -147,6 +158,7 @@ impl Worker {
             .responder
             .as_ref()
             .map_or(1, |r| r.concurrency().max(1));
+        self.record_unrecorded()?;
         loop {
             let head = outbox.head(queue, HEAD)?;
             if head.is_empty() {
@@ -276,7 +288,28 @@ impl Worker {
             tracing::error!(responder = queue, delivery = %d.id, detail = %entry.detail, "response failed");
         }
         let expires = self.stage.now().unwrap_or(0) + self.stage.settings().retention;
-        self.stage.outbox().finish(key, &entry, expires)
+        self.stage
+            .outbox()
+            .finish(key, &entry, expires)
+            .inspect_err(|e| {
+                // Done but not journaled: keep the outcome, so that the item is not delivered again.
+                tracing::error!(responder = queue, delivery = %d.id, error = %e, "outcome not journaled; it is kept and written before any further delivery");
+                self.lock_unrecorded().push((key.to_vec(), entry, expires));
+            })
+    }
+
+    fn lock_unrecorded(&self) -> std::sync::MutexGuard<'_, Vec<(Vec<u8>, JournalEntry, i64)>> {
+        self.unrecorded.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes the outcomes held back by a store failure; fails (and delivers nothing) while the store does.
+    fn record_unrecorded(&self) -> Result<(), StateError> {
+        let mut held = self.lock_unrecorded();
+        while let Some((key, entry, expires)) = held.first() {
+            self.stage.outbox().finish(key, entry, *expires)?;
+            held.remove(0);
+        }
+        Ok(())
     }
 
     async fn attempt(&self, r: &dyn Responder, d: &Delivery) -> Result<Effect, Retry> {

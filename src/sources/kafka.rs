@@ -19,12 +19,14 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
 use tokio_util::sync::CancellationToken;
 
 use super::{now_ms, route_key, Ack, Batcher, OffsetTracker, Origin, Record, Router};
 use crate::config::{KafkaConnection, KafkaSourceConfig, StartFrom};
 use crate::event::{ClusterResolver, SourceKind};
+use crate::telemetry::Health;
 
 /// Errors of the Kafka source.
 #[derive(Debug, thiserror::Error)]
@@ -82,11 +84,34 @@ impl Slots {
     }
 }
 
-/// librdkafka callbacks: lag from statistics, drain-and-commit on revocation.
+/// librdkafka callbacks: lag and broker connectivity from statistics, drain-and-commit on revocation.
 struct SourceContext {
     tracker: Arc<OffsetTracker>,
     slots: Mutex<Slots>,
     drain_timeout: Duration,
+    health: Arc<Health>,
+}
+
+/// The readiness component the Kafka source reports under.
+const COMPONENT: &str = "kafka";
+
+/// What keeps the consumer from consuming, as librdkafka's statistics show it: no broker
+/// connection, or no group coordinator. `None` when it is connected and in its group.
+fn connectivity_problem(statistics: &Statistics) -> Option<String> {
+    let connected = statistics
+        .brokers
+        .values()
+        .any(|b| b.state == "UP" || b.state == "UPDATE");
+    if !connected {
+        return Some("no connection to any broker; consumption paused until one answers".into());
+    }
+    match &statistics.cgrp {
+        Some(g) if g.state != "up" => Some(format!(
+            "consumer group coordinator unavailable (state {}); consumption paused",
+            g.state
+        )),
+        _ => None,
+    }
 }
 
 impl SourceContext {
@@ -158,6 +183,8 @@ impl ClientContext for SourceContext {
     }
 
     fn stats(&self, statistics: Statistics) {
+        self.health
+            .set_problem(COMPONENT, connectivity_problem(&statistics));
         for (topic, t) in &statistics.topics {
             for (partition, p) in &t.partitions {
                 if *partition < 0 || p.consumer_lag < 0 {
@@ -193,13 +220,14 @@ pub struct KafkaSource {
 }
 
 impl KafkaSource {
-    /// Creates the consumer, subscribes, and starts the poll thread.
+    /// Creates the consumer, subscribes, and starts the poll thread; broker outages are reported to `health`.
     pub fn start(
         conn: &KafkaConnection,
         cfg: &KafkaSourceConfig,
         resolver: ClusterResolver,
         router: Router,
         batch_size: usize,
+        health: Arc<Health>,
         shutdown: CancellationToken,
     ) -> Result<Self, KafkaSourceError> {
         let tracker = Arc::new(OffsetTracker::default());
@@ -207,6 +235,7 @@ impl KafkaSource {
             tracker: tracker.clone(),
             slots: Mutex::default(),
             drain_timeout: cfg.drain_timeout.get(),
+            health,
         };
         let mut cc = client_config(conn);
         cc.set("group.id", &cfg.group_id)
@@ -300,6 +329,15 @@ impl PollLoop {
                         .is_some_and(|b| b.push(record).is_ok())
                 }
                 Some(Err(e)) => {
+                    if let KafkaError::MessageConsumption(RDKafkaErrorCode::AllBrokersDown) = e {
+                        // Not ready at once; the statistics say when a broker answers again.
+                        self.consumer.context().health.set_problem(
+                            COMPONENT,
+                            Some(
+                                "all brokers are down; consumption paused until one answers".into(),
+                            ),
+                        );
+                    }
                     // Broker outages produce a stream of errors; log at most once a second.
                     if last_error.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
                         tracing::warn!(error = %e, "kafka consumer error");
@@ -331,8 +369,7 @@ impl PollLoop {
         }
         self.consumer.context().store_advances(&self.consumer);
         match self.consumer.commit_consumer_state(CommitMode::Sync) {
-            Ok(())
-            | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
+            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
             Err(e) => tracing::warn!(error = %e, "final offset commit failed"),
         }
         self.consumer.unsubscribe();

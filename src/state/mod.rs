@@ -24,13 +24,13 @@ use std::sync::Mutex;
 /// Errors of a state store.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("cannot open state store at {path}: {source}")]
+    #[error("cannot open state store at {path}: {}", describe(source))]
     Open {
         path: PathBuf,
         #[source]
         source: sled::Error,
     },
-    #[error("state store {tree}: {source}")]
+    #[error("state store {tree}: {}", describe(source))]
     Io {
         tree: String,
         #[source]
@@ -38,6 +38,28 @@ pub enum StateError {
     },
     #[error("state store {tree}: corrupt entry: {message}")]
     Corrupt { tree: String, message: String },
+}
+
+/// A sled error as a person should read it: for I/O errors the operating system's words
+/// ("No space left on device (os error 28)"), which sled's own text buries in a debug dump once
+/// it has stored the error (it clones I/O errors through their `Debug` form).
+pub fn describe(e: &sled::Error) -> String {
+    let sled::Error::Io(io) = e else {
+        return e.to_string();
+    };
+    let text = io.to_string();
+    let code = io.raw_os_error().or_else(|| {
+        text.split("code: ")
+            .nth(1)?
+            .split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
+    });
+    match code {
+        Some(c) => std::io::Error::from_raw_os_error(c).to_string(),
+        None => text,
+    }
 }
 
 /// FNV-1a over `parts`: stable across processes, builds and Rust versions, so
@@ -92,6 +114,11 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     fn flush(&self) -> Result<(), StateError>;
     /// Bytes the store occupies on disk (0 for the in-memory store).
     fn size_on_disk(&self) -> Result<u64, StateError>;
+    /// Why the store cannot make writes durable — a write or flush failed (disk full, read-only,
+    /// I/O error) and none has succeeded since — for readiness; `None` while it works.
+    fn failure(&self) -> Option<String> {
+        None
+    }
     /// Applies writes in order.
     fn apply(&self, ops: &[Op]) -> Result<(), StateError> {
         for op in ops {
@@ -212,6 +239,22 @@ mod tests {
     #[test]
     fn memory_store_keeps_the_contract() {
         contract(&MemoryStore::default());
+    }
+
+    #[test]
+    fn io_errors_read_as_the_operating_system_words_them() {
+        let raw = sled::Error::Io(std::io::Error::from_raw_os_error(28));
+        assert_eq!(describe(&raw), "No space left on device (os error 28)");
+        // What sled hands out after storing an error: the Debug form wrapped again.
+        let cloned = sled::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            format!("{:?}", std::io::Error::from_raw_os_error(28)),
+        ));
+        assert_eq!(describe(&cloned), "No space left on device (os error 28)");
+        assert_eq!(
+            describe(&sled::Error::Unsupported("x".into())),
+            sled::Error::Unsupported("x".into()).to_string()
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The embedded, durable [`StateStore`] on sled.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use super::{Entry, StateError, StateStore};
 
@@ -8,8 +9,12 @@ use super::{Entry, StateError, StateStore};
 #[derive(Debug)]
 pub struct SledStore {
     db: sled::Db,
+    path: PathBuf,
     /// Opened trees: `open_tree` takes a lock and a lookup on every call.
     trees: std::sync::RwLock<std::collections::HashMap<String, sled::Tree>>,
+    /// The last write or flush error, until a flush succeeds (sled refuses every write after an
+    /// I/O error until it is reopened, so in practice until rampart restarts).
+    failure: Mutex<Option<String>>,
 }
 
 /// sled's page cache by default. sled's memory grows beyond it with the number of pages (about
@@ -34,7 +39,22 @@ impl SledStore {
             })?;
         Ok(Self {
             db,
+            path: path.to_owned(),
             trees: Default::default(),
+            failure: Mutex::default(),
+        })
+    }
+
+    /// Remembers a failed write for [`StateStore::failure`].
+    fn failed<T>(&self, tree: &str, r: Result<T, sled::Error>) -> Result<T, StateError> {
+        r.map_err(|source| {
+            let mut f = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+            *f = Some(format!(
+                "cannot write to {}: {}",
+                self.path.display(),
+                super::describe(&source)
+            ));
+            io(tree, source)
         })
     }
 
@@ -47,7 +67,7 @@ impl SledStore {
         {
             return Ok(t.clone());
         }
-        let t = self.db.open_tree(tree).map_err(|source| io(tree, source))?;
+        let t = self.failed(tree, self.db.open_tree(tree))?;
         self.trees
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -69,13 +89,11 @@ impl StateStore for SledStore {
         Ok(v.map(|v| v.to_vec()))
     }
     fn put(&self, tree: &str, key: &[u8], value: &[u8]) -> Result<(), StateError> {
-        self.tree(tree)?
-            .insert(key, value)
-            .map_err(|e| io(tree, e))?;
+        self.failed(tree, self.tree(tree)?.insert(key, value))?;
         Ok(())
     }
     fn delete(&self, tree: &str, key: &[u8]) -> Result<(), StateError> {
-        self.tree(tree)?.remove(key).map_err(|e| io(tree, e))?;
+        self.failed(tree, self.tree(tree)?.remove(key))?;
         Ok(())
     }
     fn range(
@@ -101,10 +119,18 @@ impl StateStore for SledStore {
         Ok(self.tree(tree)?.len())
     }
     fn flush(&self) -> Result<(), StateError> {
-        self.db.flush().map(|_| ()).map_err(|e| io("*", e))
+        self.failed("*", self.db.flush())?;
+        *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        Ok(())
     }
     fn size_on_disk(&self) -> Result<u64, StateError> {
         self.db.size_on_disk().map_err(|e| io("*", e))
+    }
+    fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 

@@ -70,6 +70,10 @@ fn describe() {
         "rampart_kafka_rebalances_total",
         "Partition assignments and revocations."
     );
+    describe_gauge!(
+        "rampart_outbox_pending",
+        "Alerts and actions waiting in the outbox for a responder (refreshed every 5 s)."
+    );
 }
 
 /// Per-source metric handles, created once per worker so the hot path does no lookups.

@@ -16,6 +16,8 @@ use crate::state::outbox::Listing;
 #[derive(Debug, Default)]
 pub struct Health {
     ready: AtomicBool,
+    /// What keeps rampart from doing its work right now, by component (`kafka`, `state`).
+    problems: std::sync::Mutex<std::collections::BTreeMap<&'static str, String>>,
     journal: std::sync::OnceLock<Arc<crate::state::outbox::Outbox>>,
 }
 
@@ -24,8 +26,45 @@ impl Health {
     pub fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::SeqCst);
     }
+    /// Ready: started, not draining, and no component reports a problem.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::SeqCst)
+        self.ready.load(Ordering::SeqCst) && self.problems().is_empty()
+    }
+    /// A component reports what keeps it from working (not ready), or that it works again (`None`).
+    /// Changes are logged once each: a problem as an error, its end as info.
+    pub fn set_problem(&self, component: &'static str, problem: Option<String>) {
+        let mut p = self.lock();
+        match problem {
+            Some(what) => {
+                if p.get(component) != Some(&what) {
+                    tracing::error!(component, problem = %what, "not ready");
+                    p.insert(component, what);
+                }
+            }
+            None => {
+                if p.remove(component).is_some() {
+                    tracing::info!(component, "recovered");
+                }
+            }
+        }
+    }
+    /// The problems reported, as `component: problem` lines; the state store's own failure
+    /// (any writer — pipeline, dispatcher, sweeper — may have met it) counts as one.
+    pub fn problems(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .lock()
+            .iter()
+            .map(|(c, p)| format!("{c}: {p}"))
+            .collect();
+        if let Some(f) = self.journal.get().and_then(|o| o.store().failure()) {
+            v.push(format!(
+                "state: {f}; nothing more is acknowledged (it will be read again) until the store works and rampart is restarted"
+            ));
+        }
+        v
+    }
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<&'static str, String>> {
+        self.problems.lock().unwrap_or_else(|e| e.into_inner())
     }
     /// Serves the journal read-only under `/api/alerts` and `/api/actions` once the state stage is open.
     pub fn set_journal(&self, outbox: Arc<crate::state::outbox::Outbox>) {
@@ -65,6 +104,10 @@ async fn api(
 
 /// Binds the telemetry listener and serves it, with `extra` routes (e.g. Slack's
 /// interactivity endpoint), until `shutdown` fires. Returns the bound address.
+///
+/// It runs on a thread of its own (a small runtime of its own), so that `/healthz`, `/readyz` and
+/// `/metrics` answer even when the pipeline's runtime is saturated or stuck on a failing disk:
+/// the probes must be able to say "not ready" exactly then.
 pub async fn serve(
     addr: SocketAddr,
     health: Arc<Health>,
@@ -100,23 +143,37 @@ pub async fn serve(
     let listener = std::net::TcpListener::bind(addr)?;
     listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;
-    let handle: axum_server::Handle<SocketAddr> = axum_server::Handle::new();
-    let mut server = axum_server::from_tcp(listener)?.handle(handle.clone());
-    // Slack's interactivity endpoint faces the internet: a client that never finishes its
-    // headers is disconnected (axum's and axum-server's default is to wait for ever).
-    server
-        .http_builder()
-        .http1()
-        .header_read_timeout(READ_TIMEOUT);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .thread_name("telemetry")
+        .build()?;
     tracing::info!(addr = %local, "telemetry listening");
-    tokio::spawn(async move {
-        shutdown.cancelled().await;
-        handle.graceful_shutdown(Some(READ_TIMEOUT));
-    });
-    let task = tokio::spawn(async move {
-        if let Err(e) = server.serve(app.into_make_service()).await {
-            tracing::warn!(error = %e, "telemetry server stopped");
-        }
+    let task = tokio::task::spawn_blocking(move || {
+        rt.block_on(async move {
+            // Built inside this runtime, so the socket is driven by it.
+            let server = match axum_server::from_tcp(listener) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "telemetry server stopped");
+                    return;
+                }
+            };
+            let handle: axum_server::Handle<SocketAddr> = axum_server::Handle::new();
+            let mut server = server.handle(handle.clone());
+            // Slack's interactivity endpoint faces the internet: a client that never finishes its
+            // headers is disconnected (axum's and axum-server's default is to wait for ever).
+            server
+                .http_builder()
+                .http1()
+                .header_read_timeout(READ_TIMEOUT);
+            tokio::spawn(async move {
+                shutdown.cancelled().await;
+                handle.graceful_shutdown(Some(READ_TIMEOUT));
+            });
+            if let Err(e) = server.serve(app.into_make_service()).await {
+                tracing::warn!(error = %e, "telemetry server stopped");
+            }
+        });
     });
     Ok((local, task))
 }
@@ -124,10 +181,15 @@ pub async fn serve(
 /// Longest a client of the telemetry listener may take to send its request headers.
 pub const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-async fn readyz(State(h): State<Arc<Health>>) -> (StatusCode, &'static str) {
+/// 200 `ready`, or 503 `not ready` followed by one line per problem reported.
+async fn readyz(State(h): State<Arc<Health>>) -> (StatusCode, String) {
     if h.is_ready() {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+        return (StatusCode::OK, "ready".into());
     }
+    let mut body = String::from("not ready");
+    for p in h.problems() {
+        body.push('\n');
+        body.push_str(&p);
+    }
+    (StatusCode::SERVICE_UNAVAILABLE, body)
 }

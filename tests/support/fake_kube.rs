@@ -242,6 +242,11 @@ current-context: wrong
         self.lock().faults.push((on, fault, times));
     }
 
+    /// Every fault set so far is lifted (an outage ends).
+    pub fn heal(&self) {
+        self.lock().faults.clear();
+    }
+
     /// Before each of the next `n` binding writes, someone else changes the binding (a label), so its resourceVersion moves on.
     pub fn interfere(&self, n: usize) {
         self.lock().interfere = n;

@@ -1,4 +1,4 @@
-//! A local HTTPS server that behaves like Slack for the responder's tests: incoming webhooks, `chat.postMessage`, `chat.update` and `response_url`, bearer-token auth, Slack's message limits, scripted 429 / 5xx / hangs, and a record of every request with its arrival time.
+//! A local HTTPS server that behaves like Slack for the responder's tests: incoming webhooks, `chat.postMessage`, `chat.update`, `conversations.history` / `.replies` (with message metadata) and `response_url`, bearer-token auth, Slack's message limits, scripted 429 / 5xx / hangs (one request at a time, or all of them during an outage), and a record of every request with its arrival time.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{HashMap, VecDeque};
@@ -38,6 +38,8 @@ pub enum Behave {
     Unavailable,
     /// Never answers.
     Hang,
+    /// Does the work (posts the message), then never answers: the answer is lost on the way.
+    Lost,
     /// HTTP 200 `{"ok": false, "error": ...}` (or, for webhooks, that HTTP status and code).
     Error(u16, &'static str),
 }
@@ -47,9 +49,13 @@ struct St {
     webhook_path: String,
     reqs: Mutex<Vec<Req>>,
     script: Mutex<VecDeque<(String, Behave)>>,
+    /// While set, every request gets these, in turn (an outage).
+    outage: Mutex<Option<(Vec<Behave>, usize)>>,
     ts: AtomicU64,
     /// ts → (channel id, latest body).
     messages: Mutex<HashMap<String, (String, Value)>>,
+    /// ts → wall-clock seconds it was posted (the ts itself counts from a fixed base, for stable tests).
+    posted_at: Mutex<HashMap<String, f64>>,
     arrived: tokio::sync::Notify,
 }
 
@@ -131,8 +137,10 @@ impl FakeSlack {
             webhook_path: webhook_path.to_owned(),
             reqs: Mutex::default(),
             script: Mutex::default(),
+            outage: Mutex::default(),
             ts: AtomicU64::new(0),
             messages: Mutex::default(),
+            posted_at: Mutex::default(),
             arrived: tokio::sync::Notify::new(),
         });
         let app = axum::Router::new().fallback(handle).with_state(st.clone());
@@ -171,6 +179,21 @@ impl FakeSlack {
             .lock()
             .unwrap()
             .push_back((path.to_owned(), b));
+    }
+
+    /// Every request gets `b` until [`FakeSlack::recover`].
+    pub fn outage(&self, b: Behave) {
+        self.outage_cycle(vec![b]);
+    }
+
+    /// Requests get each of `bs` in turn until [`FakeSlack::recover`].
+    pub fn outage_cycle(&self, bs: Vec<Behave>) {
+        *self.st.outage.lock().unwrap() = Some((bs, 0));
+    }
+
+    /// The outage is over: requests are served again.
+    pub fn recover(&self) {
+        *self.st.outage.lock().unwrap() = None;
     }
 
     pub fn requests(&self) -> Vec<Req> {
@@ -227,6 +250,63 @@ fn ok_false(error: &str) -> Response {
     axum::Json(json!({"ok": false, "error": error})).into_response()
 }
 
+/// `conversations.history` (top-level messages, newest first) or `.replies` (a thread, oldest
+/// first) of a channel id, from `oldest` on, metadata only when asked for, paged by an offset cursor.
+fn history(st: &St, replies: bool, query: Option<&str>) -> Response {
+    let q: HashMap<String, String> = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect();
+    let Some(channel) = q.get("channel") else {
+        return ok_false("channel_not_found");
+    };
+    let oldest: f64 = q.get("oldest").and_then(|o| o.parse().ok()).unwrap_or(0.0);
+    let posted_at = st.posted_at.lock().unwrap().clone();
+    let limit: usize = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(100);
+    let from: usize = q.get("cursor").and_then(|c| c.parse().ok()).unwrap_or(0);
+    let metadata = q.get("include_all_metadata").is_some_and(|v| v == "true");
+    let thread = q.get("ts");
+    let mut found: Vec<(String, Value)> = st
+        .messages
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(ts, (ch, b))| {
+            let in_thread = match (replies, thread) {
+                (true, Some(t)) => *ts == t || b["thread_ts"].as_str() == Some(t.as_str()),
+                (true, None) => false,
+                (false, _) => b.get("thread_ts").is_none(),
+            };
+            ch == channel && in_thread && posted_at.get(*ts).copied().unwrap_or(0.0) >= oldest
+        })
+        .map(|(ts, (_, b))| (ts.clone(), b.clone()))
+        .collect();
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    if !replies {
+        found.reverse();
+    }
+    let page: Vec<Value> = found
+        .iter()
+        .skip(from)
+        .take(limit)
+        .map(|(ts, b)| {
+            let mut m = json!({"type": "message", "ts": ts, "text": b["text"]});
+            if metadata && b.get("metadata").is_some() {
+                m["metadata"] = b["metadata"].clone();
+            }
+            m
+        })
+        .collect();
+    let more = from + page.len() < found.len();
+    let next = if more {
+        (from + page.len()).to_string()
+    } else {
+        String::new()
+    };
+    axum::Json(json!({"ok": true, "messages": page, "has_more": more,
+        "response_metadata": {"next_cursor": next}}))
+    .into_response()
+}
+
 async fn handle(State(st): State<Arc<St>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let path = uri.path().to_owned();
     let req = Req {
@@ -240,11 +320,15 @@ async fn handle(State(st): State<Arc<St>>, uri: Uri, headers: HeaderMap, body: B
     };
     st.reqs.lock().unwrap().push(req.clone());
     st.arrived.notify_waiters();
-    let scripted = {
+    let outage = st.outage.lock().unwrap().as_mut().map(|(bs, i)| {
+        *i += 1;
+        bs[(*i - 1) % bs.len()].clone()
+    });
+    let scripted = outage.or_else(|| {
         let mut s = st.script.lock().unwrap();
         let i = s.iter().position(|(p, _)| path.ends_with(p.as_str()));
         i.and_then(|i| s.remove(i)).map(|(_, b)| b)
-    };
+    });
     let webhook = path == st.webhook_path;
     match scripted {
         Some(Behave::RateLimit(secs)) => {
@@ -263,8 +347,17 @@ async fn handle(State(st): State<Arc<St>>, uri: Uri, headers: HeaderMap, body: B
             return (StatusCode::from_u16(status).unwrap(), code).into_response()
         }
         Some(Behave::Error(_, code)) => return ok_false(code),
+        Some(Behave::Lost) => {
+            drop(serve(&st, &uri, &path, &req, webhook));
+            std::future::pending::<()>().await
+        }
         None => {}
     }
+    serve(&st, &uri, &path, &req, webhook)
+}
+
+/// The normal answer to a request.
+fn serve(st: &St, uri: &Uri, path: &str, req: &Req, webhook: bool) -> Response {
     if webhook {
         if let Some(e) = limits_broken(&req.body) {
             return (StatusCode::BAD_REQUEST, format!("invalid_blocks {e}")).into_response();
@@ -284,7 +377,7 @@ async fn handle(State(st): State<Arc<St>>, uri: Uri, headers: HeaderMap, body: B
         return ok_false("invalid_blocks");
     }
     let b = &req.body;
-    match path.as_str() {
+    match path {
         "/api/chat.postMessage" => {
             let ch = b["channel"].as_str().unwrap_or_default();
             if ch == "#missing" {
@@ -302,6 +395,11 @@ async fn handle(State(st): State<Arc<St>>, uri: Uri, headers: HeaderMap, body: B
                 .lock()
                 .unwrap()
                 .insert(ts.clone(), (id.clone(), b.clone()));
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs_f64();
+            st.posted_at.lock().unwrap().insert(ts.clone(), now);
             axum::Json(json!({"ok": true, "channel": id, "ts": ts})).into_response()
         }
         "/api/chat.update" => {
@@ -318,6 +416,8 @@ async fn handle(State(st): State<Arc<St>>, uri: Uri, headers: HeaderMap, body: B
                 _ => ok_false("message_not_found"),
             }
         }
+        "/api/conversations.history" => history(st, false, uri.query()),
+        "/api/conversations.replies" => history(st, true, uri.query()),
         _ => ok_false("unknown_method"),
     }
 }

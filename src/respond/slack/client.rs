@@ -16,6 +16,9 @@ pub enum Failure {
     Retry {
         error: String,
         after: Option<Duration>,
+        /// Sent, but no usable answer came back (a timeout, a dropped connection): Slack may have
+        /// acted on it. False when Slack answered with an error or the request never left.
+        unanswered: bool,
     },
     /// Will not succeed as it is (bad channel, token, payload).
     Fatal(String),
@@ -28,6 +31,9 @@ pub struct Posted {
     pub channel: String,
     pub ts: String,
 }
+
+/// Pages of 200 messages a lookup of an unconfirmed post reads before giving up.
+pub const LOOKUP_PAGES: usize = 10;
 
 /// Slack over HTTPS with the configured credentials.
 pub struct Client {
@@ -131,6 +137,8 @@ impl Client {
     }
 
     fn transport(&self, what: &str, e: reqwest::Error) -> Failure {
+        // A connection that never opened carried nothing; anything later may have reached Slack.
+        let connect = e.is_connect();
         let error = if e.is_timeout() {
             format!("{what}: no answer within {:?}", self.timeout)
         } else {
@@ -145,7 +153,11 @@ impl Client {
             }
             format!("{what}: {msg}")
         };
-        Failure::Retry { error, after: None }
+        Failure::Retry {
+            error,
+            after: None,
+            unanswered: !connect,
+        }
     }
 
     /// Sorts a non-2xx HTTP status; 2xx is `None`.
@@ -158,11 +170,13 @@ impl Client {
             Failure::Retry {
                 error: format!("{what}: rate limited (HTTP 429)"),
                 after: Some(crate::respond::retry_after(h).unwrap_or(Duration::from_secs(1))),
+                unanswered: false,
             }
         } else if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
             Failure::Retry {
                 error: format!("{what}: HTTP {}{detail}", status.as_u16()),
                 after: crate::respond::retry_after(h),
+                unanswered: false,
             }
         } else {
             Failure::Fatal(format!(
@@ -173,13 +187,9 @@ impl Client {
         })
     }
 
-    /// One Web API method; the parsed answer when `ok` is true.
+    /// One Web API method (JSON body); the parsed answer when `ok` is true.
     async fn api(&self, method: &str, body: &Value) -> Result<Value, Failure> {
-        let Some(token) = &self.token else {
-            return Err(Failure::Fatal(format!(
-                "{method} needs respond.slack.bot_token"
-            )));
-        };
+        let token = self.token(method)?;
         let resp = self
             .http
             .post(format!("{}/{method}", self.api_url))
@@ -188,6 +198,30 @@ impl Client {
             .send()
             .await
             .map_err(|e| self.transport(method, e))?;
+        self.answer(method, resp).await
+    }
+
+    /// One read method (query parameters); the parsed answer when `ok` is true.
+    async fn api_get(&self, method: &str, query: &[(&str, &str)]) -> Result<Value, Failure> {
+        let token = self.token(method)?;
+        let resp = self
+            .http
+            .get(format!("{}/{method}", self.api_url))
+            .bearer_auth(token.expose())
+            .query(query)
+            .send()
+            .await
+            .map_err(|e| self.transport(method, e))?;
+        self.answer(method, resp).await
+    }
+
+    fn token(&self, method: &str) -> Result<&Secret, Failure> {
+        self.token
+            .as_ref()
+            .ok_or_else(|| Failure::Fatal(format!("{method} needs respond.slack.bot_token")))
+    }
+
+    async fn answer(&self, method: &str, resp: reqwest::Response) -> Result<Value, Failure> {
         let (status, headers) = (resp.status(), resp.headers().clone());
         let text = resp.text().await.map_err(|e| self.transport(method, e))?;
         if let Some(f) = Self::status(method, status, &headers, &text) {
@@ -196,6 +230,8 @@ impl Client {
         let v: Value = serde_json::from_str(&text).map_err(|_| Failure::Retry {
             error: format!("{method}: the answer is not JSON"),
             after: None,
+            // A success status with a body that does not parse: it may have been done.
+            unanswered: true,
         })?;
         if v["ok"].as_bool() == Some(true) {
             return Ok(v);
@@ -212,9 +248,67 @@ impl Client {
                 } else {
                     None
                 }),
+                unanswered: false,
             });
         }
         Err(Failure::Fatal(format!("{method}: {error}{}", hint(error))))
+    }
+
+    /// The message carrying `metadata` `{event_type, event_payload: {alert: alert_id}}` posted to
+    /// `channel_id` (in the thread `thread_ts`, when given) at `oldest_s` or later, if Slack has it:
+    /// `conversations.history` (or `.replies`) with metadata, up to [`LOOKUP_PAGES`] pages.
+    pub async fn find_message(
+        &self,
+        channel_id: &str,
+        thread_ts: Option<&str>,
+        oldest_s: u64,
+        event_type: &str,
+        alert_id: &str,
+    ) -> Result<Option<Posted>, Failure> {
+        let method = if thread_ts.is_some() {
+            "conversations.replies"
+        } else {
+            "conversations.history"
+        };
+        let oldest = format!("{oldest_s}.000000");
+        let mut cursor = String::new();
+        for _ in 0..LOOKUP_PAGES {
+            let mut q = vec![
+                ("channel", channel_id),
+                ("oldest", oldest.as_str()),
+                ("inclusive", "true"),
+                ("include_all_metadata", "true"),
+                ("limit", "200"),
+            ];
+            if let Some(ts) = thread_ts {
+                q.push(("ts", ts));
+            }
+            if !cursor.is_empty() {
+                q.push(("cursor", cursor.as_str()));
+            }
+            let v = self.api_get(method, &q).await?;
+            let found = v["messages"].as_array().into_iter().flatten().find(|m| {
+                m["metadata"]["event_type"] == event_type
+                    && m["metadata"]["event_payload"]["alert"] == alert_id
+            });
+            if let Some(ts) = found.and_then(|m| m["ts"].as_str()) {
+                return Ok(Some(Posted {
+                    channel: channel_id.to_owned(),
+                    ts: ts.to_owned(),
+                }));
+            }
+            cursor = v["response_metadata"]["next_cursor"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            if cursor.is_empty() || v["has_more"].as_bool() == Some(false) {
+                return Ok(None);
+            }
+        }
+        Err(Failure::Fatal(format!(
+            "{method}: more than {} messages since the post began",
+            LOOKUP_PAGES * 200
+        )))
     }
 
     /// `chat.postMessage`.
@@ -304,7 +398,8 @@ mod tests {
             Client::status("x", StatusCode::TOO_MANY_REQUESTS, &h, ""),
             Some(Failure::Retry {
                 error: "x: rate limited (HTTP 429)".into(),
-                after: Some(Duration::from_secs(7))
+                after: Some(Duration::from_secs(7)),
+                unanswered: false,
             })
         );
     }

@@ -5,6 +5,7 @@
 //! - [`blocks`]: the message.
 //! - [`client`]: HTTP calls and how Slack's answers are sorted.
 //! - [`store`]: the `slack_messages` tree (threads, edits and repeats across restarts).
+//! - [`reconcile`]: posts sent but never confirmed are looked up before posting again.
 //! - [`pace`]: one message per channel per interval.
 //! - [`interact`]: the interactivity endpoint for approvals.
 
@@ -13,6 +14,7 @@ pub mod client;
 pub mod config;
 pub mod interact;
 pub mod pace;
+pub mod reconcile;
 pub mod route;
 pub mod store;
 
@@ -30,7 +32,7 @@ use crate::state::StateStore;
 use blocks::{Message, View};
 use client::{Client, Failure};
 use route::Routing;
-use store::{Messages, Post, Record};
+use store::{Messages, Post, Record, Sending};
 
 /// Longest a delivery waits inside one attempt for its channel's turn; beyond, it is retried later.
 const MAX_PACE_WAIT: Duration = Duration::from_secs(10);
@@ -289,10 +291,36 @@ impl SlackResponder {
                 done.push(format!("already posted to {ch}"));
                 continue;
             }
+            if let Step::Post { .. } = step {
+                let unconfirmed = own.as_ref().and_then(|r| r.sending(&ch));
+                if let Some(p) = self.reconcile(d, &ch, unconfirmed).await? {
+                    undo.push(json!({"channel": p.channel, "ts": p.ts}));
+                    done.push(format!("found the message already posted to {ch}"));
+                    continue;
+                }
+            }
             if let Err(wait) = self.pacer.wait(&ch, MAX_PACE_WAIT).await {
                 return Err(retry(format!("{ch} is rate limited"), Some(wait)));
             }
-            let body = self.body(step, &msg);
+            if let Step::Post { thread_ts, .. } = step {
+                // Durable before the call: a repeat after a crash or a timeout knows to look first.
+                let sending = Sending {
+                    channel: ch.clone(),
+                    channel_id: thread_ts
+                        .as_ref()
+                        .map(|_| ch.clone())
+                        .or_else(|| self.messages.channel_id(&ch).ok().flatten()),
+                    thread_ts: thread_ts.clone(),
+                    at_ms: crate::state::model::wall_ms(),
+                };
+                self.messages
+                    .begin_post(&a.id, &d.id, &a.responses, sending)
+                    .map_err(|e| state_err(&e))?;
+            }
+            let mut body = self.body(step, &msg);
+            if matches!(step, Step::Post { .. }) {
+                body["metadata"] = reconcile::metadata(&a.id);
+            }
             let res = match step {
                 Step::Post { .. } => self.client.post_message(&body).await.map(Some),
                 Step::Edit { .. } => self.client.update(&body).await.map(|()| None),
@@ -307,7 +335,7 @@ impl SlackResponder {
                         ts: Some(p.ts),
                     };
                     if let Err(e) = self.messages.add_post(&a.id, &d.id, &a.responses, post) {
-                        // Posted but not remembered: a repeat could post again, threads may miss it.
+                        // Posted but not remembered: a repeat looks it up (the post under way is recorded).
                         tracing::error!(delivery = %d.id, error = %e, "Slack message posted but not recorded");
                     }
                     done.push(match step {
@@ -318,16 +346,74 @@ impl SlackResponder {
                     });
                 }
                 Ok(None) => done.push(format!("edited the message in {ch}")),
-                Err(Failure::Retry { error, after }) => {
+                Err(Failure::Retry {
+                    error,
+                    after,
+                    unanswered,
+                }) => {
                     if let Some(after) = after {
                         self.pacer.hold(&ch, after);
                     }
+                    if !unanswered {
+                        // Slack answered with an error (or never got it): not posted, no lookup next time.
+                        self.forget_sending(step, &a.id, &ch);
+                    }
                     return Err(retry(error, after));
                 }
-                Err(Failure::Fatal(e)) => failed.push(format!("{ch}: {e}")),
+                Err(Failure::Fatal(e)) => {
+                    self.forget_sending(step, &a.id, &ch);
+                    failed.push(format!("{ch}: {e}"));
+                }
             }
         }
         Ok(outcome(done, failed, undo))
+    }
+
+    /// For a post sent earlier but never confirmed: the message when Slack already has it (now
+    /// recorded), None when it must be posted. Cannot tell: posts anyway, and says so.
+    async fn reconcile(
+        &self,
+        d: &Delivery,
+        ch: &str,
+        unconfirmed: Option<&Sending>,
+    ) -> Result<Option<client::Posted>, Retry> {
+        let Some(s) = unconfirmed else {
+            return Ok(None);
+        };
+        let a = &d.alert;
+        match reconcile::find(&self.client, &self.messages, &a.id, s).await {
+            Ok(reconcile::Outcome::Posted(p)) => {
+                tracing::info!(delivery = %d.id, channel = ch, "an unconfirmed post reached Slack; not posting again");
+                let post = Post {
+                    channel: ch.to_owned(),
+                    channel_id: Some(p.channel.clone()),
+                    ts: Some(p.ts.clone()),
+                };
+                self.messages
+                    .add_post(&a.id, &d.id, &a.responses, post)
+                    .map_err(|e| state_err(&e))?;
+                Ok(Some(p))
+            }
+            Ok(reconcile::Outcome::Absent) => Ok(None),
+            Ok(reconcile::Outcome::Unknown(why)) => {
+                tracing::warn!(delivery = %d.id, channel = ch, reason = %why, "cannot tell whether an unconfirmed post reached Slack; posting again (it may show twice)");
+                Ok(None)
+            }
+            Err(Failure::Retry { error, after, .. }) => Err(retry(
+                format!("looking for an unconfirmed post in {ch}: {error}"),
+                after,
+            )),
+            Err(Failure::Fatal(e)) => Err(retry(e, None)),
+        }
+    }
+
+    /// Drops the record of a post Slack answered with an error, or that never left (not posted).
+    fn forget_sending(&self, step: &Step, alert_id: &str, ch: &str) {
+        if matches!(step, Step::Post { .. }) {
+            if let Err(e) = self.messages.cancel_post(alert_id, ch) {
+                tracing::debug!(error = %e, "could not clear a refused post");
+            }
+        }
     }
 
     async fn deliver_webhook(&self, d: &Delivery, dry_run: bool) -> Result<Effect, Retry> {
@@ -383,7 +469,7 @@ impl SlackResponder {
                 }
                 Ok(Effect::done("posted to the incoming webhook's channel"))
             }
-            Err(Failure::Retry { error, after }) => {
+            Err(Failure::Retry { error, after, .. }) => {
                 if let Some(after) = after {
                     self.pacer.hold(WEBHOOK, after);
                 }

@@ -1,6 +1,6 @@
-//! The `slack_messages` tree: which Slack messages each alert became (channel, id, ts), its responses and their decisions — so repeats do not post twice and threads and edits survive restarts.
+//! The `slack_messages` tree: which Slack messages each alert became (channel, id, ts), the posts under way, its responses and their decisions — so repeats do not post twice and threads and edits survive restarts; and `slack_channels`, the channel ids learned from Slack's answers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
@@ -12,6 +12,8 @@ use crate::state::{Op, StateError, StateStore};
 
 /// The tree, keyed by alert id.
 pub const TREE: &str = crate::state::stage::SLACK_MESSAGES;
+/// Channel name (as routed) → channel id, as Slack answered posts; bounded by the channels used.
+pub const CHANNELS: &str = "slack_channels";
 
 /// One posted message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,6 +25,22 @@ pub struct Post {
     pub channel_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ts: Option<String>,
+}
+
+/// A post under way, recorded (durably) before the call: after a crash or a timeout, a repeat
+/// looks for the message in the channel before posting again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sending {
+    /// The channel as the post names it (`#sec-alerts`, or an id for thread replies).
+    pub channel: String,
+    /// The channel's id when known (thread replies name it; Slack's earlier answers taught it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_id: Option<String>,
+    /// The thread the message goes into, when it is a reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_ts: Option<String>,
+    /// Wall-clock milliseconds when the post was first sent.
+    pub at_ms: u64,
 }
 
 /// What one alert became in Slack.
@@ -39,11 +57,17 @@ pub struct Record {
     pub decisions: BTreeMap<String, String>,
     /// Wall-clock milliseconds of the first post.
     pub at_ms: u64,
+    /// Posts sent whose answer is not recorded yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sending: Vec<Sending>,
 }
 
 impl Record {
     pub fn post(&self, channel: &str) -> Option<&Post> {
         self.posts.iter().find(|p| p.channel == channel)
+    }
+    pub fn sending(&self, channel: &str) -> Option<&Sending> {
+        self.sending.iter().find(|s| s.channel == channel)
     }
 }
 
@@ -54,6 +78,8 @@ pub struct Messages {
     lock: Mutex<()>,
     /// Seconds a record is kept (the state's retention): then the sweeper removes it.
     pub(super) retention: i64,
+    /// `slack_channels`, read through.
+    channels: Mutex<HashMap<String, String>>,
 }
 
 fn corrupt(e: &serde_json::Error) -> StateError {
@@ -69,6 +95,7 @@ impl Messages {
             store,
             lock: Mutex::new(()),
             retention: 30 * 86_400,
+            channels: Mutex::default(),
         }
     }
 
@@ -80,6 +107,16 @@ impl Messages {
     }
 
     fn modify(&self, alert_id: &str, f: impl FnOnce(&mut Record)) -> Result<(), StateError> {
+        self.modify_and(alert_id, f, Vec::new())
+    }
+
+    /// Rewrites a record (and applies `more` with it), durably.
+    fn modify_and(
+        &self,
+        alert_id: &str,
+        f: impl FnOnce(&mut Record),
+        more: Vec<Op>,
+    ) -> Result<(), StateError> {
         let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let old = self.get(alert_id)?;
         let new = old.is_none();
@@ -95,8 +132,64 @@ impl Messages {
                 alert_id.as_bytes(),
             ));
         }
+        ops.extend(more);
         self.store.apply(&ops)?;
         self.store.flush()
+    }
+
+    /// Records, durably and before the call, that a message is about to be posted.
+    pub fn begin_post(
+        &self,
+        alert_id: &str,
+        delivery: &str,
+        responses: &[ResponseRequest],
+        sending: Sending,
+    ) -> Result<(), StateError> {
+        self.modify(alert_id, |r| {
+            if r.posts.is_empty() {
+                r.delivery = delivery.to_owned();
+                r.responses = responses.to_vec();
+            }
+            r.sending.retain(|s| s.channel != sending.channel);
+            r.sending.push(sending);
+        })
+    }
+
+    /// Forgets a post under way that Slack certainly refused (rate limited, or an error answer).
+    pub fn cancel_post(&self, alert_id: &str, channel: &str) -> Result<(), StateError> {
+        self.modify(alert_id, |r| r.sending.retain(|s| s.channel != channel))
+    }
+
+    /// The id of a channel routed by name, as Slack's answers told (ids are their own).
+    pub fn channel_id(&self, channel: &str) -> Result<Option<String>, StateError> {
+        let is_id = channel.starts_with(['C', 'G', 'D'])
+            && channel
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+        if is_id {
+            return Ok(Some(channel.to_owned()));
+        }
+        if let Some(id) = self.cached(channel) {
+            return Ok(Some(id));
+        }
+        let id = self
+            .store
+            .get(CHANNELS, channel.as_bytes())?
+            .and_then(|v| String::from_utf8(v).ok());
+        if let Some(id) = &id {
+            self.cache(channel, id);
+        }
+        Ok(id)
+    }
+
+    fn cached(&self, channel: &str) -> Option<String> {
+        let c = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        c.get(channel).cloned()
+    }
+
+    fn cache(&self, channel: &str, id: &str) {
+        let mut c = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        c.insert(channel.to_owned(), id.to_owned());
     }
 
     /// Records a message right after Slack accepted it (durable on return).
@@ -107,15 +200,35 @@ impl Messages {
         responses: &[ResponseRequest],
         post: Post,
     ) -> Result<(), StateError> {
-        self.modify(alert_id, |r| {
-            if r.posts.is_empty() {
-                r.delivery = delivery.to_owned();
-                r.at_ms = wall_ms();
-                r.responses = responses.to_vec();
+        let mut learned = Vec::new();
+        if let Some(id) = &post.channel_id {
+            if self.cached(&post.channel).as_ref() != Some(id) {
+                learned.push(Op::Put(
+                    CHANNELS,
+                    post.channel.as_bytes().to_vec(),
+                    id.as_bytes().to_vec(),
+                ));
             }
-            r.posts.retain(|p| p.channel != post.channel);
-            r.posts.push(post);
-        })
+        }
+        let name_id = post.channel_id.clone().map(|id| (post.channel.clone(), id));
+        self.modify_and(
+            alert_id,
+            |r| {
+                if r.posts.is_empty() {
+                    r.delivery = delivery.to_owned();
+                    r.at_ms = wall_ms();
+                    r.responses = responses.to_vec();
+                }
+                r.sending.retain(|s| s.channel != post.channel);
+                r.posts.retain(|p| p.channel != post.channel);
+                r.posts.push(post);
+            },
+            learned,
+        )?;
+        if let Some((name, id)) = name_id {
+            self.cache(&name, &id);
+        }
+        Ok(())
     }
 
     /// Records a decision's status line, so later edits (count updates) keep showing it.
