@@ -29,14 +29,22 @@ impl SledStore {
 
     /// Opens the store with a page cache of `cache` bytes.
     pub fn open_with_cache(path: &Path, cache: u64) -> Result<Self, StateError> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(cache)
-            .open()
-            .map_err(|source| StateError::Open {
-                path: path.to_owned(),
-                source,
-            })?;
+        let open = || sled::Config::new().path(path).cache_capacity(cache).open();
+        // A store just closed in this process is released by sled's background flusher when it
+        // next wakes (within its 500 ms flush interval); wait for that rather than fail. Another
+        // process holding the store still fails, after the same wait.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        let mut res = open();
+        while matches!(&res, Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock"))
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            res = open();
+        }
+        let db = res.map_err(|source| StateError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
         Ok(Self {
             db,
             path: path.to_owned(),
