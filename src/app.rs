@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config, ConfigError, FileSourceConfig, OutputFormat, Seconds};
 use crate::pipeline::{self, PipelineError, RunOptions, RunReport};
+use crate::telemetry::Health;
 
 /// Errors of a job; the exit code depends on the kind.
 #[derive(Debug, thiserror::Error)]
@@ -50,18 +51,34 @@ impl AppError {
     }
 }
 
-/// Cancels `token` on the first SIGINT/SIGTERM; exits at once on the second.
+/// Cancels `token` on the first SIGINT/SIGTERM; exits at once on the second, or with status 1
+/// when the shutdown has not finished `watchdog` after the first.
 ///
 /// Signals are awaited on a thread of their own (with its own small runtime), so that they are
-/// heard even when the pipeline's runtime is saturated or stuck (a store blocking on a failing disk).
-pub fn spawn_signal_handler(token: CancellationToken) {
+/// heard, and the watchdog fires, even when the pipeline's runtime is saturated or stuck (sled
+/// spinning on a failing disk).
+pub fn spawn_signal_handler(token: CancellationToken, watchdog: Duration, health: Arc<Health>) {
     let listen = async move {
         wait_signal().await;
         tracing::info!("shutdown requested: draining (signal again to quit at once)");
         token.cancel();
-        wait_signal().await;
-        tracing::warn!("second signal: quitting without draining");
-        std::process::exit(130);
+        tokio::select! {
+            () = wait_signal() => {
+                tracing::warn!("second signal: quitting without draining");
+                std::process::exit(130);
+            }
+            () = tokio::time::sleep(watchdog) => {
+                // Everything unacknowledged is read again on start; say so, and what was failing, and go.
+                let problems = health.problems();
+                let why = if problems.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (while {})", problems.join("; "))
+                };
+                eprintln!("error: shutdown did not finish within {watchdog:?}; quitting, unacknowledged events will be re-read{why}");
+                std::process::exit(1);
+            }
+        }
     };
     let spawned = std::thread::Builder::new()
         .name("signals".into())
@@ -101,6 +118,12 @@ async fn wait_signal() {
     }
 }
 
+/// How long a shutdown may take before the process quits anyway: the drain and the responders'
+/// last deliveries each get `pipeline.shutdown_grace`, then a margin for the rest.
+fn watchdog(cfg: &Config) -> Duration {
+    cfg.pipeline.shutdown_grace.get() * 2 + Duration::from_secs(10)
+}
+
 /// `rampart run`: the main job.
 pub async fn run(config_path: &Path, dry_run: bool) -> Result<RunReport, AppError> {
     let cfg = config::load_file(config_path)?;
@@ -108,9 +131,11 @@ pub async fn run(config_path: &Path, dry_run: bool) -> Result<RunReport, AppErro
         tracing::info!("dry-run: responders record what they would do and change nothing");
     }
     let shutdown = CancellationToken::new();
-    spawn_signal_handler(shutdown.clone());
+    let health = Arc::new(Health::default());
+    spawn_signal_handler(shutdown.clone(), watchdog(&cfg), health.clone());
     let opts = RunOptions {
         dry_run,
+        health: Some(health),
         ..RunOptions::default()
     };
     let running = pipeline::start(&cfg, opts, shutdown).await?;
@@ -257,7 +282,8 @@ pub async fn replay(
     let progress = Arc::new(AtomicU64::new(0));
     let bar = progress_bar(total);
     let shutdown = CancellationToken::new();
-    spawn_signal_handler(shutdown.clone());
+    let health = Arc::new(Health::default());
+    spawn_signal_handler(shutdown.clone(), watchdog(&cfg), health.clone());
     let started = Instant::now();
     let running = pipeline::start(
         &cfg,
@@ -266,6 +292,7 @@ pub async fn replay(
             tally: Some(tally.clone()),
             ephemeral_state: true,
             dry_run: true,
+            health: Some(health),
         },
         shutdown,
     )

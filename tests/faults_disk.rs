@@ -102,7 +102,7 @@ fn config(s: &Scratch, brokers: &str, group: &str, topic: &str, port: u16, rest:
     std::fs::write(
         &cfg,
         format!(
-            "{}output:\n  console: off\n  file: {}\ndead_letter:\n  file: {}\nstate:\n  dir: {}\n  risk:\n    threshold: 0\npipeline:\n  shutdown_grace: 20s\nplaybooks:\n  dir: {}\ntelemetry:\n  listen: 127.0.0.1:{port}\n{rest}",
+            "{}output:\n  console: off\n  file: {}\ndead_letter:\n  file: {}\nstate:\n  dir: {}\n  risk:\n    threshold: 0\npipeline:\n  shutdown_grace: 10s\nplaybooks:\n  dir: {}\ntelemetry:\n  listen: 127.0.0.1:{port}\n{rest}",
             faults::kafka_yaml(brokers, group, topic),
             s.output().display(),
             s.dead_letters().display(),

@@ -69,6 +69,8 @@ pub struct RunOptions {
     pub ephemeral_state: bool,
     /// Responders record what they would do instead of doing it (`--dry-run`).
     pub dry_run: bool,
+    /// Readiness to report into (the caller may want to read it, e.g. a shutdown watchdog); a new one when absent.
+    pub health: Option<Arc<Health>>,
 }
 
 /// Counts of one run.
@@ -119,7 +121,7 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> Result<Running, PipelineError> {
     crate::telemetry::install_recorder();
-    let health = Arc::new(Health::default());
+    let health = opts.health.clone().unwrap_or_default();
     let stats = Arc::new(PipelineStats::default());
     let dead_letter = Arc::new(DeadLetter::build(cfg)?);
     let store: Arc<dyn StateStore> = if opts.ephemeral_state {
@@ -383,14 +385,26 @@ impl Running {
         };
         // Deliver what this run raised (bounded): a run over a file ends with its alerts out.
         if !crate::respond::dispatch::drained(&state, &responders, grace).await {
+            // Counted only from a store that works (a failed one can spin on reads).
+            let pending = if state.store_usable() {
+                state.outbox().pending().ok()
+            } else {
+                None
+            };
             tracing::warn!(
-                pending = state.outbox().pending().unwrap_or(0),
+                pending,
                 "responders still have work queued; it stays in the outbox for the next run"
             );
         }
         dispatch_stop.cancel();
-        for d in dispatch {
-            let _ = d.await;
+        // Bounded: a delivery stuck in a failing store must not hold the exit.
+        if tokio::time::timeout(grace, futures::future::join_all(dispatch))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "responders did not stop within the grace period; their work stays in the outbox"
+            );
         }
         shutdown.cancel();
         if let Some(t) = telemetry {
@@ -518,7 +532,15 @@ fn output_loop(
         }
         let mut backoff = std::time::Duration::from_millis(100);
         loop {
-            match write_durably(&items, &mut out, state) {
+            // Once the store has failed, only a working flush lets the batch be tried again.
+            let attempt = if state.store_usable() {
+                write_durably(&items, &mut out, state)
+            } else {
+                Err(OutputError::State(
+                    state.outbox().store().failure().unwrap_or_default(),
+                ))
+            };
+            match attempt {
                 Ok(o) => {
                     outcome += o;
                     stall.health.set_problem("pipeline", None);

@@ -102,7 +102,10 @@ impl Worker {
             tokio::pin!(notified);
             notified.as_mut().enable();
             let mut wait = Duration::from_secs(1);
-            for q in queues {
+            // A failed store (disk full) is left alone until it works again: nothing can be
+            // journaled, so nothing is delivered (readiness reports the failure).
+            let usable = self.stage.store_usable();
+            for q in queues.iter().filter(|_| usable) {
                 match self.drain(q, &shutdown).await {
                     Ok(Some(next)) => wait = wait.min(next),
                     Ok(None) => {}
@@ -122,6 +125,12 @@ impl Worker {
     /// Journals, as skipped, work whose responder is not configured.
     async fn run_unconfigured(&self, configured: &[String], shutdown: CancellationToken) {
         loop {
+            if !self.stage.store_usable() {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_secs(5)) => continue,
+                }
+            }
             match self.stage.outbox().expire_parked(wall_ms()) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(expired = n, "approvals expired without a decision"),
@@ -343,6 +352,10 @@ fn journal_entry(d: &Delivery, e: Effect) -> JournalEntry {
 pub async fn drained(stage: &StateStage, responders: &[String], deadline: Duration) -> bool {
     let until = tokio::time::Instant::now() + deadline;
     loop {
+        if !stage.store_usable() {
+            // Nothing will be delivered (or journaled) until the store works: do not wait for it.
+            return false;
+        }
         let busy = stage
             .outbox()
             .responders()

@@ -462,8 +462,18 @@ impl StateStage {
         Ok(())
     }
 
+    /// False while the store cannot make writes durable (a write or flush failed and a flush now
+    /// still fails): callers then leave it alone instead of reading and writing into the failure —
+    /// sled, after an I/O error, can spin on reads of what it could not write.
+    pub fn store_usable(&self) -> bool {
+        self.store.failure().is_none() || self.store.flush().is_ok()
+    }
+
     /// Closes due windows (emitting follow-ups) and forgets what has expired; returns how many entries went.
     pub fn sweep(&self) -> Result<usize, StateError> {
+        if !self.store_usable() {
+            return Ok(0);
+        }
         let Some(now) = self.now() else { return Ok(0) };
         let mut removed = 0;
         loop {

@@ -94,11 +94,32 @@ impl Rampart {
                 let log = self.log_text();
                 let tail: Vec<&str> = log.lines().filter(|l| !l.contains("librdkafka")).collect();
                 panic!(
-                    "rampart did not exit within {within:?} of SIGTERM; its log ends:\n{}",
+                    "rampart did not exit within {within:?} of SIGTERM{}; its log ends:\n{}",
+                    self.dump_stacks(),
                     tail[tail.len().saturating_sub(40)..].join("\n")
                 );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Every thread's stack (with gdb, when installed) into a file; says where, for a hang's report.
+    pub fn dump_stacks(&self) -> String {
+        let path = std::env::temp_dir().join(format!("rampart-{}-stacks.txt", self.pid()));
+        match Command::new("gdb")
+            .args([
+                "-p",
+                &self.pid().to_string(),
+                "-batch",
+                "-ex",
+                "thread apply all bt 40",
+            ])
+            .output()
+        {
+            Ok(out) if std::fs::write(&path, &out.stdout).is_ok() => {
+                format!(" (thread stacks in {})", path.display())
+            }
+            _ => String::new(),
         }
     }
 
