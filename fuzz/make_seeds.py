@@ -3,6 +3,7 @@
 
 Each target's input layout is described at the top of its fuzz_targets/*.rs.
 """
+import base64
 import gzip
 import json
 import pathlib
@@ -68,6 +69,17 @@ def decode_seeds():
     write("decode", "gke", b"\x00" + json.dumps(gke).encode())
     bad = [l for l in lines if not l.startswith("{")]
     write("decode", "malformed", b"\x00" + (bad[0] if bad else "not json").encode())
+    # Every delivery form as the clouds document it (tests/data/cloud-forms), and Firehose around EKS.
+    forms = ROOT / "tests/data/cloud-forms"
+    for f in sorted(forms.glob("*.json*")):
+        write("decode", "form-" + f.stem, b"\x00" + f.read_bytes())
+    data = base64.b64encode(gzip.compress((forms / "eks-cloudwatch.json").read_bytes(), mtime=0)).decode()
+    write("decode", "firehose-http", b"\x00" + json.dumps(
+        {"requestId": "ed4acda5", "timestamp": 1794823200500, "records": [{"data": data}]}).encode())
+    write("decode", "firehose-record", b"\x00" + json.dumps(
+        {"recordId": "4954", "approximateArrivalTimestamp": 1794823200400, "data": data}).encode())
+    trimmed = {k: v for k, v in ev.items() if k not in ("auditID", "stage", "level", "requestReceivedTimestamp", "stageTimestamp")}
+    write("decode", "trimmed", b"\x00" + json.dumps(trimmed).encode())
     traces = sorted((ROOT / "tests/data/falco-k8s-audit/traces").glob("*.json"))[:4]
     for t in traces:
         write("decode", "falco-" + t.stem, b"\x00" + t.read_bytes())

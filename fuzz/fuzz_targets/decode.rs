@@ -1,4 +1,4 @@
-//! Fuzz target: `decode_record` on any bytes, in every wire form (Event, EventList, arrays, JSON lines, wrapped, EKS gzip, AKS, GKE), checking what the decoder promises.
+//! Fuzz target: `decode_record` on any bytes, in every wire form (Event, EventList, arrays, JSON lines, wrapped, trimmed events, EKS CloudWatch and Firehose, AKS batches and single records, GKE), checking what the decoder promises.
 //!
 //! Input: one mode byte, then the record. The mode's low two bits pick the
 //! `wrapped_fields` option; bit 2 gzips the record first (the EKS delivery

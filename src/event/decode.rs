@@ -32,6 +32,54 @@ pub enum DecodeError {
     Invalid(String),
     #[error("record nests wrapped events more than {0} levels deep")]
     TooDeep(usize),
+    /// A form was recognised (`AKS record`, `GKE entry`, ...) but one of its fields is wrong.
+    #[error("{form}: {problem}")]
+    Form { form: &'static str, problem: String },
+    /// An event inside a recognised envelope failed; `context` says where (`AKS record 3: properties.log`).
+    #[error("{context}: {source}")]
+    Inside {
+        context: String,
+        #[source]
+        source: Box<DecodeError>,
+    },
+}
+
+impl DecodeError {
+    pub(super) fn form(form: &'static str, problem: impl Into<String>) -> Self {
+        DecodeError::Form {
+            form,
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Why a record that is well-formed was left out on purpose: not a Kubernetes audit event at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    /// A Cloud Logging entry of another Google service (Compute, IAM, Billing, ...) in a shared sink.
+    GkeNotKubernetes,
+    /// An Azure diagnostic record of another category (kube-apiserver, guard, ...) on the same hub.
+    AksOtherCategory,
+    /// CloudWatch Logs' own keep-alive (CONTROL_MESSAGE), which carries no events.
+    CloudWatchControl,
+}
+
+impl SkipReason {
+    /// The `reason` label of `rampart_records_skipped_total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::GkeNotKubernetes => "gke_not_kubernetes",
+            SkipReason::AksOtherCategory => "aks_other_category",
+            SkipReason::CloudWatchControl => "cloudwatch_control",
+        }
+    }
+}
+
+/// One entry left out on purpose, with what it was (a service name, a category) for the debug log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skip {
+    pub reason: SkipReason,
+    pub detail: String,
 }
 
 /// One undecodable record or item, with the bytes to dead-letter.
@@ -45,11 +93,12 @@ pub struct Failure {
     pub bytes: Vec<u8>,
 }
 
-/// The outcome of decoding one record: the events found and what failed.
+/// The outcome of decoding one record: the events found, what failed, and what was left out on purpose.
 #[derive(Debug, Default)]
 pub struct Decoded {
     pub events: Vec<AuditEvent>,
     pub failures: Vec<Failure>,
+    pub skipped: Vec<Skip>,
 }
 
 const MAX_WRAP_DEPTH: usize = 3;
@@ -60,38 +109,7 @@ const MAX_WRAP_DEPTH: usize = 3;
 /// so the caller can dead-letter it and go on.
 pub fn decode_record(bytes: &[u8], opts: &DecodeOptions) -> Decoded {
     let mut out = Decoded::default();
-    // CloudWatch Logs subscriptions (EKS) deliver gzip'd envelopes.
-    let inflated;
-    let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
-        match gunzip(bytes, MAX_INFLATED) {
-            Ok(b) => {
-                inflated = b;
-                &inflated[..]
-            }
-            Err(e) => {
-                let reason = match e {
-                    Gunzip::TooLarge => format!("gzip record inflates beyond {MAX_INFLATED} bytes"),
-                    Gunzip::Corrupt => "invalid gzip record".to_owned(),
-                };
-                out.failures
-                    .push(whole(DecodeError::Invalid(reason), bytes));
-                return out;
-            }
-        }
-    } else {
-        bytes
-    };
-    let text = match std::str::from_utf8(bytes) {
-        Ok(t) => t,
-        Err(e) => {
-            out.failures.push(whole(
-                DecodeError::Invalid(format!("record is not UTF-8: {e}")),
-                bytes,
-            ));
-            return out;
-        }
-    };
-    if let Err(error) = decode_text(text, opts, 0, &mut out) {
+    if let Err(error) = decode_bytes(bytes, opts, 0, &mut out) {
         out.failures.push(whole(error, bytes));
     }
     // Index items in the order they were found so provenance can point at them.
@@ -99,6 +117,30 @@ pub fn decode_record(bytes: &[u8], opts: &DecodeOptions) -> Decoded {
         ev.provenance.index = u32::try_from(i).unwrap_or(u32::MAX);
     }
     out
+}
+
+/// Decodes bytes that may be gzip'd (CloudWatch Logs subscriptions, Firehose records) and must be UTF-8 JSON.
+pub(super) fn decode_bytes(
+    bytes: &[u8],
+    opts: &DecodeOptions,
+    depth: usize,
+    out: &mut Decoded,
+) -> Result<(), DecodeError> {
+    let inflated;
+    let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
+        inflated = gunzip(bytes, MAX_INFLATED).map_err(|e| {
+            DecodeError::Invalid(match e {
+                Gunzip::TooLarge => format!("gzip record inflates beyond {MAX_INFLATED} bytes"),
+                Gunzip::Corrupt => "invalid gzip record".to_owned(),
+            })
+        })?;
+        &inflated[..]
+    } else {
+        bytes
+    };
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| DecodeError::Invalid(format!("record is not UTF-8: {e}")))?;
+    decode_text(text, opts, depth, out)
 }
 
 /// Most a gzip'd record may inflate to.
@@ -172,33 +214,44 @@ fn decode_text(
     // Fast path: one event per record, the overwhelmingly common case.
     match serde_json::from_str::<AuditEvent>(trimmed) {
         Ok(ev) => {
-            out.events.push(ev);
+            out.events.push(super::lenient::complete(ev));
             Ok(())
         }
         Err(first) if first.is_syntax() || first.is_eof() => {
-            // Perhaps several JSON values one after another (JSON lines in one record).
-            let values: Result<Vec<&RawValue>, _> = serde_json::Deserializer::from_str(trimmed)
-                .into_iter()
-                .collect();
-            match values {
-                Ok(values) if values.len() > 1 => {
-                    for (i, v) in values.into_iter().enumerate() {
-                        decode_item(v.get(), i, opts, depth, out);
-                    }
-                    Ok(())
-                }
-                _ => Err(invalid(first)),
-            }
+            decode_values(trimmed, first, opts, depth, out)
         }
         Err(first) => {
             // An EventList whose items are all good decodes in one typed pass;
             // anything else takes the item-by-item path below.
             if let Ok(list) = serde_json::from_str::<TypedEventList>(trimmed) {
-                out.events.extend(list.items);
+                out.events
+                    .extend(list.items.into_iter().map(super::lenient::complete));
                 return Ok(());
             }
             decode_container(trimmed, first, opts, depth, out)
         }
+    }
+}
+
+/// Several JSON values one after another (JSON lines in one record), each decoded as an item.
+fn decode_values(
+    text: &str,
+    first: serde_json::Error,
+    opts: &DecodeOptions,
+    depth: usize,
+    out: &mut Decoded,
+) -> Result<(), DecodeError> {
+    let values: Result<Vec<&RawValue>, _> = serde_json::Deserializer::from_str(text)
+        .into_iter()
+        .collect();
+    match values {
+        Ok(values) if values.len() > 1 => {
+            for (i, v) in values.into_iter().enumerate() {
+                decode_item(v.get(), i, opts, depth, out);
+            }
+            Ok(())
+        }
+        _ => Err(invalid(first)),
     }
 }
 
@@ -236,19 +289,52 @@ pub(super) fn decode_item(
     let before = out.events.len();
     let result = match serde_json::from_str::<AuditEvent>(text) {
         Ok(ev) => {
-            out.events.push(ev);
+            out.events.push(super::lenient::complete(ev));
             Ok(())
         }
         Err(first) => decode_container(text, first, opts, depth, out),
     };
     if let Err(error) = result {
         out.events.truncate(before);
-        out.failures.push(Failure {
-            error,
-            index: u32::try_from(index).unwrap_or(u32::MAX),
-            whole_record: false,
-            bytes: text.as_bytes().to_vec(),
-        });
+        out.failures
+            .push(item_failure(error, index, text.as_bytes()));
+    }
+}
+
+/// Like [`decode_item`], naming where the item sat (`AKS record 2: properties.log`) in its failure.
+pub(super) fn decode_item_in(
+    context: impl FnOnce() -> String,
+    text: &str,
+    index: usize,
+    opts: &DecodeOptions,
+    depth: usize,
+    out: &mut Decoded,
+) {
+    let before = out.failures.len();
+    decode_item(text, index, opts, depth, out);
+    if out.failures.len() > before {
+        name_failures(out, before, &context());
+    }
+}
+
+/// Says where the failures from `from` on sat inside their envelope.
+pub(super) fn name_failures(out: &mut Decoded, from: usize, context: &str) {
+    for f in out.failures.iter_mut().skip(from) {
+        let source = Box::new(f.error.clone());
+        f.error = DecodeError::Inside {
+            context: context.to_owned(),
+            source,
+        };
+    }
+}
+
+/// A failure of one item of a record, with the item's bytes.
+pub(super) fn item_failure(error: DecodeError, index: usize, bytes: &[u8]) -> Failure {
+    Failure {
+        error,
+        index: u32::try_from(index).unwrap_or(u32::MAX),
+        whole_record: false,
+        bytes: bytes.to_vec(),
     }
 }
 
@@ -271,7 +357,8 @@ fn decode_container(
     }
     let probe: HashMap<Cow<'_, str>, &RawValue> = match serde_json::from_str(text) {
         Ok(p) => p,
-        Err(_) => return Err(invalid(first)),
+        // JSON lines whose first value is an object but not an event (GKE entries, AKS records).
+        Err(_) => return decode_values(text, first, opts, depth, out),
     };
     let kind = probe.get("kind").map(|k| k.get());
     if kind == Some("\"EventList\"") {
@@ -283,6 +370,16 @@ fn decode_container(
     }
     if let Some(form) = super::cloud::detect(&probe) {
         return super::cloud::decode(form, text, opts, depth, out);
+    }
+    // An event a shipper or a SIEM trimmed (no auditID, stage, ...): kept when it still says who did what.
+    if kind == Some("\"Event\"")
+        || ["verb", "user", "auditID", "requestURI", "objectRef"]
+            .iter()
+            .any(|k| probe.contains_key(*k))
+    {
+        let ev = super::lenient::event(text, &first)?;
+        out.events.push(ev);
+        return Ok(());
     }
     for field in &opts.wrapped_fields {
         let Some(inner) = probe.get(field.as_str()) else {

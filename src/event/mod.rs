@@ -3,10 +3,14 @@
 mod cloud;
 mod cluster;
 mod decode;
+mod lenient;
 pub mod time;
 
 pub use cluster::{ClusterHint, ClusterResolver};
-pub use decode::{decode_record, gunzip, DecodeError, DecodeOptions, Decoded, Failure, Gunzip};
+pub use decode::{
+    decode_record, gunzip, DecodeError, DecodeOptions, Decoded, Failure, Gunzip, Skip, SkipReason,
+};
+pub use lenient::FILLABLE;
 
 use std::collections::BTreeMap;
 
@@ -54,6 +58,9 @@ pub struct AuditEvent {
     pub stage_timestamp: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// `timestamp` of audit.k8s.io/v1beta1 events, read into `requestReceivedTimestamp`; never written.
+    #[serde(rename = "timestamp", default, skip_serializing)]
+    pub legacy_timestamp: Option<String>,
     /// Where this event came from; filled by the pipeline, never by the wire.
     #[serde(skip_deserializing, default)]
     pub provenance: Provenance,
@@ -210,6 +217,10 @@ pub struct Provenance {
     pub index: u32,
     /// Receive time, milliseconds since the Unix epoch.
     pub received_at_ms: i64,
+    /// Fields the record lacked and the decoder filled in (`auditID`, `stage`, `level`,
+    /// `requestReceivedTimestamp`, `stageTimestamp`); empty for a complete event.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filled: Vec<String>,
 }
 
 impl AuditEvent {

@@ -79,6 +79,8 @@ pub struct RunReport {
     pub records: u64,
     pub events: u64,
     pub dead_letters: u64,
+    /// Entries left out on purpose: other cloud services' logs, other diagnostic categories.
+    pub skipped: u64,
     pub acked_records: u64,
     /// Alerts raised (after thresholds and dedup) and matches folded into open alerts.
     pub alerts: u64,
@@ -419,6 +421,7 @@ impl Running {
             records: PipelineStats::get(&stats.records),
             events: PipelineStats::get(&stats.events),
             dead_letters: PipelineStats::get(&stats.dead_letters),
+            skipped: PipelineStats::get(&stats.skipped),
             acked_records: PipelineStats::get(&stats.acked_records),
             alerts: outcome.alerts + outcome.high_risk,
             suppressed: outcome.suppressed,

@@ -73,6 +73,17 @@ async fn handle(
             bytes: _,
             route_key: _,
         } = record;
+        for skip in &decoded.skipped {
+            tracing::debug!(
+                reason = skip.reason.as_str(),
+                detail = %skip.detail,
+                source = origin.source.as_str(),
+                "record left out: not a Kubernetes audit event"
+            );
+            metrics::counter!("rampart_records_skipped_total", "reason" => skip.reason.as_str())
+                .increment(1);
+            PipelineStats::add(&ctx.stats.skipped, 1);
+        }
         let mut dead_lettered = true;
         for failure in &decoded.failures {
             let fallback = ctx.resolver.resolve_default(&cluster);
@@ -99,7 +110,11 @@ async fn handle(
         let mut events = decoded.events;
         for ev in &mut events {
             let name = ctx.resolver.resolve(&cluster, ev);
-            ev.provenance = origin.provenance(name, ev.provenance.index);
+            let filled = std::mem::take(&mut ev.provenance.filled);
+            for field in &filled {
+                m.filled(field);
+            }
+            ev.provenance = origin.provenance(name, ev.provenance.index, filled);
             ctx.enrichers
                 .for_cluster(&ev.provenance.cluster)
                 .enrich(ev)

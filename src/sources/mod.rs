@@ -40,7 +40,8 @@ pub struct Origin {
 }
 
 impl Origin {
-    pub fn provenance(&self, cluster: String, index: u32) -> Provenance {
+    /// The provenance of an event found at `index` of this record; `filled` is what its decoder filled in.
+    pub fn provenance(&self, cluster: String, index: u32, filled: Vec<String>) -> Provenance {
         Provenance {
             source: self.source,
             cluster,
@@ -51,6 +52,7 @@ impl Origin {
             line: self.line,
             index,
             received_at_ms: self.received_at_ms,
+            filled,
         }
     }
 }

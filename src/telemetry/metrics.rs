@@ -51,6 +51,14 @@ fn describe() {
         "Records or items that could not be decoded and were dead-lettered."
     );
     describe_counter!(
+        "rampart_records_skipped_total",
+        "Well-formed entries left out on purpose because they are not Kubernetes audit events (other cloud services, other diagnostic categories), by reason."
+    );
+    describe_counter!(
+        "rampart_fields_filled_total",
+        "Fields an incomplete event lacked and the decoder filled in (auditID, stage, level, timestamps), by field."
+    );
+    describe_counter!(
         "rampart_records_acked_total",
         "Records fully handled and acknowledged back to their source."
     );
@@ -84,6 +92,8 @@ pub struct SourceMetrics {
     pub dead_letters: Counter,
     pub decode_seconds: Histogram,
     pub output_seconds: Histogram,
+    /// One counter per fillable field, in [`crate::event::FILLABLE`]'s order.
+    filled: [Counter; 5],
 }
 
 impl SourceMetrics {
@@ -95,6 +105,15 @@ impl SourceMetrics {
             dead_letters: counter!("rampart_dead_letters_total", "source" => s),
             decode_seconds: metrics::histogram!("rampart_stage_seconds", "stage" => "decode"),
             output_seconds: metrics::histogram!("rampart_stage_seconds", "stage" => "output"),
+            filled: crate::event::FILLABLE
+                .map(|f| counter!("rampart_fields_filled_total", "field" => f)),
+        }
+    }
+
+    /// Counts one field filled in by the decoder.
+    pub fn filled(&self, field: &str) {
+        if let Some(i) = crate::event::FILLABLE.iter().position(|f| *f == field) {
+            self.filled[i].increment(1);
         }
     }
 }
@@ -110,6 +129,8 @@ pub struct PipelineStats {
     pub records: AtomicU64,
     pub events: AtomicU64,
     pub dead_letters: AtomicU64,
+    /// Entries left out on purpose (not Kubernetes audit events).
+    pub skipped: AtomicU64,
     pub acked_records: AtomicU64,
     pub output_events: AtomicU64,
 }
