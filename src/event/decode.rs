@@ -394,6 +394,12 @@ fn decode_container(
             return decode_text(raw, opts, depth + 1, out);
         }
     }
+    if first.to_string().starts_with("missing field") {
+        // serde names the first required field it missed, which says nothing useful here.
+        return Err(DecodeError::Invalid(
+            "an object with no verb, user, objectRef or requestURI, and no known envelope".into(),
+        ));
+    }
     Err(invalid(first))
 }
 
@@ -513,6 +519,15 @@ mod tests {
         assert_eq!(
             d.failures[0].error.to_string(),
             "not an audit event: invalid type: integer `0`, expected kind \"Event\" at line 1 column 10"
+        );
+    }
+
+    #[test]
+    fn an_object_that_is_no_event_and_no_envelope_says_so() {
+        let d = decode_record(br#"{"host":"cp-1","msg":"started"}"#, &opts());
+        assert_eq!(
+            d.failures[0].error.to_string(),
+            "not an audit event: an object with no verb, user, objectRef or requestURI, and no known envelope"
         );
     }
 
