@@ -150,7 +150,8 @@ fn record(
     };
     let (events, failures) = (out.events.len(), out.failures.len());
     if let Err(e) = decode_bytes(&data, opts, depth + 1, out) {
-        out.failures.push(item_failure(e, index, &data));
+        // The record as it arrived: `data` may be binary (a gzip body that does not inflate).
+        out.failures.push(item_failure(e, index, raw.as_bytes()));
     }
     name_failures(out, failures, &format!("{FORM} {index}: data"));
     let time = rec
