@@ -9,8 +9,7 @@ import yaml
 EXPECTED_RULES = {
     ("rbac.authorization.k8s.io", "clusterrolebindings"): {"get", "list", "patch", "delete"},
     ("rbac.authorization.k8s.io", "rolebindings"): {"get", "list", "patch", "delete"},
-    ("events.k8s.io", "events"): {"create", "patch"},
-    ("", "events"): {"create", "patch"},
+    ("events.k8s.io", "events"): {"create"},
 }
 
 rendered, outdir = sys.argv[1], sys.argv[2]

@@ -29,6 +29,8 @@ pub enum AppError {
     Journal(String),
     #[error("bench: {0}")]
     Bench(String),
+    #[error(transparent)]
+    Reference(#[from] crate::config::reference::ReferenceError),
 }
 
 impl From<crate::journal_cli::JournalError> for AppError {
@@ -52,21 +54,38 @@ impl AppError {
 }
 
 /// Cancels `token` on the first SIGINT/SIGTERM; exits at once on the second, or with status 1
-/// when the shutdown has not finished `watchdog` after the first.
+/// when the shutdown has not finished `watchdog` after it began.
+///
+/// Every shutdown is bounded, not only a signalled one: the watchdog is armed as soon as `token`
+/// is cancelled, whoever cancelled it (a signal, stdout closing under `rampart run | head`, a
+/// failed source, the sources' natural end). It is disarmed when the returned guard is dropped,
+/// i.e. when the job has returned.
 ///
 /// Signals are awaited on a thread of their own (with its own small runtime), so that they are
 /// heard, and the watchdog fires, even when the pipeline's runtime is saturated or stuck (sled
 /// spinning on a failing disk).
-pub fn spawn_signal_handler(token: CancellationToken, watchdog: Duration, health: Arc<Health>) {
+pub fn spawn_signal_handler(
+    token: CancellationToken,
+    watchdog: Duration,
+    health: Arc<Health>,
+) -> WatchdogGuard {
+    let done = CancellationToken::new();
+    let guard = WatchdogGuard(done.clone());
     let listen = async move {
-        wait_signal().await;
-        tracing::info!("shutdown requested: draining (signal again to quit at once)");
-        token.cancel();
+        tokio::select! {
+            () = wait_signal() => {
+                tracing::info!("shutdown requested: draining (signal again to quit at once)");
+                token.cancel();
+            }
+            () = token.cancelled() => {}
+            () = done.cancelled() => return,
+        }
         tokio::select! {
             () = wait_signal() => {
                 tracing::warn!("second signal: quitting without draining");
                 std::process::exit(130);
             }
+            () = done.cancelled() => {}
             () = tokio::time::sleep(watchdog) => {
                 // Everything unacknowledged is read again on start; say so, and what was failing, and go.
                 let problems = health.problems();
@@ -93,6 +112,17 @@ pub fn spawn_signal_handler(token: CancellationToken, watchdog: Duration, health
         });
     if let Err(e) = spawned {
         tracing::error!(error = %e, "cannot listen for signals");
+    }
+    guard
+}
+
+/// Disarms the shutdown watchdog when dropped: the job it guarded has returned.
+#[must_use = "the watchdog is disarmed when the guard is dropped"]
+pub struct WatchdogGuard(CancellationToken);
+
+impl Drop for WatchdogGuard {
+    fn drop(&mut self) {
+        self.0.cancel();
     }
 }
 
@@ -132,7 +162,7 @@ pub async fn run(config_path: &Path, dry_run: bool) -> Result<RunReport, AppErro
     }
     let shutdown = CancellationToken::new();
     let health = Arc::new(Health::default());
-    spawn_signal_handler(shutdown.clone(), watchdog(&cfg), health.clone());
+    let _watchdog = spawn_signal_handler(shutdown.clone(), watchdog(&cfg), health.clone());
     let opts = RunOptions {
         dry_run,
         health: Some(health),
@@ -283,7 +313,7 @@ pub async fn replay(
     let bar = progress_bar(total);
     let shutdown = CancellationToken::new();
     let health = Arc::new(Health::default());
-    spawn_signal_handler(shutdown.clone(), watchdog(&cfg), health.clone());
+    let _watchdog = spawn_signal_handler(shutdown.clone(), watchdog(&cfg), health.clone());
     let started = Instant::now();
     let running = pipeline::start(
         &cfg,
@@ -365,6 +395,21 @@ pub fn replay_summary(file: &Path, replay: &Replay) -> String {
         }
     }
     s
+}
+
+/// `rampart config reference`: the configuration reference on stdout.
+pub fn config_reference() -> Result<(), AppError> {
+    let md = crate::config::reference::markdown()?;
+    write_stdout(md.as_bytes())
+}
+
+/// Writes `bytes` to stdout; a reader that went away (`| head`) is not an error.
+fn write_stdout(bytes: &[u8]) -> Result<(), AppError> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
 /// `rampart generate`: a synthetic audit log on stdout.

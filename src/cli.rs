@@ -103,6 +103,11 @@ pub enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// About the configuration file.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Write a synthetic, realistic audit log (JSON lines) to stdout.
     Generate {
         /// Number of events.
@@ -118,6 +123,14 @@ pub enum Command {
         #[arg(long)]
         wide: bool,
     },
+}
+
+/// What `rampart config` tells.
+#[derive(Debug, clap::Subcommand)]
+pub enum ConfigCommand {
+    /// Print the Markdown reference of every config field, generated from the config types' docs
+    /// and defaults (docs/configuration.md is its checked-in copy).
+    Reference,
 }
 
 /// What can be done to a recorded action.

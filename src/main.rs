@@ -96,6 +96,9 @@ fn main() -> ExitCode {
                 event_list,
                 wide,
             } => app::generate(*count, *seed, *event_list, *wide),
+            Command::Config {
+                command: rampart::cli::ConfigCommand::Reference,
+            } => app::config_reference(),
         }
     });
     // A task stuck past the grace period (a blocking write to a failing disk) must not keep the

@@ -11,12 +11,16 @@ use crate::enrich::Cidr;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnrichConfig {
+    /// Who: the identity directory and an optional identity API.
     #[serde(default)]
     pub identity: IdentityConfig,
+    /// From where: trusted proxies, labelled ranges, GeoIP.
     #[serde(default)]
     pub network: NetworkConfig,
+    /// To what: asset tier and data class of the object acted on.
     #[serde(default)]
     pub assets: AssetsConfig,
+    /// Is it normal: the per-principal behavioural baseline.
     #[serde(default)]
     pub baseline: BaselineConfig,
 }
@@ -37,7 +41,9 @@ pub struct IdentityConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IdentityApiConfig {
+    /// URL template; `{user}` is replaced by the (URL-encoded) principal.
     pub url: String,
+    /// Bearer token sent with each request.
     #[serde(default)]
     pub token: Option<Secret>,
     /// Longest an event waits for an answer.
@@ -71,6 +77,7 @@ pub struct NetworkConfig {
     /// Ranges labelled instead of looked up (pod and service CIDRs, node subnets, VPN), checked before the built-in private ranges.
     #[serde(default)]
     pub classes: Vec<CidrClass>,
+    /// MaxMind databases (see `enrichers/README.md`).
     #[serde(default)]
     pub geoip: GeoIpConfig,
 }
@@ -79,7 +86,9 @@ pub struct NetworkConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CidrClass {
+    /// The range, e.g. `10.244.0.0/16`.
     pub cidr: Cidr,
+    /// The label shown instead of a place, e.g. `internal/pod-network`.
     pub label: String,
 }
 
@@ -87,12 +96,16 @@ pub struct CidrClass {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GeoIpConfig {
+    /// GeoIP2/GeoLite2 City database (country, city, coordinates).
     #[serde(default)]
     pub city: Option<PathBuf>,
+    /// GeoLite2 ASN database (AS number and organisation).
     #[serde(default)]
     pub asn: Option<PathBuf>,
+    /// GeoIP2 Anonymous-IP database (VPN, Tor exit, public proxy, hosting).
     #[serde(default)]
     pub anonymous: Option<PathBuf>,
+    /// How often the database files are checked for replacement (swapped in while running).
     #[serde(default = "default_reload")]
     pub reload_interval: Seconds,
 }
@@ -141,6 +154,7 @@ impl Default for AssetsConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BaselineConfig {
+    /// Keep a behavioural baseline per principal (new country, ASN, agent, action, network, unusual hour).
     #[serde(default = "yes")]
     pub enabled: bool,
     /// After a principal is first seen, how long it is only learned, never flagged.

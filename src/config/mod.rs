@@ -3,6 +3,7 @@
 mod enrich;
 mod load;
 mod playbooks;
+pub mod reference;
 mod state;
 mod units;
 mod validate;
@@ -48,7 +49,7 @@ pub struct Config {
     /// Per-cluster overrides: enrichment settings and extra list entries for one cluster's events.
     #[serde(default)]
     pub clusters: BTreeMap<String, ClusterOverride>,
-    /// Where decoded events are written (until responders take over).
+    /// Where the enriched events are written: stdout, a JSON-lines file, a topic.
     #[serde(default)]
     pub output: OutputConfig,
     /// Worker count, channel sizes, shutdown.
@@ -149,10 +150,13 @@ pub struct KafkaConnection {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourcesConfig {
+    /// The Kafka consumer (needs the top-level `kafka` connection).
     #[serde(default)]
     pub kafka: Option<KafkaSourceConfig>,
+    /// The API server's webhook audit backend.
     #[serde(default)]
     pub webhook: Option<WebhookConfig>,
+    /// JSON-lines audit log files, read once or followed.
     #[serde(default)]
     pub files: Vec<FileSourceConfig>,
 }
@@ -251,7 +255,9 @@ fn default_read_timeout() -> Seconds {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookTls {
+    /// Server certificate chain (PEM).
     pub cert: PathBuf,
+    /// Server private key (PEM).
     pub key: PathBuf,
     /// Require client certificates signed by this CA (mTLS).
     #[serde(default)]
@@ -262,6 +268,7 @@ pub struct WebhookTls {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileSourceConfig {
+    /// The JSON-lines audit log (one event, EventList or wrapped event per line).
     pub path: PathBuf,
     /// Keep reading as the file grows, across rotation and truncation (`tail -F`).
     #[serde(default)]
@@ -303,8 +310,10 @@ impl Default for DecodeConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeadLetterConfig {
+    /// Append dead letters to this JSON-lines file (synced before the record is acknowledged); without `file` or `topic`, `<state.dir>/dead-letter.jsonl`.
     #[serde(default)]
     pub file: Option<PathBuf>,
+    /// Produce dead letters to this topic on the `kafka` connection (the original bytes as the value, the reason and provenance in `rampart.*` headers).
     #[serde(default)]
     pub topic: Option<String>,
 }
@@ -358,6 +367,7 @@ pub struct PipelineConfig {
     pub shutdown_grace: Seconds,
 }
 
+/// The number of CPUs (2 when unknown).
 fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }

@@ -27,6 +27,7 @@ pub struct PlaybooksConfig {
     /// What a playbook fault does to the event besides being counted and logged.
     #[serde(default)]
     pub on_error: OnPlaybookError,
+    /// Sandbox limits for every playbook call.
     #[serde(default)]
     pub limits: PlaybookLimits,
     /// Per-cluster list entries (from `clusters.<name>.lists`), filled in when the config loads.
@@ -70,14 +71,19 @@ pub enum OnPlaybookError {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PlaybookLimits {
+    /// Most rhai operations one call may run.
     #[serde(default = "default_max_ops")]
     pub max_operations: u64,
+    /// Deepest function-call nesting.
     #[serde(default = "default_call_depth")]
     pub max_call_depth: usize,
+    /// Longest string a script may build, in bytes.
     #[serde(default = "default_max_string")]
     pub max_string_size: usize,
+    /// Most elements in an array.
     #[serde(default = "default_max_collection")]
     pub max_array_size: usize,
+    /// Most entries in an object map.
     #[serde(default = "default_max_collection")]
     pub max_map_size: usize,
     /// Wall-clock limit per call.

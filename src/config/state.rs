@@ -137,6 +137,7 @@ pub struct RespondConfig {
     /// First retry delay; doubles per attempt (with jitter) up to `backoff_max`.
     #[serde(default = "default_backoff_min")]
     pub backoff_min: Seconds,
+    /// Longest retry delay.
     #[serde(default = "default_backoff_max")]
     pub backoff_max: Seconds,
     /// Webhooks: playbooks call them by name with `webhook("name")`; `every_alert` ones get every alert.

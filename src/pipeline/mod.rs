@@ -549,6 +549,14 @@ fn output_loop(
                     stall.health.set_problem("pipeline", None);
                     break;
                 }
+                Err(OutputError::StdoutClosed) => {
+                    // `rampart run | head`: the reader has gone. Stop as if shut down; this batch
+                    // and what is queued behind it still reach the state, the file and the topic
+                    // (a replayed event raises nothing twice), without stdout.
+                    tracing::info!("stdout is closed: stopping");
+                    out.close_stdout();
+                    stall.shutdown.cancel();
+                }
                 Err(e) => {
                     tracing::error!(error = %e, retry_in = ?backoff, "cannot make events durable; they stay unacknowledged and intake is paused");
                     stall.health.set_problem(

@@ -21,6 +21,9 @@ pub enum OutputError {
     State(String),
     #[error("cannot produce enriched events to {0}")]
     Kafka(String),
+    /// Whoever read stdout went away (`rampart run | head`): the run stops as if shut down.
+    #[error("stdout is closed")]
+    StdoutClosed,
     #[error("cannot write output {target}: {source}")]
     Write {
         target: String,
@@ -90,10 +93,6 @@ impl Output {
             let _ = serde_json::to_writer(&mut self.scratch, ev);
             self.scratch.push(b'\n');
         }
-        let stdout_err = |source| OutputError::Write {
-            target: "stdout".into(),
-            source,
-        };
         match self.console {
             OutputFormat::Off => {}
             OutputFormat::Json => self.stdout.write_all(&self.scratch).map_err(stdout_err)?,
@@ -124,10 +123,9 @@ impl Output {
         if let Some(k) = &mut self.kafka {
             k.settle()?;
         }
-        self.stdout.flush().map_err(|source| OutputError::Write {
-            target: "stdout".into(),
-            source,
-        })?;
+        if self.console != OutputFormat::Off {
+            self.stdout.flush().map_err(stdout_err)?;
+        }
         if let Some((path, f)) = &mut self.file {
             f.flush().map_err(|source| OutputError::Write {
                 target: path.display().to_string(),
@@ -135,6 +133,31 @@ impl Output {
             })?;
         }
         Ok(())
+    }
+}
+
+impl Output {
+    /// Stops writing to stdout for good (its reader has gone); the file and topic carry on.
+    pub fn close_stdout(&mut self) {
+        self.console = OutputFormat::Off;
+        // What is still buffered has nowhere to go: drop it rather than let the drop retry it.
+        let _ = std::mem::replace(
+            &mut self.stdout,
+            BufWriter::with_capacity(0, std::io::stdout()),
+        )
+        .into_parts();
+    }
+}
+
+/// A stdout error: a broken pipe is its own kind, so that the run can end instead of retrying.
+fn stdout_err(source: std::io::Error) -> OutputError {
+    if source.kind() == std::io::ErrorKind::BrokenPipe {
+        OutputError::StdoutClosed
+    } else {
+        OutputError::Write {
+            target: "stdout".into(),
+            source,
+        }
     }
 }
 

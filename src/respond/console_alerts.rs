@@ -141,6 +141,11 @@ impl Responder for ConsoleAlerts {
             let mut out = std::io::stdout().lock();
             match out.write_all(s.as_bytes()).and_then(|()| out.flush()) {
                 Ok(()) => Ok(Effect::done("printed")),
+                // The reader has gone (`rampart run | head`): retrying cannot help.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(Effect::with_status(
+                    crate::state::model::Status::Failed,
+                    "stdout is closed",
+                )),
                 Err(e) => Err(Retry {
                     error: format!("cannot write to stdout: {e}"),
                     after: None,
