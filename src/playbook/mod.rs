@@ -8,6 +8,7 @@
 pub mod host;
 mod host_detect;
 mod host_falco;
+mod list_refs;
 mod load;
 pub mod sandbox;
 mod selector;

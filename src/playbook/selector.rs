@@ -17,7 +17,8 @@ use crate::event::AuditEvent;
 pub enum NetworkScope {
     /// A configured or built-in internal range.
     Internal,
-    /// A known client address outside every internal range.
+    /// A known client address outside every internal range, or any other address of `sourceIPs`
+    /// outside the private ranges.
     Public,
     /// Outside, and flagged by the anonymous-IP database (Tor exit, VPN, public proxy, or anonymous).
     Anonymizer,
@@ -43,6 +44,24 @@ pub struct Selector {
     pub impersonation: Option<bool>,
     /// Asset tiers (asset enrichment) of the object acted on: low, medium, high, critical.
     pub tiers: Option<Vec<Tier>>,
+    /// Baseline flags (`new_country`, `new_asn`, `new_user_agent`, `new_verb_resource`,
+    /// `new_source_network`, `unusual_hour`): only events past the learning period with one of them set.
+    pub baseline: Option<Vec<BaselineFlag>>,
+    /// Substrings of the raw request object: only events whose request body contains one of them
+    /// (an event without a request body has none).
+    pub request_contains: Option<Vec<String>>,
+}
+
+/// A baseline flag `on.baseline` can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BaselineFlag {
+    NewCountry,
+    NewAsn,
+    NewUserAgent,
+    NewVerbResource,
+    NewSourceNetwork,
+    UnusualHour,
 }
 
 fn any_or_all<T>(set: Option<&Vec<T>>, ok: impl Fn(&T) -> bool) -> bool {
@@ -75,6 +94,34 @@ impl Selector {
                     .as_ref()
                     .is_none_or(|e| t.contains(&e.asset.tier))
             })
+            && self.baseline_admits(ev)
+            && self.request_contains.as_ref().is_none_or(|subs| {
+                ev.request_object
+                    .as_ref()
+                    .is_some_and(|r| subs.iter().any(|s| r.get().contains(s.as_str())))
+            })
+    }
+
+    fn baseline_admits(&self, ev: &AuditEvent) -> bool {
+        let Some(flags) = &self.baseline else {
+            return true;
+        };
+        // Without enrichment nothing is known: let the script decide.
+        let Some(e) = &ev.enrichment else {
+            return true;
+        };
+        let Some(b) = &e.baseline else {
+            return false;
+        };
+        !b.learning
+            && flags.iter().any(|f| match f {
+                BaselineFlag::NewCountry => b.new_country,
+                BaselineFlag::NewAsn => b.new_asn,
+                BaselineFlag::NewUserAgent => b.new_user_agent,
+                BaselineFlag::NewVerbResource => b.new_verb_resource,
+                BaselineFlag::NewSourceNetwork => b.new_source_network,
+                BaselineFlag::UnusualHour => b.unusual_hour,
+            })
     }
 
     fn actors_admit(&self, ev: &AuditEvent) -> bool {
@@ -98,7 +145,16 @@ impl Selector {
         };
         scopes.iter().any(|s| match s {
             NetworkScope::Internal => n.internal,
-            NetworkScope::Public => !n.internal && n.client_ip.is_some(),
+            // Every address of sourceIPs is judged: the client (with the configured internal
+            // ranges), and the others (proxies, X-Forwarded-For) against the private ranges.
+            NetworkScope::Public => {
+                !n.internal && n.client_ip.is_some()
+                    || ev.source_ips.iter().any(|ip| {
+                        n.client_ip.as_deref() != Some(ip.as_str())
+                            && ip.parse::<std::net::IpAddr>().is_ok()
+                            && !super::host_detect::is_private_ip(ip)
+                    })
+            }
             NetworkScope::Anonymizer => {
                 !n.internal
                     && (n.geo.tor_exit
@@ -171,5 +227,37 @@ mod tests {
             ..Selector::default()
         };
         assert!(public.admits(&human));
+
+        // A request-body key skips events without that text in their body (or without a body).
+        let host_path = Selector {
+            request_contains: Some(vec!["hostPath".into()]),
+            ..Selector::default()
+        };
+        assert!(!host_path.admits(&human));
+
+        // A baseline key skips events in the learning period, and lets unenriched ones through.
+        let novel = Selector {
+            baseline: Some(vec![BaselineFlag::NewUserAgent]),
+            ..Selector::default()
+        };
+        assert!(novel.admits(&human));
+        let mut learning = human.clone();
+        learning.enrichment = Some(Box::new(crate::enrich::Enrichment {
+            baseline: Some(crate::enrich::baseline::BaselineFlags {
+                learning: true,
+                new_user_agent: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }));
+        assert!(!novel.admits(&learning));
+        if let Some(b) = learning
+            .enrichment
+            .as_mut()
+            .and_then(|e| e.baseline.as_mut())
+        {
+            b.learning = false;
+        }
+        assert!(novel.admits(&learning));
     }
 }
