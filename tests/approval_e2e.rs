@@ -2,14 +2,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-#[path = "support/fake_kube.rs"]
-mod fake_kube;
-#[path = "support/fake_slack.rs"]
-mod fake_slack;
-#[path = "support/slack_kit.rs"]
-mod kit;
-#[path = "support/test_tls.rs"]
-mod test_tls;
+mod support;
+
+use support::{fake_kube, fake_slack, slack_kit};
 
 use std::time::Duration;
 
@@ -73,7 +68,7 @@ fn click(user: (&str, &str), action: &str, id: &str, response_url: &str) -> Stri
 
 async fn send(url: &str, body: &str, secret: &str, ts: i64) -> u16 {
     let sig = interact::signature(secret, &ts.to_string(), body.as_bytes());
-    kit::send(url, ts, &sig, body).await
+    slack_kit::send(url, ts, &sig, body).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,12 +2,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-#[path = "support/fake_slack.rs"]
-mod fake_slack;
-#[path = "support/slack_kit.rs"]
-mod kit;
-#[path = "support/test_tls.rs"]
-mod test_tls;
+mod support;
+
+use support::slack_kit;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -120,7 +117,12 @@ async fn a_delivery_done_but_not_journaled_is_not_done_again_and_is_journaled_on
             ..DispatchSettings::default()
         },
     );
-    d.feed(&kit::judged("a-1", 1_795_000_000, "alice@example.com", "p"));
+    d.feed(&slack_kit::judged(
+        "a-1",
+        1_795_000_000,
+        "alice@example.com",
+        "p",
+    ));
     // The dispatcher keeps trying to journal (each round) and delivers nothing meanwhile.
     common::eventually(
         "several rounds against the failing store",

@@ -2,18 +2,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-#[path = "support/fake_kube.rs"]
-mod fake_kube;
-#[path = "support/fake_slack.rs"]
-mod fake_slack;
-#[path = "support/faults.rs"]
-mod faults;
-#[path = "support/scenario.rs"]
-mod scenario;
-#[path = "support/tcp_proxy.rs"]
-mod tcp_proxy;
-#[path = "support/test_tls.rs"]
-mod test_tls;
+mod support;
+
+use support::{fake_kube, fake_slack, faults, scenario};
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -1,17 +1,14 @@
 //! The binding revocation responder against a fake Kubernetes API server over HTTPS, connected through a generated kubeconfig: what it changes, what it refuses, and how it fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/fake_kube.rs"]
-mod fake_kube;
-#[path = "support/kube_kit.rs"]
-mod kit;
-#[path = "support/test_tls.rs"]
-mod test_tls;
+mod support;
+
+use support::{fake_kube, kube_kit};
 
 use std::time::Duration;
 
 use fake_kube::{FakeKube, Fault, On};
-use kit::*;
+use kube_kit::*;
 use rampart::config::Seconds;
 use rampart::respond::kubernetes::ServiceAccountRef;
 use rampart::respond::{Responder, Retry};

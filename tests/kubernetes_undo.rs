@@ -1,15 +1,12 @@
 //! Revocation beyond the first judgement: undo restores, dry-run only reads, named subjects, kubeconfig contexts, approvals, the bind permission, and the token kept out of logs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/fake_kube.rs"]
-mod fake_kube;
-#[path = "support/kube_kit.rs"]
-mod kit;
-#[path = "support/test_tls.rs"]
-mod test_tls;
+mod support;
+
+use support::{fake_kube, kube_kit};
 
 use fake_kube::{FakeKube, Fault, On};
-use kit::*;
+use kube_kit::*;
 use rampart::config::Seconds;
 use rampart::respond::kubernetes::{KubernetesResponder, UndoError};
 use rampart::respond::{Responder, Retry};

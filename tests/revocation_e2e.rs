@@ -2,10 +2,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-#[path = "support/fake_kube.rs"]
-mod fake_kube;
-#[path = "support/test_tls.rs"]
-mod test_tls;
+mod support;
+
+use support::fake_kube;
 
 use std::process::Command;
 

@@ -2,22 +2,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-#[path = "support/fake_kube.rs"]
-mod fake_kube;
-#[path = "support/fake_slack.rs"]
-mod fake_slack;
-#[path = "support/kube_kit.rs"]
-mod kit;
-#[path = "support/spawned.rs"]
-mod spawned;
-#[path = "support/test_tls.rs"]
-mod test_tls;
+mod support;
+
+use support::{fake_kube, fake_slack, kube_kit, spawned};
 
 use std::time::Duration;
 
 use fake_kube::{path_of, FakeKube};
 use fake_slack::FakeSlack;
-use kit::{binding, group, sa, user, CRB, RB};
+use kube_kit::{binding, group, sa, user, CRB, RB};
 use rampart::respond::slack::interact;
 use rampart::state::model::{wall_ms, Status};
 use serde_json::{json, Value};
@@ -62,8 +55,8 @@ fn audit_event(obj: &Value, id: &str) -> String {
         "objectRef": {"resource": resource, "namespace": ns, "name": obj["metadata"]["name"], "apiGroup": "rbac.authorization.k8s.io", "apiVersion": "v1"},
         "responseStatus": {"metadata": {}, "code": 201},
         "responseObject": obj,
-        "requestReceivedTimestamp": rampart::event::time::format_rfc3339(kit::now()),
-        "stageTimestamp": rampart::event::time::format_rfc3339(kit::now()),
+        "requestReceivedTimestamp": rampart::event::time::format_rfc3339(kube_kit::now()),
+        "stageTimestamp": rampart::event::time::format_rfc3339(kube_kit::now()),
     })
     .to_string()
 }

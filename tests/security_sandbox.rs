@@ -2,8 +2,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-#[path = "support/spawned.rs"]
-mod spawned;
+mod support;
+
+use support::spawned;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -2,14 +2,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-#[path = "support/fake_kube.rs"]
-mod fake_kube;
-#[path = "support/fake_slack.rs"]
-mod fake_slack;
-#[path = "support/spawned.rs"]
-mod spawned;
-#[path = "support/test_tls.rs"]
-mod test_tls;
+mod support;
+
+use support::{fake_kube, fake_slack, spawned};
 
 use std::collections::BTreeMap;
 use std::path::Path;

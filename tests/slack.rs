@@ -1,19 +1,15 @@
 //! The Slack responder against a fake HTTPS Slack: messages, threads, edits, limits, routing, retries, and secrets kept out of logs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/fake_slack.rs"]
-mod fake_slack;
-#[path = "support/slack_kit.rs"]
-mod kit;
-#[path = "support/test_tls.rs"]
-mod test_tls;
+mod support;
+
+use support::{fake_slack, slack_kit};
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use fake_slack::{Behave, FakeSlack};
-use kit::*;
 use rampart::config::{Seconds, Secret};
 use rampart::playbook::Severity;
 use rampart::respond::dispatch::{self, DispatchSettings};
@@ -22,6 +18,7 @@ use rampart::respond::Responder;
 use rampart::state::model::{Alert, AlertKind, Status};
 use rampart::state::{MemoryStore, StateSettings, StateStage, StateStore};
 use serde_json::{json, Value};
+use slack_kit::*;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,19 +1,15 @@
 //! Slack approvals: the interactivity endpoint verifies Slack's signature, refuses stale, replayed and unlisted requests, decides once and shows who decided; and no secret of the Slack setup reaches logs, details or the journal.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/fake_slack.rs"]
-mod fake_slack;
-#[path = "support/slack_kit.rs"]
-mod kit;
-#[path = "support/test_tls.rs"]
-mod test_tls;
+mod support;
+
+use support::{fake_slack, slack_kit};
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fake_slack::{Behave, FakeSlack};
-use kit::*;
 use rampart::config::{Seconds, Secret};
 use rampart::playbook::Severity;
 use rampart::respond::dispatch::{self, DispatchSettings};
@@ -23,6 +19,7 @@ use rampart::respond::Responder;
 use rampart::state::model::{wall_ms, Alert, AlertKind, Decision, Status};
 use rampart::state::{MemoryStore, StateSettings, StateStage, StateStore};
 use serde_json::{json, Value};
+use slack_kit::*;
 use tokio_util::sync::CancellationToken;
 
 /// Decisions kept in memory, as the outbox keeps them.

@@ -1,21 +1,18 @@
 //! Slack posts whose answer never arrived (rampart killed, or the call timed out while Slack did post): a repeat finds the message by the alert id in its metadata instead of posting it twice; when Slack does not have it, or answered with an error, the repeat posts it once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/fake_slack.rs"]
-mod fake_slack;
-#[path = "support/slack_kit.rs"]
-mod kit;
-#[path = "support/test_tls.rs"]
-mod test_tls;
+mod support;
+
+use support::{fake_slack, slack_kit};
 
 use std::sync::Arc;
 
 use fake_slack::{Behave, FakeSlack};
-use kit::*;
 use rampart::playbook::Severity;
 use rampart::respond::Responder;
 use rampart::state::model::{AlertKind, Status};
 use rampart::state::MemoryStore;
+use slack_kit::*;
 
 /// A responder whose channel id is known (a first alert was posted), over `store`.
 async fn warmed_up(

@@ -459,10 +459,12 @@ impl OwnBroker {
                 )
             });
         let b = Self { child, proxy };
-        super::common::eventually("tansu to listen", Duration::from_secs(30), || {
-            std::net::TcpStream::connect(upstream).ok().map(|_| ())
-        })
-        .await;
+        // Polled with a deadline (this module does not depend on tests/common).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(upstream).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not listen within 30s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         b
     }
 
