@@ -174,6 +174,7 @@ pub async fn run(config_path: &Path, dry_run: bool) -> Result<RunReport, AppErro
         records = report.records,
         events = report.events,
         dead_letters = report.dead_letters,
+        skipped = report.skipped,
         "pipeline stopped"
     );
     Ok(report)
@@ -369,11 +370,12 @@ pub fn replay_summary(file: &Path, replay: &Replay) -> String {
     let r = &replay.report;
     let secs = replay.elapsed.as_secs_f64().max(1e-9);
     let mut s = format!(
-        "replayed {}\n  records       {:>10}\n  events        {:>10}\n  dead-lettered {:>10}\n  alerts        {:>10}\n  deduplicated  {:>10}\n  elapsed       {:>9.2}s\n  rate          {:>10.0} events/s",
+        "replayed {}\n  records       {:>10}\n  events        {:>10}\n  dead-lettered {:>10}\n  skipped       {:>10}\n  alerts        {:>10}\n  deduplicated  {:>10}\n  elapsed       {:>9.2}s\n  rate          {:>10.0} events/s",
         file.display(),
         r.records,
         r.events,
         r.dead_letters,
+        r.skipped,
         r.alerts,
         r.suppressed,
         secs,

@@ -539,3 +539,23 @@ async fn a_replayed_trimmed_event_raises_its_alert_once() {
     // Recognised as a replay of the same auditID, not folded in as a second match.
     assert_eq!(b.report.suppressed, a.report.suppressed);
 }
+
+#[tokio::test]
+async fn a_replay_of_a_shared_gke_sink_reports_what_it_skipped() {
+    let sink = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/cloud-forms/gke-sink.jsonl");
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("rampart.yaml");
+    let r = rampart::app::replay(&sink, Some(&config), true, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.report.events, r.report.skipped, r.report.dead_letters),
+        (5, 3, 0)
+    );
+    let summary = rampart::app::replay_summary(&sink, &r);
+    assert!(
+        summary
+            .lines()
+            .any(|l| l.split_whitespace().eq(["skipped", "3"])),
+        "{summary}"
+    );
+}

@@ -65,6 +65,13 @@ pub enum SkipReason {
 }
 
 impl SkipReason {
+    /// Every reason, in the order of their counters.
+    pub const ALL: [SkipReason; 3] = [
+        SkipReason::GkeNotKubernetes,
+        SkipReason::AksOtherCategory,
+        SkipReason::CloudWatchControl,
+    ];
+
     /// The `reason` label of `rampart_records_skipped_total`.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -80,8 +80,7 @@ async fn handle(
                 source = origin.source.as_str(),
                 "record left out: not a Kubernetes audit event"
             );
-            metrics::counter!("rampart_records_skipped_total", "reason" => skip.reason.as_str())
-                .increment(1);
+            m.skipped(skip.reason);
             PipelineStats::add(&ctx.stats.skipped, 1);
         }
         let mut dead_lettered = true;

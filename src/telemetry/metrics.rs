@@ -94,6 +94,8 @@ pub struct SourceMetrics {
     pub output_seconds: Histogram,
     /// One counter per fillable field, in [`crate::event::FILLABLE`]'s order.
     filled: [Counter; 5],
+    /// One counter per skip reason, in [`crate::event::SkipReason::ALL`]'s order.
+    skipped: [Counter; 3],
 }
 
 impl SourceMetrics {
@@ -107,6 +109,18 @@ impl SourceMetrics {
             output_seconds: metrics::histogram!("rampart_stage_seconds", "stage" => "output"),
             filled: crate::event::FILLABLE
                 .map(|f| counter!("rampart_fields_filled_total", "field" => f)),
+            skipped: crate::event::SkipReason::ALL
+                .map(|r| counter!("rampart_records_skipped_total", "reason" => r.as_str())),
+        }
+    }
+
+    /// Counts one entry left out on purpose (not a Kubernetes audit event).
+    pub fn skipped(&self, reason: crate::event::SkipReason) {
+        if let Some(i) = crate::event::SkipReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+        {
+            self.skipped[i].increment(1);
         }
     }
 
