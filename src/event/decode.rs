@@ -116,7 +116,16 @@ const MAX_WRAP_DEPTH: usize = 3;
 /// so the caller can dead-letter it and go on.
 pub fn decode_record(bytes: &[u8], opts: &DecodeOptions) -> Decoded {
     let mut out = Decoded::default();
-    if let Err(error) = decode_bytes(bytes, opts, 0, &mut out) {
+    let inflated = match inflate(bytes) {
+        Ok(inflated) => inflated,
+        Err(error) => {
+            out.failures.push(whole(error, bytes));
+            return out;
+        }
+    };
+    // What a failure dead-letters is what was decoded: a gzip'd record's inflated text.
+    let bytes = inflated.as_deref().unwrap_or(bytes);
+    if let Err(error) = decode_utf8(bytes, opts, 0, &mut out) {
         out.failures.push(whole(error, bytes));
     }
     // Index items in the order they were found so provenance can point at them.
@@ -133,18 +142,30 @@ pub(super) fn decode_bytes(
     depth: usize,
     out: &mut Decoded,
 ) -> Result<(), DecodeError> {
-    let inflated;
-    let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
-        inflated = gunzip(bytes, MAX_INFLATED).map_err(|e| {
-            DecodeError::Invalid(match e {
-                Gunzip::TooLarge => format!("gzip record inflates beyond {MAX_INFLATED} bytes"),
-                Gunzip::Corrupt => "invalid gzip record".to_owned(),
-            })
-        })?;
-        &inflated[..]
-    } else {
-        bytes
-    };
+    let inflated = inflate(bytes)?;
+    decode_utf8(inflated.as_deref().unwrap_or(bytes), opts, depth, out)
+}
+
+/// Inflates a gzip'd body, bounded by [`MAX_INFLATED`]; `None` when the body is not gzip'd.
+fn inflate(bytes: &[u8]) -> Result<Option<Vec<u8>>, DecodeError> {
+    if !bytes.starts_with(&[0x1f, 0x8b]) {
+        return Ok(None);
+    }
+    gunzip(bytes, MAX_INFLATED).map(Some).map_err(|e| {
+        DecodeError::Invalid(match e {
+            Gunzip::TooLarge => format!("gzip record inflates beyond {MAX_INFLATED} bytes"),
+            Gunzip::Corrupt => "invalid gzip record".to_owned(),
+        })
+    })
+}
+
+/// Decodes bytes that must be UTF-8 JSON.
+fn decode_utf8(
+    bytes: &[u8],
+    opts: &DecodeOptions,
+    depth: usize,
+    out: &mut Decoded,
+) -> Result<(), DecodeError> {
     let text = std::str::from_utf8(bytes)
         .map_err(|e| DecodeError::Invalid(format!("record is not UTF-8: {e}")))?;
     decode_text(text, opts, depth, out)
@@ -527,6 +548,17 @@ mod tests {
             d.failures[0].error.to_string(),
             "not an audit event: invalid type: integer `0`, expected kind \"Event\" at line 1 column 10"
         );
+    }
+
+    #[test]
+    fn a_gzipped_record_that_fails_dead_letters_its_inflated_text() {
+        use std::io::Write;
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(b"not json").unwrap();
+        let d = decode_record(&enc.finish().unwrap(), &opts());
+        assert_eq!(d.failures.len(), 1);
+        assert!(d.failures[0].whole_record);
+        assert_eq!(d.failures[0].bytes, b"not json");
     }
 
     #[test]
