@@ -194,6 +194,22 @@ pub struct Lists {
 }
 
 impl Lists {
+    /// Every entry of list `name`: the global ones, then the cluster's own.
+    pub(super) fn entries<'a>(
+        &'a self,
+        cluster: &str,
+        name: &str,
+    ) -> impl Iterator<Item = &'a String> + 'a {
+        let global = self.global.get(name).into_iter().flatten();
+        let local = self
+            .per_cluster
+            .get(cluster)
+            .and_then(|c| c.get(name))
+            .into_iter()
+            .flatten();
+        global.chain(local)
+    }
+
     fn contains(&self, cluster: &str, name: &str, value: &str) -> bool {
         self.global.get(name).is_some_and(|s| s.contains(value))
             || self

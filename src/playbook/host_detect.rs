@@ -37,15 +37,8 @@ fn cidr_list_matches(lists: &Lists, cluster: &str, name: &str, ip: &str) -> bool
     let Ok(ip) = ip.trim().parse::<IpAddr>() else {
         return false;
     };
-    let global = lists.global.get(name).into_iter().flatten();
-    let local = lists
-        .per_cluster
-        .get(cluster)
-        .and_then(|c| c.get(name))
-        .into_iter()
-        .flatten();
-    global
-        .chain(local)
+    lists
+        .entries(cluster, name)
         .filter_map(|c| Cidr::parse(c).ok())
         .any(|c| c.contains(ip))
 }
@@ -128,14 +121,7 @@ pub fn glob_match(pattern: &str, value: &str) -> bool {
 }
 
 fn list_matches(lists: &Lists, cluster: &str, name: &str, value: &str) -> bool {
-    let global = lists.global.get(name).into_iter().flatten();
-    let local = lists
-        .per_cluster
-        .get(cluster)
-        .and_then(|c| c.get(name))
-        .into_iter()
-        .flatten();
-    global.chain(local).any(|p| glob_match(p, value))
+    lists.entries(cluster, name).any(|p| glob_match(p, value))
 }
 
 /// Registers `impersonated_groups(e)`, `in_list_glob`, `in_cidr_list`, `is_private_ip`, `setting` and `root_containers(e)`.
