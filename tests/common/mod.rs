@@ -123,9 +123,17 @@ pub async fn eventually<T>(
 }
 
 /// The JSON objects of a JSON-lines file (missing file: none).
+///
+/// The file may be read while the pipeline is still writing it, so a last
+/// line without its newline is still being written and is not read yet; every
+/// complete line must parse.
 pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = match text.rfind('\n') {
+        Some(end) => &text[..end],
+        None => "",
+    };
+    complete
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).unwrap())
