@@ -281,12 +281,27 @@ pub struct Replay {
     pub playbooks: Vec<(String, crate::playbook::TallyRow)>,
 }
 
+/// How a replay shows what it found.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReplayOptions {
+    /// Print no events, only the summary.
+    pub quiet: bool,
+    /// Print only the events a playbook fired on.
+    pub alerts_only: bool,
+    /// Time every playbook run; the summary then ranks the playbooks by cost.
+    pub profile: bool,
+}
+
 pub async fn replay(
     file: &Path,
     config_path: Option<&Path>,
-    quiet: bool,
-    alerts_only: bool,
+    view: ReplayOptions,
 ) -> Result<Replay, AppError> {
+    let ReplayOptions {
+        quiet,
+        alerts_only,
+        profile,
+    } = view;
     let mut cfg = config_or_default(config_path)?;
     cfg.sources = config::SourcesConfig {
         files: vec![FileSourceConfig {
@@ -321,6 +336,7 @@ pub async fn replay(
         RunOptions {
             progress: Some(progress.clone()),
             tally: Some(tally.clone()),
+            profile,
             ephemeral_state: true,
             dry_run: true,
             health: Some(health),
@@ -381,7 +397,10 @@ pub fn replay_summary(file: &Path, replay: &Replay) -> String {
         secs,
         r.events as f64 / secs
     );
-    if !replay.playbooks.is_empty() {
+    let timed = replay.playbooks.iter().any(|(_, row)| row.runs > 0);
+    if timed {
+        s.push_str(&crate::playbook::cost_table(&replay.playbooks, r.events));
+    } else if !replay.playbooks.is_empty() {
         s.push_str(&format!(
             "\n\n  {:<40} {:>8} {:>12} {:>8}",
             "playbook", "fires", "dedup keys", "errors"

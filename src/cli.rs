@@ -51,6 +51,9 @@ pub enum Command {
         /// Print only the events a playbook fired on, with their alerts.
         #[arg(long)]
         alerts_only: bool,
+        /// Time every playbook run; the summary ranks the playbooks by cost (runs, µs per run, share).
+        #[arg(long)]
+        profile: bool,
     },
     /// Run the playbooks' tests (`*.tests.yaml` beside each playbook); prints a diff per failure, exit 1 on any.
     Test {

@@ -28,8 +28,14 @@ fn main() -> ExitCode {
                 config,
                 quiet,
                 alerts_only,
+                profile,
             } => {
-                let r = app::replay(file, config.as_deref(), *quiet, *alerts_only).await?;
+                let view = app::ReplayOptions {
+                    quiet: *quiet,
+                    alerts_only: *alerts_only,
+                    profile: *profile,
+                };
+                let r = app::replay(file, config.as_deref(), view).await?;
                 eprintln!("{}", app::replay_summary(file, &r));
                 Ok(())
             }

@@ -523,10 +523,10 @@ async fn a_replayed_trimmed_event_raises_its_alert_once() {
     let twice = dir.path().join("twice.jsonl");
     std::fs::write(&twice, format!("{line}\n{line}\n")).unwrap();
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("rampart.yaml");
-    let a = rampart::app::replay(&once, Some(&config), true, false)
+    let a = rampart::app::replay(&once, Some(&config), quiet())
         .await
         .unwrap();
-    let b = rampart::app::replay(&twice, Some(&config), true, false)
+    let b = rampart::app::replay(&twice, Some(&config), quiet())
         .await
         .unwrap();
     assert!(a.report.alerts >= 1, "the binding alerts: {:?}", a.report);
@@ -544,7 +544,7 @@ async fn a_replayed_trimmed_event_raises_its_alert_once() {
 async fn a_replay_of_a_shared_gke_sink_reports_what_it_skipped() {
     let sink = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/cloud-forms/gke-sink.jsonl");
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("rampart.yaml");
-    let r = rampart::app::replay(&sink, Some(&config), true, false)
+    let r = rampart::app::replay(&sink, Some(&config), quiet())
         .await
         .unwrap();
     assert_eq!(
@@ -558,4 +558,11 @@ async fn a_replay_of_a_shared_gke_sink_reports_what_it_skipped() {
             .any(|l| l.split_whitespace().eq(["skipped", "3"])),
         "{summary}"
     );
+}
+
+fn quiet() -> rampart::app::ReplayOptions {
+    rampart::app::ReplayOptions {
+        quiet: true,
+        ..Default::default()
+    }
 }

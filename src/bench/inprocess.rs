@@ -1,12 +1,14 @@
 //! The in-process part of `rampart bench`: file source → decode → enrich → playbooks → state on sled, no broker and no responders, timed in CPU seconds so the figure is rampart's own cost per event.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
 use super::{playbook_files, setup, BaseConfig, BenchError};
 use crate::pipeline::{self, RunOptions};
+use crate::playbook::{cost_table, PlaybookSet, Tally};
 
 /// One measured playbook set.
 pub(super) struct Row {
@@ -103,7 +105,8 @@ async fn measure(
     set: &Set,
     log: &Path,
     state: &Path,
-) -> Result<Row, BenchError> {
+    opts: RunOptions,
+) -> Result<(Row, Option<Arc<PlaybookSet>>), BenchError> {
     let yaml = base.with_playbooks(&set.dir, &set.packs).render(&format!(
         "sources:\n  files:\n    - path: {}\n      follow: false\noutput:\n  console: off\ndead_letter:\n  file: {}\nstate:\n  dir: {}\n",
         log.display(),
@@ -113,13 +116,12 @@ async fn measure(
     let cfg = crate::config::load_str(&yaml, "bench").map_err(setup)?;
     let cpu0 = cpu_time();
     let t = Instant::now();
-    let report = pipeline::start(&cfg, RunOptions::default(), CancellationToken::new())
-        .await
-        .map_err(setup)?
-        .wait()
+    let running = pipeline::start(&cfg, opts, CancellationToken::new())
         .await
         .map_err(setup)?;
-    Ok(Row {
+    let playbooks = running.playbooks.as_ref().map(|h| h.current());
+    let report = running.wait().await.map_err(setup)?;
+    let row = Row {
         label: set.label.clone(),
         playbooks: set.count,
         events: report.events,
@@ -127,8 +129,44 @@ async fn measure(
         wall: t.elapsed(),
         alerts: report.alerts,
         default_pack: set.default_pack,
-    })
+    };
+    Ok((row, playbooks))
 }
+
+/// The costliest playbooks of the largest set: one more pass with every playbook run timed.
+async fn profile(
+    base: &BaseConfig,
+    set: &Set,
+    log: &Path,
+    work: &Path,
+    say: &mut impl FnMut(String),
+) -> Result<(), BenchError> {
+    let tally = Arc::new(Tally::default());
+    let opts = RunOptions {
+        tally: Some(tally.clone()),
+        profile: true,
+        ..RunOptions::default()
+    };
+    let state = work.join("state-profile");
+    let (row, playbooks) = measure(base, set, log, &state, opts).await?;
+    let _ = std::fs::remove_dir_all(&state);
+    let Some(playbooks) = playbooks else {
+        return Ok(());
+    };
+    let table = cost_table(&tally.rows(&playbooks), row.events);
+    say(format!(
+        "where the playbook time goes ({}, one more pass timing every playbook run; the {} costliest of {}; all: `rampart replay FILE --quiet --profile`):",
+        set.label, TOP, set.count
+    ));
+    for line in table.lines().filter(|l| !l.is_empty()).take(TOP + 2) {
+        say(line.to_owned());
+    }
+    say(String::new());
+    Ok(())
+}
+
+/// Rows of the playbook cost table the bench prints.
+const TOP: usize = 12;
 
 /// Measures every set (best of two passes, each on a fresh state directory) and prints a table.
 pub(super) async fn run_all(
@@ -143,11 +181,12 @@ pub(super) async fn run_all(
         "playbooks", "count", "events/s/core", "µs CPU/ev", "events/s wall", "alerts"
     ));
     let mut rows = Vec::new();
-    for (i, set) in sets(base, work)?.iter().enumerate() {
+    let sets = sets(base, work)?;
+    for (i, set) in sets.iter().enumerate() {
         let mut best: Option<Row> = None;
         for pass in 0..2 {
             let state = work.join(format!("state-{i}-{pass}"));
-            let row = measure(base, set, log, &state).await?;
+            let (row, _) = measure(base, set, log, &state, RunOptions::default()).await?;
             let _ = std::fs::remove_dir_all(&state);
             if best.as_ref().is_none_or(|b| row.cpu < b.cpu) {
                 best = Some(row);
@@ -166,5 +205,8 @@ pub(super) async fn run_all(
         rows.push(r);
     }
     say(String::new());
+    if let Some(largest) = sets.iter().max_by_key(|s| s.count) {
+        profile(base, largest, log, work, say).await?;
+    }
     Ok(rows)
 }

@@ -28,6 +28,8 @@ pub struct WorkerContext {
     pub playbooks: Option<Arc<PlaybookHandle>>,
     pub on_playbook_error: OnPlaybookError,
     pub tally: Option<Arc<crate::playbook::Tally>>,
+    /// Time every playbook run into the tally (`RunOptions::profile`).
+    pub timed: bool,
     pub dead_letter: Arc<DeadLetter>,
     pub stats: Arc<PipelineStats>,
     pub shutdown: CancellationToken,
@@ -124,9 +126,9 @@ async fn handle(
             let mut judged = Vec::with_capacity(events.len());
             for ev in events {
                 let wrapped = Ev::new(ev);
-                let evaluation = set.evaluate(&wrapped);
+                let evaluation = set.evaluate_timed(&wrapped, ctx.timed);
                 if let Some(t) = &ctx.tally {
-                    t.record(&evaluation);
+                    t.record_in(&evaluation, Some(set.as_ref()));
                 }
                 let mut ev = wrapped.into_event();
                 ev.verdicts = evaluation.verdicts;

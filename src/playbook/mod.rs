@@ -13,12 +13,14 @@ mod load;
 pub mod sandbox;
 mod selector;
 pub mod state_api;
+mod tally;
 pub mod testcases;
 pub mod verdict;
 
 pub use host::Ev;
 pub use load::{load_dir, Diagnostic};
 pub use selector::{NetworkScope, Selector};
+pub use tally::{cost_table, Tally, TallyRow};
 pub use verdict::{ResponseRequest, Severity, Verdict};
 
 use std::collections::HashMap;
@@ -80,47 +82,8 @@ pub struct Evaluation {
     pub faults: Vec<Fault>,
     /// How many playbooks ran (after indexing).
     pub ran: usize,
-}
-
-/// Per-playbook counts over a run (for `rampart replay`'s summary).
-#[derive(Debug, Default)]
-pub struct Tally {
-    inner: std::sync::Mutex<std::collections::BTreeMap<String, TallyRow>>,
-}
-
-/// One playbook's counts.
-#[derive(Debug, Default, Clone)]
-pub struct TallyRow {
-    pub fires: u64,
-    pub dedup_keys: std::collections::HashSet<String>,
-    pub faults: u64,
-}
-
-impl Tally {
-    pub fn record(&self, e: &Evaluation) {
-        let mut t = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        for v in &e.verdicts {
-            let row = t.entry(v.playbook.clone()).or_default();
-            row.fires += 1;
-            row.dedup_keys.insert(v.dedup.clone());
-        }
-        for f in &e.faults {
-            t.entry(f.playbook.clone()).or_default().faults += 1;
-        }
-    }
-
-    /// Rows for every playbook of `set`, in id order, zeros included.
-    pub fn rows(&self, set: &PlaybookSet) -> Vec<(String, TallyRow)> {
-        let t = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let mut ids: Vec<String> = set.playbooks().iter().map(|p| p.id.clone()).collect();
-        ids.sort();
-        ids.into_iter()
-            .map(|id| {
-                let row = t.get(&id).cloned().unwrap_or_default();
-                (id, row)
-            })
-            .collect()
-    }
+    /// (playbook index in the set, nanoseconds) of every playbook that ran; filled only by [`PlaybookSet::evaluate_timed`].
+    pub timings: Vec<(usize, u64)>,
 }
 
 /// A compiled, indexed set of playbooks and the sandboxed engine they run in.
@@ -226,6 +189,11 @@ impl PlaybookSet {
 
     /// Runs every relevant playbook; a fault in one never stops the others.
     pub fn evaluate(&self, ev: &Ev) -> Evaluation {
+        self.evaluate_timed(ev, false)
+    }
+
+    /// [`Self::evaluate`], timing each playbook when `timed` (for profiles: the clock costs about 50 ns a playbook).
+    pub fn evaluate_timed(&self, ev: &Ev, timed: bool) -> Evaluation {
         let ids = self.candidates(ev.event());
         let mut out = Evaluation {
             ran: ids.len(),
@@ -233,7 +201,12 @@ impl PlaybookSet {
         };
         for i in ids {
             let p = &self.playbooks[i];
-            match self.run(p, ev) {
+            let started = timed.then(std::time::Instant::now);
+            let result = self.run(p, ev);
+            if let Some(t) = started {
+                out.timings.push((i, t.elapsed().as_nanos() as u64));
+            }
+            match result {
                 Ok(Some(v)) => {
                     // Every verdict adds its score to the actor's and the client address's risk.
                     let now = ev.time();
