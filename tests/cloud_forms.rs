@@ -277,7 +277,7 @@ fn facts(ev: &AuditEvent) -> Facts {
         user: ev.user.username.clone(),
         target: (o.resource, o.namespace, o.name, o.subresource),
         source_ips: ev.source_ips.clone(),
-        command: rampart::playbook::host::exec_command(&ev.request_uri),
+        command: rampart::playbook::exec_command(&ev.request_uri),
     }
 }
 

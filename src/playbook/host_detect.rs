@@ -68,7 +68,7 @@ fn setting(lists: &Lists, cluster: &str, name: &str, default: i64) -> i64 {
 /// Containers of a pod spec that run, or may run, as root: an explicit `runAsUser: 0`, or neither a
 /// non-zero `runAsUser` nor `runAsNonRoot: true` at container or pod level (the image decides).
 pub fn root_containers(obj: &Value) -> Vec<String> {
-    let Some(spec) = super::host::pod_spec(obj) else {
+    let Some(spec) = super::host_objects::pod_spec(obj) else {
         return Vec::new();
     };
     let pod = spec.get("securityContext");
@@ -102,39 +102,33 @@ pub fn root_containers(obj: &Value) -> Vec<String> {
 
 /// `*` matches any run of characters (including none); everything else is literal.
 pub fn glob_match(pattern: &str, value: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
+    // No allocation: lists are matched on every event.
+    let Some((first, after)) = pattern.split_once('*') else {
         return pattern == value;
-    }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    };
+    let (middles, last) = after.rsplit_once('*').unwrap_or(("", after));
     if !value.starts_with(first) || value.len() < first.len() + last.len() {
         return false;
     }
     let mut rest = &value[first.len()..];
-    for mid in &parts[1..parts.len() - 1] {
-        match rest.find(mid) {
-            Some(i) => rest = &rest[i + mid.len()..],
-            None => return false,
+    if after.contains('*') {
+        for mid in middles.split('*') {
+            match rest.find(mid) {
+                Some(i) => rest = &rest[i + mid.len()..],
+                None => return false,
+            }
         }
     }
     rest.ends_with(last)
 }
 
-fn list_matches(lists: &Lists, cluster: &str, name: &str, value: &str) -> bool {
+pub(super) fn list_matches(lists: &Lists, cluster: &str, name: &str, value: &str) -> bool {
     lists.entries(cluster, name).any(|p| glob_match(p, value))
 }
 
-/// Registers `impersonated_groups(e)`, `in_list_glob`, `in_cidr_list`, `is_private_ip`, `setting` and `root_containers(e)`.
+/// Registers `impersonated_groups(e)`, `in_list_glob`, `in_cidr_list`, `is_private_ip` and `setting` (`root_containers(e)` is in `host_objects`).
 pub fn register(engine: &mut Engine, lists: Arc<Lists>) {
     engine.register_fn("is_private_ip", |ip: &str| is_private_ip(ip));
-    engine.register_fn("root_containers", |e: &mut Ev| {
-        e.request()
-            .map(root_containers)
-            .unwrap_or_default()
-            .into_iter()
-            .map(Dynamic::from)
-            .collect::<Array>()
-    });
     let l = lists.clone();
     engine.register_fn("in_cidr_list", move |name: &str, ip: &str| {
         super::state_api::with_cluster(|cluster| cidr_list_matches(&l, cluster, name, ip))

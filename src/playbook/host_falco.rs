@@ -1,6 +1,6 @@
 //! Host functions for the Falco k8saudit pack (`playbooks/falco/`): Falco's field semantics that the generic helpers do not give.
 
-use rhai::{Array, Dynamic, Engine};
+use rhai::{Dynamic, Engine};
 use serde_json::Value;
 
 use super::host::Ev;
@@ -27,19 +27,6 @@ fn event_value(e: &Ev) -> Value {
 }
 
 pub fn register(engine: &mut Engine) {
-    // `ka.req.pod.containers.image.repository`: the repositories of a Pod's `spec.containers` (not init or ephemeral ones, as in Falco).
-    engine.register_fn("falco_container_repos", |e: &mut Ev| -> Array {
-        e.request()
-            .and_then(|r| r.pointer("/spec/containers"))
-            .and_then(Value::as_array)
-            .map(|cs| {
-                cs.iter()
-                    .filter_map(|c| c["image"].as_str())
-                    .map(|i| Dynamic::from(image_repository(i).to_owned()))
-                    .collect()
-            })
-            .unwrap_or_default()
-    });
     // `jevt.value[/pointer]` over the whole audit event: the value, or `()` when it does not exist.
     engine.register_fn("jevt", |e: &mut Ev, ptr: &str| -> Dynamic {
         event_value(e)

@@ -124,6 +124,9 @@ struct On {
     baseline: Option<Vec<super::selector::BaselineFlag>>,
     #[serde(default)]
     request_contains: Option<Vec<String>>,
+    /// Field tests checked natively before the script (see `prefilter`).
+    #[serde(default, rename = "where")]
+    where_: std::collections::BTreeMap<String, super::prefilter::Tests>,
 }
 
 /// The `.rhai` files of a directory, sorted.
@@ -241,9 +244,7 @@ pub fn load_dir(dir: &Path, cfg: &PlaybooksConfig) -> Result<PlaybookSet, Vec<Di
         global: lists,
         per_cluster,
     };
-    let defined = |name: &str| {
-        lists.global.contains_key(name) || lists.per_cluster.values().any(|c| c.contains_key(name))
-    };
+    let defined = |name: &str| lists.defined(name);
     let mut known: HashSet<String> = HashSet::new();
     for file in dirs.iter().flat_map(|d| playbook_files(d)) {
         let Ok(source) = std::fs::read_to_string(&file) else {
@@ -260,12 +261,23 @@ pub fn load_dir(dir: &Path, cfg: &PlaybooksConfig) -> Result<PlaybookSet, Vec<Di
             }
         }
     }
-    host::register(&mut engine, Arc::new(lists), state.clone());
+    let lists = Arc::new(lists);
+    host::register(&mut engine, lists.clone(), state.clone());
     let mut playbooks = Vec::new();
     let mut ids: HashMap<String, PathBuf> = HashMap::new();
     for file in dirs.iter().flat_map(|d| playbook_files(d)) {
         match compile(&engine, &file, cfg) {
             Ok(Some(p)) => {
+                for name in super::prefilter::list_names(&p.on.filters) {
+                    if !lists.defined(name) {
+                        diags.push(diag(
+                            &file,
+                            1,
+                            1,
+                            format!("meta().on.where: list {name:?} is defined nowhere: add lists/{name}.yaml beside the playbooks or playbooks.lists.{name} in the config (an empty list is `[]`)"),
+                        ));
+                    }
+                }
                 if let Some(first) = ids.insert(p.id.clone(), file.clone()) {
                     diags.push(diag(
                         &file,
@@ -288,6 +300,7 @@ pub fn load_dir(dir: &Path, cfg: &PlaybooksConfig) -> Result<PlaybookSet, Vec<Di
         Ok(PlaybookSet::new(
             engine,
             state,
+            lists,
             playbooks,
             cfg.limits.timeout.get(),
         ))
@@ -442,6 +455,10 @@ fn compile(
             }
         }
     };
+    let filters = super::prefilter::build(meta.on.where_).unwrap_or_else(|errors| {
+        problems.extend(errors.into_iter().map(|m| diag(file, 1, 1, m)));
+        Vec::new()
+    });
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -478,6 +495,7 @@ fn compile(
             tiers: meta.on.tiers,
             baseline: meta.on.baseline,
             request_contains: meta.on.request_contains,
+            filters,
         },
         gating: Gating {
             window: dedup_window,

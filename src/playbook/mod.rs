@@ -8,8 +8,11 @@
 pub mod host;
 mod host_detect;
 mod host_falco;
+mod host_objects;
 mod list_refs;
 mod load;
+mod objects;
+mod prefilter;
 pub mod sandbox;
 mod selector;
 pub mod state_api;
@@ -18,6 +21,7 @@ pub mod testcases;
 pub mod verdict;
 
 pub use host::Ev;
+pub use host_objects::exec_command;
 pub use load::{load_dir, Diagnostic};
 pub use selector::{NetworkScope, Selector};
 pub use tally::{cost_table, Tally, TallyRow};
@@ -90,6 +94,7 @@ pub struct Evaluation {
 pub struct PlaybookSet {
     engine: Engine,
     state: Arc<state_api::WindowState>,
+    lists: Arc<host::Lists>,
     playbooks: Vec<Playbook>,
     /// verb → resource → playbooks; `*` stands for any. Looked up by `&str`, no allocation per event.
     index: HashMap<String, HashMap<String, Vec<usize>>>,
@@ -110,6 +115,7 @@ impl PlaybookSet {
     fn new(
         engine: Engine,
         state: Arc<state_api::WindowState>,
+        lists: Arc<host::Lists>,
         playbooks: Vec<Playbook>,
         timeout: Duration,
     ) -> Self {
@@ -139,6 +145,7 @@ impl PlaybookSet {
         Self {
             engine,
             state,
+            lists,
             playbooks,
             index,
             timeout,
@@ -183,7 +190,10 @@ impl PlaybookSet {
         }
         out.sort_unstable();
         out.dedup();
-        out.retain(|i| self.playbooks[*i].on.admits(ev));
+        out.retain(|i| {
+            let p = &self.playbooks[*i];
+            p.on.admits(ev) && prefilter::admits(&p.on.filters, ev, &p.id, &self.lists)
+        });
         out
     }
 

@@ -50,6 +50,8 @@ pub struct Selector {
     /// Substrings of the raw request object: only events whose request body contains one of them
     /// (an event without a request body has none).
     pub request_contains: Option<Vec<String>>,
+    /// `where`: field tests the set checks with the lists (see `prefilter`).
+    pub filters: Vec<super::prefilter::Clause>,
 }
 
 /// A baseline flag `on.baseline` can ask for.
