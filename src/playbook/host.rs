@@ -17,8 +17,9 @@ pub struct Ev(Arc<EvInner>);
 
 struct EvInner {
     ev: AuditEvent,
-    /// Event time, parsed once: every playbook call and the risk update need it.
-    time: i64,
+    /// Event time, parsed once on first use: every playbook call and the risk update need it
+    /// (and most events run no playbook).
+    time: OnceLock<i64>,
     request: OnceLock<Option<Value>>,
     response: OnceLock<Option<Value>>,
     request_dyn: OnceLock<Dynamic>,
@@ -35,7 +36,7 @@ const PARTS: [&str; 4] = ["identity", "network", "asset", "baseline"];
 impl Ev {
     pub fn new(ev: AuditEvent) -> Self {
         Self(Arc::new(EvInner {
-            time: ev.event_time(),
+            time: OnceLock::new(),
             ev,
             request: OnceLock::new(),
             response: OnceLock::new(),
@@ -52,7 +53,7 @@ impl Ev {
 
     /// When the API server received the request, seconds since the epoch.
     pub fn time(&self) -> i64 {
-        self.0.time
+        *self.0.time.get_or_init(|| self.0.ev.event_time())
     }
 
     /// Gives the event back once no script holds it (they never keep it).
@@ -305,7 +306,7 @@ pub fn register(engine: &mut Engine, lists: Arc<Lists>, state: Arc<super::state_
     engine.register_fn("is_system_user", |e: &mut Ev| {
         crate::enrich::identity::is_system_user(&e.event().user.username)
     });
-    super::host_objects::register(engine);
+    super::host_objects::register(engine, lists.clone());
     // Lists from config, so users tune without editing scripts; a cluster's own entries extend them.
     let l = lists.clone();
     engine.register_fn("in_list", move |name: &str, value: &str| {

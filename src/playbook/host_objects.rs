@@ -3,8 +3,10 @@
 use rhai::{Dynamic, Engine};
 use serde_json::Value;
 
-use super::host::{json_dyn, opt, strings, Ev};
-use super::objects::RequestView;
+use std::sync::Arc;
+
+use super::host::{json_dyn, opt, strings, Ev, Lists};
+use super::objects::{RequestView, Spec};
 
 /// The pod spec inside a request object: a Pod, a workload's template, or a CronJob's job template.
 pub fn pod_spec(obj: &Value) -> Option<&Value> {
@@ -122,8 +124,106 @@ fn at(root: Option<&Value>, rest: &str) -> Dynamic {
     }))
 }
 
+/// What in a pod spec can give host access, read from the typed view or the full object.
+#[derive(Default)]
+struct PodFacts<'a> {
+    privileged: bool,
+    capabilities: Vec<&'a str>,
+    namespaces: Vec<&'static str>,
+    host_paths: Vec<&'a str>,
+}
+
+impl<'a> PodFacts<'a> {
+    fn of_view(spec: &'a Spec) -> Self {
+        Self {
+            privileged: spec.all_containers().any(|c| c.privileged()),
+            capabilities: spec
+                .all_containers()
+                .flat_map(|c| c.added_capabilities().iter().map(String::as_str))
+                .collect(),
+            namespaces: spec.host_namespaces(),
+            host_paths: spec.host_paths().collect(),
+        }
+    }
+
+    /// The same facts with the full object's leniency (a mistyped field is ignored, not fatal).
+    fn of_value(obj: &'a Value) -> Self {
+        let Some(spec) = pod_spec(obj) else {
+            return Self::default();
+        };
+        let cs = containers(obj);
+        Self {
+            privileged: cs.iter().any(|c| {
+                c.pointer("/securityContext/privileged").and_then(Value::as_bool) == Some(true)
+            }),
+            capabilities: cs
+                .iter()
+                .filter_map(|c| c.pointer("/securityContext/capabilities/add")?.as_array())
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect(),
+            namespaces: [("hostNetwork", "network"), ("hostPID", "pid"), ("hostIPC", "ipc")]
+                .into_iter()
+                .filter(|(k, _)| spec[*k].as_bool() == Some(true))
+                .map(|(_, n)| n)
+                .collect(),
+            host_paths: spec["volumes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.pointer("/hostPath/path")?.as_str())
+                .collect(),
+        }
+    }
+
+    /// `host_access(e)`: `privileged`, `cap X` for each added capability in `dangerous_capabilities`
+    /// (without `CAP_`), `hostnetwork`/`hostpid`/`hostipc`, and `hostPath P` for each hostPath at or
+    /// under an entry of `sensitive_host_paths`.
+    fn findings(&self, lists: &Lists, cluster: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.privileged {
+            out.push("privileged".to_owned());
+        }
+        for cap in &self.capabilities {
+            let cap = cap.strip_prefix("CAP_").unwrap_or(cap);
+            if lists.contains(cluster, "dangerous_capabilities", cap) {
+                out.push(format!("cap {cap}"));
+            }
+        }
+        out.extend(self.namespaces.iter().map(|n| format!("host{n}")));
+        for p in &self.host_paths {
+            let path = if p.chars().count() > 1 {
+                p.strip_suffix('/').unwrap_or(p)
+            } else {
+                p
+            };
+            let sensitive = lists.entries(cluster, "sensitive_host_paths").any(|r| {
+                path == r
+                    || (r != "/"
+                        && path
+                            .strip_prefix(r.as_str())
+                            .is_some_and(|rest| rest.starts_with('/')))
+            });
+            if sensitive {
+                out.push(format!("hostPath {p}"));
+            }
+        }
+        out
+    }
+}
+
 /// Registers `pointer` and the helpers over pod specs, bindings, roles and exec requests.
-pub fn register(engine: &mut Engine) {
+pub fn register(engine: &mut Engine, lists: Arc<Lists>) {
+    // One native pass over the pod spec instead of a script loop per finding; from the full
+    // object when the typed view cannot read it (the same findings, parsed the slow way).
+    engine.register_fn("host_access", move |e: &mut Ev| -> rhai::Array {
+        let facts = match e.view() {
+            Some(v) => v.pod_spec().map(PodFacts::of_view).unwrap_or_default(),
+            None => e.request().map(PodFacts::of_value).unwrap_or_default(),
+        };
+        let findings = super::state_api::with_cluster(|cluster| facts.findings(&lists, cluster));
+        findings.into_iter().map(Dynamic::from).collect()
+    });
     engine.register_fn("pointer", |e: &mut Ev, ptr: &str| -> Dynamic {
         if let Some(rest) = ptr.strip_prefix("/responseObject") {
             return at(e.response(), rest);

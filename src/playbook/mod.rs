@@ -96,8 +96,9 @@ pub struct PlaybookSet {
     state: Arc<state_api::WindowState>,
     lists: Arc<host::Lists>,
     playbooks: Vec<Playbook>,
-    /// verb → resource → playbooks; `*` stands for any. Looked up by `&str`, no allocation per event.
-    index: HashMap<String, HashMap<String, Vec<usize>>>,
+    /// verb → resource → playbooks; `*` stands for any. Looked up by `&str`, no allocation per event,
+    /// with a fast hash (the keys are the playbooks' own, not an attacker's).
+    index: Index,
     timeout: Duration,
 }
 
@@ -111,6 +112,9 @@ impl std::fmt::Debug for PlaybookSet {
 
 const ANY: &str = "*";
 
+type FastMap<V> = HashMap<String, V, foldhash::fast::FixedState>;
+type Index = FastMap<FastMap<Vec<usize>>>;
+
 impl PlaybookSet {
     fn new(
         engine: Engine,
@@ -119,7 +123,7 @@ impl PlaybookSet {
         playbooks: Vec<Playbook>,
         timeout: Duration,
     ) -> Self {
-        let mut index: HashMap<String, HashMap<String, Vec<usize>>> = HashMap::new();
+        let mut index = Index::default();
         for (i, p) in playbooks.iter().enumerate() {
             let verbs = if p.on.verbs.is_empty() {
                 vec![ANY.to_owned()]
