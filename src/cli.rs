@@ -105,6 +105,9 @@ pub enum Command {
         /// Generator seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// A checkout of the previous build (with target/release/rampart): its own packs are replayed beside this build's, CPU per event side by side.
+        #[arg(long)]
+        previous: Option<PathBuf>,
     },
     /// About the configuration file.
     Config {

@@ -80,6 +80,7 @@ fn main() -> ExitCode {
                 rounds,
                 partitions,
                 seed,
+                previous,
             } => {
                 let opts = rampart::bench::BenchOptions {
                     config: config.clone(),
@@ -90,6 +91,7 @@ fn main() -> ExitCode {
                     rounds: *rounds,
                     partitions: *partitions,
                     seed: *seed,
+                    previous: previous.clone(),
                 };
                 rampart::bench::run(&opts)
                     .await

@@ -13,19 +13,26 @@ use crate::playbook::{cost_table, PlaybookSet, Tally};
 /// One measured playbook set.
 pub(super) struct Row {
     label: String,
-    playbooks: usize,
+    pub playbooks: usize,
     events: u64,
     cpu: Duration,
     wall: Duration,
     alerts: u64,
     /// The set the config loads as it is.
     pub default_pack: bool,
+    /// The config's set plus the Falco pack.
+    pub with_falco: bool,
 }
 
 impl Row {
     /// Events per CPU-second of the whole process (every thread).
     pub fn per_core(&self) -> f64 {
         self.events as f64 / self.cpu.as_secs_f64().max(1e-9)
+    }
+
+    /// CPU µs per event.
+    pub fn cpu_us(&self) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / self.events.max(1) as f64
     }
 }
 
@@ -41,6 +48,7 @@ struct Set {
     packs: Vec<PathBuf>,
     count: usize,
     default_pack: bool,
+    with_falco: bool,
 }
 
 /// The first `n` playbooks of `dir` (by file name) in a directory of their own, with `dir`'s lists.
@@ -59,11 +67,16 @@ fn first(dir: &Path, n: usize, work: &Path) -> Result<Set, BenchError> {
         }
     }
     Ok(Set {
-        label: format!("first {}", n.min(files.len())),
+        label: if n == 0 {
+            "none (base pipeline)".to_owned()
+        } else {
+            format!("first {}", n.min(files.len()))
+        },
         dir: to,
         packs: Vec::new(),
         count: n.min(files.len()),
         default_pack: false,
+        with_falco: false,
     })
 }
 
@@ -75,13 +88,18 @@ fn sets(base: &BaseConfig, work: &Path) -> Result<Vec<Set>, BenchError> {
     };
     let packs: Vec<PathBuf> = dirs[1..].to_vec();
     let count = |ds: &[PathBuf]| ds.iter().map(|d| playbook_files(d).len()).sum::<usize>();
-    let mut out = vec![first(main, 1, work)?, first(main, 10, work)?];
+    let mut out = vec![
+        first(main, 0, work)?,
+        first(main, 1, work)?,
+        first(main, 10, work)?,
+    ];
     out.push(Set {
         label: "config's set".into(),
         dir: main.clone(),
         packs: packs.clone(),
         count: count(&dirs),
         default_pack: true,
+        with_falco: false,
     });
     let falco = main.join("falco");
     if falco.is_dir() && !packs.contains(&falco) {
@@ -95,6 +113,7 @@ fn sets(base: &BaseConfig, work: &Path) -> Result<Vec<Set>, BenchError> {
             packs: with,
             count: count(&all),
             default_pack: false,
+            with_falco: true,
         });
     }
     Ok(out)
@@ -129,6 +148,7 @@ async fn measure(
         wall: t.elapsed(),
         alerts: report.alerts,
         default_pack: set.default_pack,
+        with_falco: set.with_falco,
     };
     Ok((row, playbooks))
 }

@@ -154,7 +154,9 @@ impl<'a> PodFacts<'a> {
         let cs = containers(obj);
         Self {
             privileged: cs.iter().any(|c| {
-                c.pointer("/securityContext/privileged").and_then(Value::as_bool) == Some(true)
+                c.pointer("/securityContext/privileged")
+                    .and_then(Value::as_bool)
+                    == Some(true)
             }),
             capabilities: cs
                 .iter()
@@ -162,11 +164,15 @@ impl<'a> PodFacts<'a> {
                 .flatten()
                 .filter_map(Value::as_str)
                 .collect(),
-            namespaces: [("hostNetwork", "network"), ("hostPID", "pid"), ("hostIPC", "ipc")]
-                .into_iter()
-                .filter(|(k, _)| spec[*k].as_bool() == Some(true))
-                .map(|(_, n)| n)
-                .collect(),
+            namespaces: [
+                ("hostNetwork", "network"),
+                ("hostPID", "pid"),
+                ("hostIPC", "ipc"),
+            ]
+            .into_iter()
+            .filter(|(k, _)| spec[*k].as_bool() == Some(true))
+            .map(|(_, n)| n)
+            .collect(),
             host_paths: spec["volumes"]
                 .as_array()
                 .into_iter()
