@@ -78,8 +78,9 @@ pub enum Command {
         #[command(flatten)]
         q: JournalQuery,
     },
-    /// Measure rampart: CPU per event in process with 1, 10 and the config's playbooks; with a
-    /// broker, the Kafka rate against a bare consumer, alert latency at a fixed load, peak RSS.
+    /// Measure rampart: CPU per event in process with 1, 10 and the config's playbooks; its own
+    /// alert latency at a fixed load through the webhook source; with a broker, the Kafka rate
+    /// against a bare consumer, alert latency at a fixed load, peak RSS.
     Bench {
         /// The config whose enrichment and playbooks are measured (sources, outputs and responders are replaced).
         #[arg(short, long, default_value = "rampart.yaml")]
@@ -90,10 +91,10 @@ pub enum Command {
         /// Kafka bootstrap servers for the broker runs (skipped without).
         #[arg(long, env = "RAMPART_KAFKA_BROKERS")]
         brokers: Option<String>,
-        /// Offered load of the latency run, events/s.
+        /// Offered load of the latency runs (webhook, and Kafka with a broker), events/s.
         #[arg(long, default_value_t = 5000)]
         rate: u64,
-        /// Length of the latency run.
+        /// Length of each latency run (webhook, and Kafka with a broker), after a warm-up.
         #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
         latency_for: std::time::Duration,
         /// Alternating bare-consumer / rampart rounds on the broker.

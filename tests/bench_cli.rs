@@ -1,4 +1,4 @@
-//! `rampart bench` end to end on a small stream: every section runs against the real broker and prints figures, and the targets are judged.
+//! `rampart bench` end to end on a small stream: every section runs (the webhook latency without a broker, the Kafka ones against the real broker) and prints figures, and the targets are judged.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -49,6 +49,29 @@ fn bench_measures_every_section_on_the_real_broker() {
         assert!(figure(&stdout, set, 1) > 0.0, "{set}: {stdout}");
     }
     assert!(figure(&stdout, "config's set", 4) > 0.0, "{stdout}");
+    // rampart's own latency, webhook to Slack stand-in (no broker): every
+    // batch was posted and answered, and alerts were timed.
+    assert!(
+        stdout.contains("rampart's own alert latency (no broker): 1000 events/s"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(" failed, e.g. "), "{stdout}");
+    let alerting = stdout
+        .lines()
+        .find(|l| l.contains(" alerting events, "))
+        .unwrap_or_else(|| panic!("no alerting events line in:\n{stdout}"));
+    let timed: usize = alerting
+        .split(", ")
+        .nth(1)
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no count of timed alerts on {alerting:?}"));
+    assert!(timed > 0, "{alerting}");
+    assert!(
+        stdout.contains(
+            "rampart's own alert latency p99 at 1000 events/s, webhook to Slack stand-in: "
+        ) && !stdout.contains("no alert timed"),
+        "{stdout}"
+    );
     // Kafka: the bare consumer and rampart both consumed everything (at this
     // size the rates are not comparable: one fetch brings the whole topic).
     assert!(figure(&stdout, "1 ", 0) > 0.0, "{stdout}");

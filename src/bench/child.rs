@@ -1,4 +1,4 @@
-//! A `rampart run` child process for the broker runs of `rampart bench`: its config, its /metrics counters, and its CPU time and peak RSS read from /proc.
+//! A `rampart run` child process for the runs of `rampart bench` that need one (Kafka, webhook latency): its config, its /metrics counters, and its CPU time and peak RSS read from /proc.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -116,6 +116,17 @@ impl Rampart {
                 )));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Fails with the child's log if it has exited.
+    pub fn alive(&mut self) -> Result<(), BenchError> {
+        match self.proc.try_wait()? {
+            None => Ok(()),
+            Some(status) => Err(setup(format!(
+                "rampart exited ({status}):\n{}",
+                self.log_tail()
+            ))),
         }
     }
 

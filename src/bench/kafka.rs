@@ -145,18 +145,11 @@ dead_letter:
 state:
   dir: {dir}/state
 respond:
-  slack:
-    bot_token: xoxb-bench-stand-in
-    api_url: {api}
-    default_channel: "#bench"
-    channel_interval: 1ms
-    link_template: "{link}{{audit_id}}"
-"##,
+{slack}"##,
             brokers = self.brokers,
             group = unique("rampart-bench"),
             dir = dir.display(),
-            api = self.sink.api_url(),
-            link = super::sink::LINK_PREFIX,
+            slack = self.sink.responder_yaml(),
         ))
     }
 

@@ -1,4 +1,4 @@
-//! `rampart bench`: the end-to-end benchmark — rampart's own CPU cost per event in process with 1, 10 and the full pack, and, given a broker, its Kafka rate against a bare consumer, alert latency at a fixed load, peak RSS and CPU per million events.
+//! `rampart bench`: the end-to-end benchmark — rampart's own CPU cost per event in process with 1, 10 and the full pack, its own alert latency through the webhook source (no broker), and, given a broker, its Kafka rate against a bare consumer, alert latency at a fixed load, peak RSS and CPU per million events.
 //!
 //! Every figure is measured in one run on the same machine, so ratios
 //! compare like with like; the table ends with each target and whether it
@@ -10,6 +10,7 @@ mod kafka;
 mod latency;
 mod previous;
 mod sink;
+mod webhook_latency;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -24,11 +25,11 @@ pub struct BenchOptions {
     pub config: PathBuf,
     /// Events in the in-process runs and in each Kafka round.
     pub events: usize,
-    /// A Kafka-compatible broker; without one only the in-process part runs.
+    /// A Kafka-compatible broker; without one the Kafka part is skipped.
     pub brokers: Option<String>,
-    /// Offered load for the latency run, events/s.
+    /// Offered load for the latency runs (webhook and Kafka), events/s.
     pub rate: u64,
-    /// Length of the latency run.
+    /// Length of the latency runs.
     pub latency_for: Duration,
     /// Alternating bare/rampart rounds on the broker.
     pub rounds: usize,
@@ -230,6 +231,8 @@ pub async fn run(opts: &BenchOptions) -> Result<String, BenchError> {
         None => say("before and after: skipped (pass --previous DIR, a checkout of the previous build with target/release/rampart; scripts/bench.sh builds one with PREVIOUS=<git rev>)\n".into()),
     }
 
+    let webhook_p99 = webhook_latency::run(&base, opts, work.path(), &mut say).await?;
+
     let mut kafka_ratio = None;
     let mut latency_p99 = None;
     match &opts.brokers {
@@ -282,6 +285,12 @@ pub async fn run(opts: &BenchOptions) -> Result<String, BenchError> {
             }
         ));
     }
+    say(format!(
+        "  rampart's own alert latency p99 at {} events/s, webhook to Slack stand-in: {} (target <= 10 ms): {}",
+        opts.rate,
+        webhook_p99.map_or("no alert timed".into(), |p| format!("{:.1} ms", p * 1e3)),
+        verdict(webhook_p99.is_some_and(|p| p <= 0.010))
+    ));
     say("  RSS with 1M live dedup keys: `cargo bench --bench state` (target <= 200 MB)".into());
     Ok(out)
 }

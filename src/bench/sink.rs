@@ -82,6 +82,20 @@ impl SlackSink {
         format!("http://{}/api", self.addr)
     }
 
+    /// The `respond.slack` section (indented to sit under `respond:`) that posts every alert here, linking to its event's audit ID.
+    pub fn responder_yaml(&self) -> String {
+        format!(
+            r##"  slack:
+    bot_token: xoxb-bench-stand-in
+    api_url: {api}
+    default_channel: "#bench"
+    channel_interval: 1ms
+    link_template: "{LINK_PREFIX}{{audit_id}}"
+"##,
+            api = self.api_url(),
+        )
+    }
+
     /// Every message posted so far.
     pub fn posts(&self) -> Vec<Post> {
         self.seen
