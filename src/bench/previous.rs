@@ -27,21 +27,23 @@ impl Build {
     /// GeoIP databases and compiling the playbooks, the same for both builds).
     fn replay(&self, config: &Path, log: &Path, events: usize) -> Result<f64, BenchError> {
         let before = children_cpu();
-        let status = Command::new(&self.binary)
+        let out = Command::new(&self.binary)
             .args(["replay", "--quiet", "-c"])
             .arg(config)
             .arg(log)
             .current_dir(&self.root)
             .env("RAMPART_LOG", "error")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
+            .stderr(Stdio::piped())
+            .output()
             .map_err(|e| setup(format!("{}: {e}", self.binary.display())))?;
-        if !status.success() {
+        if !out.status.success() {
             return Err(setup(format!(
-                "{} replay -c {} failed ({status})",
+                "{} replay -c {} failed ({}): {}",
                 self.binary.display(),
-                config.display()
+                config.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
             )));
         }
         let cpu = children_cpu().saturating_sub(before);
@@ -49,7 +51,12 @@ impl Build {
     }
 
     /// Bench configs for this build's own sets: no playbooks, the default pack, default + Falco.
-    fn configs(&self, work: &Path, tag: &str) -> Result<Vec<(&'static str, PathBuf)>, BenchError> {
+    fn configs(
+        &self,
+        work: &Path,
+        log: &Path,
+        tag: &str,
+    ) -> Result<Vec<(&'static str, PathBuf)>, BenchError> {
         let base = BaseConfig::load(&self.root.join("rampart.yaml"))?;
         let playbooks = self.root.join("playbooks");
         let empty = work.join(format!("{tag}-no-playbooks"));
@@ -65,8 +72,10 @@ impl Build {
         ];
         let mut out = Vec::new();
         for (i, (label, dir, packs)) in sets.into_iter().enumerate() {
+            // A source, because a config must have one (the replay replaces it with the stream).
             let yaml = base.with_playbooks(&dir, &packs).render(&format!(
-                "output:\n  console: off\ndead_letter:\n  file: {}\n",
+                "sources:\n  files:\n    - path: {}\n      follow: false\noutput:\n  console: off\ndead_letter:\n  file: {}\n",
+                log.display(),
                 work.join(format!("{tag}-{i}-dead-letter.jsonl")).display()
             ))?;
             let path = work.join(format!("{tag}-{i}.yaml"));
@@ -102,7 +111,10 @@ pub(super) fn run(
         binary: std::env::current_exe()?,
         root: std::env::current_dir()?,
     };
-    let (pc, tc) = (prev.configs(work, "prev")?, this.configs(work, "this")?);
+    let (pc, tc) = (
+        prev.configs(work, log, "prev")?,
+        this.configs(work, log, "this")?,
+    );
     say(format!(
         "before and after (each build replays the stream with its own playbooks as a child process, start-up included; CPU µs per event, best of 2 alternating):\n  previous: {}",
         prev.root.display()
