@@ -115,10 +115,14 @@ impl DeadLetter {
     }
 
     pub fn file(path: &Path) -> Result<Self, DeadLetterError> {
-        let file = crate::fsutil::open_append(path).map_err(|source| DeadLetterError::Open {
-            path: path.to_owned(),
-            source,
-        })?;
+        let (file, cut) =
+            crate::fsutil::open_append_lines(path).map_err(|source| DeadLetterError::Open {
+                path: path.to_owned(),
+                source,
+            })?;
+        if cut > 0 {
+            tracing::warn!(path = %path.display(), bytes = cut, "dead-letter file ended in an entry a crash cut short; removed it (its record is read again)");
+        }
         Ok(DeadLetter::File {
             path: path.to_owned(),
             file: Mutex::new(file),

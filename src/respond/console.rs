@@ -67,10 +67,14 @@ impl Output {
         };
         let file = match &cfg.file {
             Some(path) => {
-                let f = crate::fsutil::open_append(path).map_err(|source| OutputError::Open {
-                    path: path.clone(),
-                    source,
-                })?;
+                let (f, cut) =
+                    crate::fsutil::open_append_lines(path).map_err(|source| OutputError::Open {
+                        path: path.clone(),
+                        source,
+                    })?;
+                if cut > 0 {
+                    tracing::warn!(path = %path.display(), bytes = cut, "output file ended in a line a crash cut short; removed it (its event is delivered again)");
+                }
                 Some((path.clone(), BufWriter::with_capacity(1 << 16, f)))
             }
             None => None,
