@@ -72,13 +72,26 @@ pub fn spawn_signal_handler(
     let done = CancellationToken::new();
     let guard = WatchdogGuard(done.clone());
     let listen = async move {
-        tokio::select! {
+        let by_signal = tokio::select! {
             () = wait_signal() => {
                 tracing::info!("shutdown requested: draining (signal again to quit at once)");
                 token.cancel();
+                true
             }
-            () = token.cancelled() => {}
+            () = token.cancelled() => false,
             () = done.cancelled() => return,
+        };
+        let deadline = tokio::time::Instant::now() + watchdog;
+        if !by_signal {
+            // Something else began the shutdown (stdout closed, the sources ended): the first
+            // signal asks for what is already happening; only a second one quits at once.
+            tokio::select! {
+                () = wait_signal() => {
+                    tracing::info!("shutdown already under way: draining (signal again to quit at once)");
+                }
+                () = done.cancelled() => return,
+                () = tokio::time::sleep_until(deadline) => {}
+            }
         }
         tokio::select! {
             () = wait_signal() => {
@@ -86,7 +99,7 @@ pub fn spawn_signal_handler(
                 std::process::exit(130);
             }
             () = done.cancelled() => {}
-            () = tokio::time::sleep(watchdog) => {
+            () = tokio::time::sleep_until(deadline) => {
                 // Everything unacknowledged is read again on start; say so, and what was failing, and go.
                 let problems = health.problems();
                 let why = if problems.is_empty() {

@@ -144,6 +144,18 @@ fn dedup(e) { `${e.user}|${e.verb}|${e.resource}` }
         (n >= expected.len()).then_some(())
     })
     .await;
+    // Every event being in the output file does not mean the restarted instance has read to the
+    // end: events the killed one wrote but never committed are read (and written) again. Wait
+    // until it has committed everything, then stop it cleanly.
+    eventually(
+        "the restarted instance to commit every offset",
+        WAIT,
+        || {
+            let sum: i64 = committed(&group, &topic, PARTITIONS).values().sum();
+            (sum == 3000).then_some(())
+        },
+    )
+    .await;
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
