@@ -72,6 +72,70 @@ fn a_playbook_for_create_pods_never_runs_on_get_secrets() {
 }
 
 #[test]
+fn where_and_where_any_decide_natively_which_events_a_rule_sees() {
+    let (_scratch, dir) = playbook_dir();
+    std::fs::create_dir(dir.join("lists")).unwrap();
+    write(&dir, "lists/ops.yaml", "- \"al*\"\n");
+    // Rules that fire on anything they run on: only the pre-filters decide.
+    write(
+        &dir,
+        "not_ops.rhai",
+        &playbook(
+            "not-ops",
+            "where: #{ user: #{ not_in_glob_lists: [\"ops\"] }, code: #{ lt: 400 } }",
+            "true",
+        ),
+    );
+    write(
+        &dir,
+        "ops_only.rhai",
+        &playbook(
+            "ops-only",
+            "where: #{ user: #{ in_glob_lists: [\"ops\"] } }",
+            "true",
+        ),
+    );
+    write(
+        &dir,
+        "either.rhai",
+        &playbook(
+            "either",
+            "where_any: [#{ verb: #{ matches: [\"delete\"] } }, #{ resource: #{ matches: [\"secret*\"] } }]",
+            "true",
+        ),
+    );
+    let set = load_dir(&dir, &cfg(&dir)).unwrap();
+    let fired = |verb, res| {
+        set.evaluate(&Ev::new(event(verb, res)))
+            .verdicts
+            .into_iter()
+            .map(|v| v.playbook)
+            .collect::<Vec<_>>()
+    };
+    // alice matches the glob list entry al*: not-ops never runs for her, ops-only always does.
+    assert_eq!(fired("get", "pods"), ["ops-only"]);
+    assert_eq!(fired("delete", "pods"), ["either", "ops-only"]);
+    assert_eq!(fired("get", "secrets"), ["either", "ops-only"]);
+
+    // A list the pre-filter names that is defined nowhere fails the load with the file.
+    write(
+        &dir,
+        "bad.rhai",
+        &playbook(
+            "bad",
+            "where: #{ user: #{ in_lists: [\"nowhere\"] } }",
+            "true",
+        ),
+    );
+    let err = load_dir(&dir, &cfg(&dir)).unwrap_err();
+    assert!(
+        err.iter()
+            .any(|d| d.to_string().contains("bad.rhai") && d.to_string().contains("\"nowhere\"")),
+        "{err:?}"
+    );
+}
+
+#[test]
 fn every_sandbox_limit_stops_its_script_and_the_other_playbooks_still_answer() {
     let (_scratch, dir) = playbook_dir();
     write(&dir, "a_loop.rhai", &playbook("loop", "", "loop { }"));

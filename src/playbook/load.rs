@@ -127,6 +127,9 @@ struct On {
     /// Field tests checked natively before the script (see `prefilter`).
     #[serde(default, rename = "where")]
     where_: std::collections::BTreeMap<String, super::prefilter::Tests>,
+    /// Alternatives, at least one of which must hold (each as `where`).
+    #[serde(default)]
+    where_any: Vec<std::collections::BTreeMap<String, super::prefilter::Tests>>,
 }
 
 /// The `.rhai` files of a directory, sorted.
@@ -268,7 +271,8 @@ pub fn load_dir(dir: &Path, cfg: &PlaybooksConfig) -> Result<PlaybookSet, Vec<Di
     for file in dirs.iter().flat_map(|d| playbook_files(d)) {
         match compile(&engine, &file, cfg) {
             Ok(Some(p)) => {
-                for name in super::prefilter::list_names(&p.on.filters) {
+                let groups = std::iter::once(&p.on.filters).chain(&p.on.filters_any);
+                for name in groups.flat_map(|g| super::prefilter::list_names(g)) {
                     if !lists.defined(name) {
                         diags.push(diag(
                             &file,
@@ -455,10 +459,14 @@ fn compile(
             }
         }
     };
-    let filters = super::prefilter::build(meta.on.where_).unwrap_or_else(|errors| {
-        problems.extend(errors.into_iter().map(|m| diag(file, 1, 1, m)));
-        Vec::new()
-    });
+    let mut build = |spec| {
+        super::prefilter::build(spec).unwrap_or_else(|errors| {
+            problems.extend(errors.into_iter().map(|m| diag(file, 1, 1, m)));
+            Vec::new()
+        })
+    };
+    let filters = build(meta.on.where_);
+    let filters_any: Vec<_> = meta.on.where_any.into_iter().map(&mut build).collect();
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -496,6 +504,7 @@ fn compile(
             baseline: meta.on.baseline,
             request_contains: meta.on.request_contains,
             filters,
+            filters_any,
         },
         gating: Gating {
             window: dedup_window,

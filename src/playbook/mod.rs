@@ -196,7 +196,13 @@ impl PlaybookSet {
         out.dedup();
         out.retain(|i| {
             let p = &self.playbooks[*i];
-            p.on.admits(ev) && prefilter::admits(&p.on.filters, ev, &p.id, &self.lists)
+            p.on.admits(ev)
+                && prefilter::admits(&p.on.filters, ev, &p.id, &self.lists)
+                && (p.on.filters_any.is_empty()
+                    || p.on
+                        .filters_any
+                        .iter()
+                        .any(|g| prefilter::admits(g, ev, &p.id, &self.lists)))
         });
         out
     }

@@ -52,6 +52,8 @@ pub struct Selector {
     pub request_contains: Option<Vec<String>>,
     /// `where`: field tests the set checks with the lists (see `prefilter`).
     pub filters: Vec<super::prefilter::Clause>,
+    /// `where_any`: alternatives, at least one of which must hold.
+    pub filters_any: Vec<Vec<super::prefilter::Clause>>,
 }
 
 /// A baseline flag `on.baseline` can ask for.
