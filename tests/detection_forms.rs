@@ -1,6 +1,8 @@
 //! The default pack against a day of each managed platform's own system traffic, in that platform's wire form (EKS CloudWatch, AKS diagnostic records, GKE Cloud Logging): nodes, CSI drivers, cloud controllers and agents calling from their provider's addresses raise no alert.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -547,13 +549,9 @@ async fn assert_quiet(platform: &str, actions: Vec<Action>, form: fn(&Value, usi
         "{platform}: playbook faults: {:?}",
         &faults[..faults.len().min(5)]
     );
-    let summary: BTreeMap<&String, (usize, Vec<&String>)> = fires
-        .iter()
-        .map(|(k, v)| (k, (v.len(), v.iter().take(3).collect())))
-        .collect();
-    assert!(
-        fires.is_empty(),
-        "{platform}: the default pack fired on the platform's own traffic: {summary:#?}"
+    common::assert_no_fires(
+        &fires,
+        &format!("{platform}: the default pack fired on the platform's own traffic"),
     );
 }
 

@@ -1,6 +1,8 @@
 //! The default pack against a day of realistic background traffic: none of its playbooks may fire on it, and they do fire on the generator's attacks.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -108,14 +110,7 @@ async fn a_day_of_background_traffic_fires_none_of_the_detections() {
         "playbook faults: {:?}",
         &faults[..faults.len().min(10)]
     );
-    let summary: BTreeMap<&String, (usize, Vec<&String>)> = fires
-        .iter()
-        .map(|(k, v)| (k, (v.len(), v.iter().take(3).collect())))
-        .collect();
-    assert!(
-        fires.is_empty(),
-        "detections fired on background traffic: {summary:#?}"
-    );
+    common::assert_no_fires(&fires, "detections fired on background traffic");
 }
 
 #[tokio::test]

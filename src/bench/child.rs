@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{setup, BenchError};
+use super::{setup, BaseConfig, BenchError};
 
 /// CPU time (user + system) of a process (`self` or a pid), from /proc.
 pub(super) fn cpu_of(pid: &str) -> Duration {
@@ -40,6 +40,21 @@ pub(super) struct Rampart {
     metrics: String,
     stderr: PathBuf,
     http: reqwest::Client,
+}
+
+/// The config of a `rampart run` child: `head` (its source, and a `kafka` connection if any) over
+/// the bench's base config, no console, dead letters and state in `dir`, and `respond` (YAML lines
+/// indented under `respond:`).
+pub(super) fn child_yaml(
+    base: &BaseConfig,
+    head: &str,
+    dir: &Path,
+    respond: &str,
+) -> Result<String, BenchError> {
+    base.render(&format!(
+        "{head}output:\n  console: off\ndead_letter:\n  file: {dir}/dead-letter.jsonl\nstate:\n  dir: {dir}/state\nrespond:\n{respond}",
+        dir = dir.display(),
+    ))
 }
 
 impl Rampart {

@@ -130,27 +130,12 @@ impl Bench {
 
     /// The config of a `rampart run` child consuming `topic` with the config's playbooks and Slack pointed at the sink.
     pub fn child_config(&self, topic: &str, dir: &Path) -> Result<String, BenchError> {
-        self.base.render(&format!(
-            r##"kafka:
-  brokers: "{brokers}"
-sources:
-  kafka:
-    group_id: {group}
-    topics: [{topic}]
-    start_from: earliest
-output:
-  console: off
-dead_letter:
-  file: {dir}/dead-letter.jsonl
-state:
-  dir: {dir}/state
-respond:
-{slack}"##,
-            brokers = self.brokers,
-            group = unique("rampart-bench"),
-            dir = dir.display(),
-            slack = self.sink.responder_yaml(),
-        ))
+        let head = format!(
+            "kafka:\n  brokers: \"{}\"\nsources:\n  kafka:\n    group_id: {}\n    topics: [{topic}]\n    start_from: earliest\n",
+            self.brokers,
+            unique("rampart-bench"),
+        );
+        super::child::child_yaml(&self.base, &head, dir, &self.sink.responder_yaml())
     }
 
     async fn rampart(&self, topic: &str, n: usize, round: usize) -> Result<Round, BenchError> {

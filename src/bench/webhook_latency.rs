@@ -42,22 +42,16 @@ fn child_config(
     listen: SocketAddr,
     dir: &Path,
 ) -> Result<String, BenchError> {
-    base.render(&format!(
-        r##"sources:
-  webhook:
-    listen: "{listen}"
-output:
-  console: off
-dead_letter:
-  file: {dir}/dead-letter.jsonl
-state:
-  dir: {dir}/state
-respond:
-  alerts_file: {dir}/alerts.jsonl
-{slack}"##,
-        dir = dir.display(),
-        slack = sink.responder_yaml(),
-    ))
+    super::child::child_yaml(
+        base,
+        &format!("sources:\n  webhook:\n    listen: \"{listen}\"\n"),
+        dir,
+        &format!(
+            "  alerts_file: {}/alerts.jsonl\n{}",
+            dir.display(),
+            sink.responder_yaml()
+        ),
+    )
 }
 
 /// `n` events of the mix as one EventList body, with their audit IDs.

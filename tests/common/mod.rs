@@ -311,3 +311,13 @@ pub fn figure(line: &str) {
         let _ = writeln!(f, "{line}");
     }
 }
+
+/// Fails, naming each playbook that fired with its count and first three entries, unless
+/// none fired (`fires`: playbook → what each firing recorded).
+pub fn assert_no_fires(fires: &std::collections::BTreeMap<String, Vec<String>>, what: &str) {
+    let summary: std::collections::BTreeMap<&String, (usize, Vec<&String>)> = fires
+        .iter()
+        .map(|(k, v)| (k, (v.len(), v.iter().take(3).collect())))
+        .collect();
+    assert!(fires.is_empty(), "{what}: {summary:#?}");
+}
