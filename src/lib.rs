@@ -4,6 +4,7 @@
 //!
 //! - [`config`]: `rampart.yaml` types, loading with `${ENV}` interpolation, validation that reports every problem.
 //! - [`sources`]: Kafka (consumer group, offsets stored only after acknowledgement), the API server's webhook backend, log files.
+//! - [`model`]: the shared vocabulary at the bottom: enrichment facts, verdicts, severities and response requests.
 //! - [`event`]: the audit.k8s.io Event model, decoders for every wire form, cluster name, provenance.
 //! - [`deadletter`]: where undecodable records go, with the reason and the original bytes.
 //! - [`enrich`]: identity, network/GeoIP, asset class and behavioural baseline for each event.
@@ -26,6 +27,7 @@ pub mod enrich;
 pub mod event;
 pub mod fsutil;
 pub mod journal_cli;
+pub mod model;
 pub mod pipeline;
 pub mod playbook;
 pub mod respond;

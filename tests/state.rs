@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rampart::event::AuditEvent;
-use rampart::playbook::verdict::{Gating, Threshold};
+use rampart::model::{Gating, Threshold};
 use rampart::playbook::{Severity, Verdict};
 use rampart::respond::{BoxFuture, Effect, Responder, Retry};
 use rampart::state::model::{AlertKind, Delivery, Status};

@@ -2,33 +2,13 @@
 
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::matcher::Pattern;
 use super::EnrichError;
 use crate::event::AuditEvent;
 
-/// How much harm a change to the asset can do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Tier {
-    #[default]
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-/// Asset facts for one event.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Asset {
-    pub tier: Tier,
-    pub data_class: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub owner: Option<String>,
-    /// Which rule decided: `assets.yaml#3` or `builtin:secrets`.
-    pub rule: String,
-}
+pub use crate::model::enrichment::{Asset, Tier};
 
 /// Conditions of a rule; every one given must match.
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -11,20 +11,7 @@ use crate::state::StateStore;
 const TREE: &str = "baseline";
 const SHARDS: usize = 16;
 
-/// What changed compared with the principal's history.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BaselineFlags {
-    /// Still inside the learning period: nothing is flagged.
-    pub learning: bool,
-    /// First time this principal was seen, seconds since the epoch.
-    pub first_seen: i64,
-    pub new_country: bool,
-    pub new_asn: bool,
-    pub new_user_agent: bool,
-    pub new_verb_resource: bool,
-    pub new_source_network: bool,
-    pub unusual_hour: bool,
-}
+pub use crate::model::enrichment::BaselineFlags;
 
 /// The facts of one event a baseline compares.
 #[derive(Debug, Default)]

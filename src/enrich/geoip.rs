@@ -7,31 +7,11 @@ use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 use maxminddb::{Mmap, Reader};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::EnrichError;
 
-/// What the databases say about one address; every field optional ("no data" is not an error).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct GeoInfo {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub country: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub city: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub latitude: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub longitude: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub asn: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub as_org: Option<String>,
-    pub anonymous: bool,
-    pub anonymous_vpn: bool,
-    pub tor_exit: bool,
-    pub hosting: bool,
-    pub public_proxy: bool,
-}
+pub use crate::model::enrichment::GeoInfo;
 
 #[derive(Deserialize)]
 struct CityRec<'a> {

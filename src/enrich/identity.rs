@@ -8,55 +8,7 @@ use super::matcher::Pattern;
 use super::EnrichError;
 use crate::event::AuditEvent;
 
-/// What kind of principal acted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum PrincipalKind {
-    #[default]
-    Human,
-    ServiceAccount,
-    Node,
-    System,
-    Anonymous,
-}
-
-/// Identity facts for one event.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Identity {
-    pub kind: PrincipalKind,
-    /// Who authenticated (the real actor, also under impersonation).
-    pub actor: String,
-    /// The identity the actor impersonated, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub impersonated: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sa_namespace: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sa_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub node: Option<String>,
-    /// How the actor authenticated, when the event says: oidc, aws-iam, gcp-iam, azure-ad, serviceaccount-token, x509.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub auth: Option<String>,
-    /// A cloud IAM identity (an AWS ARN, a GCP principal) behind the Kubernetes user.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cloud_principal: Option<String>,
-    /// Found in the directory (or the identity API).
-    pub known: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub display_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub team: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub slack: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub oncall: Option<String>,
-    /// `human` or `bot`, as the directory says.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub directory_kind: Option<String>,
-}
+pub use crate::model::enrichment::{Identity, PrincipalKind};
 
 /// One directory entry's facts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]

@@ -19,18 +19,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::EnrichConfig;
 use crate::event::AuditEvent;
 use crate::state::StateStore;
-use asset::{Asset, AssetClassifier};
-use baseline::{Baseline, BaselineFlags, BaselineSettings, Observation};
+use asset::AssetClassifier;
+use baseline::{Baseline, BaselineSettings, Observation};
 use geoip::{DbKind, GeoDb};
-use identity::{Directory, Identity};
+use identity::Directory;
 use identity_api::IdentityApi;
-use network::{Network, NetworkEnricher};
+use network::NetworkEnricher;
 
 /// Errors building the enrichers; each names its file.
 #[derive(Debug, thiserror::Error)]
@@ -47,15 +46,7 @@ pub enum EnrichError {
     GeoIp { path: PathBuf, message: String },
 }
 
-/// Everything the enrichers add to an event.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Enrichment {
-    pub identity: Identity,
-    pub network: Network,
-    pub asset: Asset,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub baseline: Option<BaselineFlags>,
-}
+pub use crate::model::enrichment::Enrichment;
 
 /// All enrichers, built once and shared by the workers.
 #[derive(Debug)]

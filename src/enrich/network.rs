@@ -2,26 +2,11 @@
 
 use std::net::IpAddr;
 
-use serde::{Deserialize, Serialize};
-
-use super::geoip::{GeoDb, GeoInfo};
+use super::geoip::GeoDb;
 use super::matcher::Cidr;
 use crate::event::AuditEvent;
 
-/// Network facts for one event.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Network {
-    /// The client: the nearest address in `sourceIPs` that is not a trusted proxy.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_ip: Option<String>,
-    /// Inside a configured or built-in internal range.
-    pub internal: bool,
-    /// The range's label, e.g. `internal/pod-network`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub class: Option<String>,
-    #[serde(flatten)]
-    pub geo: GeoInfo,
-}
+pub use crate::model::enrichment::Network;
 
 /// Labelled ranges checked before any database: user ranges first, then these.
 const BUILTIN_CLASSES: &[(&str, &str)] = &[
@@ -237,7 +222,11 @@ mod tests {
             let net = n.enrich(&ev(&[ip]));
             assert!(net.internal, "{ip}");
             assert_eq!(net.class.as_deref(), Some(label), "{ip}");
-            assert_eq!(net.geo, GeoInfo::default(), "{ip} was looked up");
+            assert_eq!(
+                net.geo,
+                crate::model::GeoInfo::default(),
+                "{ip} was looked up"
+            );
         }
     }
 

@@ -66,10 +66,10 @@ pub struct AuditEvent {
     pub provenance: Provenance,
     /// Who, from where, to what, and how unusual; filled by the enrichers.
     #[serde(skip_deserializing, default, skip_serializing_if = "Option::is_none")]
-    pub enrichment: Option<Box<crate::enrich::Enrichment>>,
+    pub enrichment: Option<Box<crate::model::Enrichment>>,
     /// What the playbooks concluded; empty when none fired.
     #[serde(skip_deserializing, default, skip_serializing_if = "Vec::is_empty")]
-    pub verdicts: Vec<crate::playbook::Verdict>,
+    pub verdicts: Vec<crate::model::Verdict>,
 }
 
 /// The only accepted value of `kind` on a single event.

@@ -18,14 +18,13 @@ mod selector;
 pub mod state_api;
 mod tally;
 pub mod testcases;
-pub mod verdict;
 
+pub use crate::model::verdict::{self, ResponseRequest, Severity, Verdict};
 pub use host::Ev;
 pub use host_objects::exec_command;
 pub use load::{load_dir, Diagnostic};
 pub use selector::{NetworkScope, Selector};
 pub use tally::{cost_table, Tally, TallyRow};
-pub use verdict::{ResponseRequest, Severity, Verdict};
 
 use std::collections::HashMap;
 use std::path::PathBuf;

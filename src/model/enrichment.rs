@@ -1,0 +1,137 @@
+//! What the enrichers add to an event: identity, network, asset and baseline facts, as every later stage reads them.
+
+use serde::{Deserialize, Serialize};
+
+/// Everything the enrichers add to an event.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Enrichment {
+    pub identity: Identity,
+    pub network: Network,
+    pub asset: Asset,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<BaselineFlags>,
+}
+
+/// What kind of principal acted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PrincipalKind {
+    #[default]
+    Human,
+    ServiceAccount,
+    Node,
+    System,
+    Anonymous,
+}
+
+/// Identity facts for one event.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Identity {
+    pub kind: PrincipalKind,
+    /// Who authenticated (the real actor, also under impersonation).
+    pub actor: String,
+    /// The identity the actor impersonated, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub impersonated: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sa_namespace: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sa_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// How the actor authenticated, when the event says: oidc, aws-iam, gcp-iam, azure-ad, serviceaccount-token, x509.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<String>,
+    /// A cloud IAM identity (an AWS ARN, a GCP principal) behind the Kubernetes user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cloud_principal: Option<String>,
+    /// Found in the directory (or the identity API).
+    pub known: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slack: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oncall: Option<String>,
+    /// `human` or `bot`, as the directory says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub directory_kind: Option<String>,
+}
+
+/// Network facts for one event.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Network {
+    /// The client: the nearest address in `sourceIPs` that is not a trusted proxy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<String>,
+    /// Inside a configured or built-in internal range.
+    pub internal: bool,
+    /// The range's label, e.g. `internal/pod-network`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+    #[serde(flatten)]
+    pub geo: GeoInfo,
+}
+
+/// What the databases say about one address; every field optional ("no data" is not an error).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GeoInfo {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latitude: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub longitude: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub asn: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub as_org: Option<String>,
+    pub anonymous: bool,
+    pub anonymous_vpn: bool,
+    pub tor_exit: bool,
+    pub hosting: bool,
+    pub public_proxy: bool,
+}
+
+/// How much harm a change to the asset can do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    #[default]
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+/// Asset facts for one event.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Asset {
+    pub tier: Tier,
+    pub data_class: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Which rule decided: `assets.yaml#3` or `builtin:secrets`.
+    pub rule: String,
+}
+
+/// What changed compared with the principal's history.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BaselineFlags {
+    /// Still inside the learning period: nothing is flagged.
+    pub learning: bool,
+    /// First time this principal was seen, seconds since the epoch.
+    pub first_seen: i64,
+    pub new_country: bool,
+    pub new_asn: bool,
+    pub new_user_agent: bool,
+    pub new_verb_resource: bool,
+    pub new_source_network: bool,
+    pub unusual_hour: bool,
+}
