@@ -104,14 +104,11 @@ async fn every_alert_is_posted_once_follow_ups_thread_and_updates_edit_through_t
     );
 
     let alice_id = "prod-eu/a0/secret_read";
-    let rec: Value = serde_json::from_slice(
-        &store
-            .get("slack_messages", alice_id.as_bytes())
-            .unwrap()
-            .expect("alice's message is recorded"),
-    )
-    .unwrap();
-    let alice_ts = rec["posts"][0]["ts"].as_str().unwrap().to_owned();
+    let rec = rampart::respond::slack::store::Messages::new(store.clone())
+        .get(alice_id)
+        .unwrap()
+        .expect("alice's message is recorded");
+    let alice_ts = rec.posts[0].ts.clone().unwrap();
     let replies: Vec<&Value> = accepted
         .iter()
         .filter(|(_, _, b)| !b["thread_ts"].is_null())

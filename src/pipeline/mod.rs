@@ -145,7 +145,8 @@ pub async fn start(
         .filter(|r| r.takes_every_alert())
         .map(|r| r.name().to_owned())
         .collect();
-    let state = Arc::new(StateStage::open(store, cfg.state.settings(sinks))?);
+    let targets = Arc::new(crate::respond::Targets(responders.clone()));
+    let state = Arc::new(StateStage::open(store, cfg.state.settings(sinks))?.with_targets(targets));
     health.set_journal(state.outbox().clone());
     maintenance.push(spawn_sweeper(
         state.clone(),

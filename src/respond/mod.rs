@@ -11,6 +11,7 @@ pub mod webhook;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::state::model::{Delivery, Status};
@@ -110,10 +111,25 @@ pub trait Responder: Send + Sync {
     fn concurrency(&self) -> usize {
         1
     }
+    /// What a response of this kind acts on, found in the event that raised the alert when the
+    /// alert is raised (the event itself is not kept); the delivery carries it as `target`.
+    fn target(&self, _ev: &crate::event::AuditEvent) -> Option<serde_json::Value> {
+        None
+    }
     /// Carries out `d`, or (dry-run) only says what it would do; idempotent under repeats of the same `d.id`.
     fn deliver<'a>(
         &'a self,
         d: &'a Delivery,
         dry_run: bool,
     ) -> BoxFuture<'a, Result<Effect, Retry>>;
+}
+
+/// The configured responders as the state stage's [`ResponseTargets`](crate::state::ResponseTargets):
+/// each finds its own responses' targets.
+pub struct Targets(pub Vec<Arc<dyn Responder>>);
+
+impl crate::state::ResponseTargets for Targets {
+    fn target(&self, kind: &str, ev: &crate::event::AuditEvent) -> Option<serde_json::Value> {
+        self.0.iter().find(|r| r.name() == kind)?.target(ev)
+    }
 }

@@ -15,7 +15,7 @@ pub enum Tag {
     Journal = 6,
     RiskContribution = 7,
     Decision = 8,
-    SlackMessage = 9,
+    ResponderMemory = 9,
 }
 
 impl Tag {
@@ -29,7 +29,7 @@ impl Tag {
             6 => Tag::Journal,
             7 => Tag::RiskContribution,
             8 => Tag::Decision,
-            9 => Tag::SlackMessage,
+            9 => Tag::ResponderMemory,
             _ => return None,
         })
     }

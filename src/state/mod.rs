@@ -21,6 +21,14 @@ use std::ops::Bound;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+/// How a response finds what it acts on in the event that raised its alert (a revocation, the
+/// binding the event touched). Given to the stage by whoever builds it, so that the stage names no
+/// responder; what it returns travels, opaque, in the delivery's `target`.
+pub trait ResponseTargets: Send + Sync {
+    /// The target of a response of `kind` (its responder's queue name) to `ev`, if it has one.
+    fn target(&self, kind: &str, ev: &crate::event::AuditEvent) -> Option<serde_json::Value>;
+}
+
 /// Errors of a state store.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {

@@ -9,12 +9,10 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use super::expiry::{self, Tag};
-use super::model::{
-    binding_target, event_summary, wall_ms, Alert, AlertKind, Contribution, Delivery,
-};
+use super::model::{event_summary, wall_ms, Alert, AlertKind, Contribution, Delivery};
 use super::outbox::{Outbox, ALERTS};
 use super::risk::{self, RiskSettings};
-use super::{Op, StateError, StateStore};
+use super::{Op, ResponseTargets, StateError, StateStore};
 use crate::event::AuditEvent;
 use crate::playbook::Verdict;
 
@@ -22,8 +20,9 @@ const DEDUP: &str = "dedup";
 const GATE: &str = "gate";
 const SEEN: &str = "seen";
 const META: &str = "meta";
-/// Posted chat messages by alert id (threads and edits), kept for the retention.
-pub const SLACK_MESSAGES: &str = "slack_messages";
+/// What responders remember per alert (message ids, thread roots), each under keys that begin
+/// with its own name; kept for the retention.
+pub const RESPONDER_MEMORY: &str = "responder_memory";
 /// Most hits one threshold key keeps.
 const MAX_HITS: usize = 10_000;
 
@@ -115,6 +114,8 @@ pub struct StateStage {
     clock: Mutex<Clock>,
     /// Serialises read-modify-write of windows between the pipeline and the sweeper.
     lock: Mutex<bool>,
+    /// How responses find their targets in the event.
+    targets: Option<Arc<dyn ResponseTargets>>,
 }
 
 impl std::fmt::Debug for StateStage {
@@ -165,7 +166,15 @@ impl StateStage {
                 at: tokio::time::Instant::now(),
             }),
             lock: Mutex::new(false),
+            targets: None,
         })
+    }
+
+    /// Responses will carry what `targets` finds for them in the event that raised the alert.
+    #[must_use]
+    pub fn with_targets(mut self, targets: Arc<dyn ResponseTargets>) -> Self {
+        self.targets = Some(targets);
+        self
     }
 
     pub fn outbox(&self) -> &Arc<Outbox> {
@@ -329,15 +338,13 @@ impl StateStage {
         }
         for (i, r) in v.responses.iter().enumerate() {
             if self.settings.sinks.contains(&r.kind) {
-                // An alert sink (e.g. Slack) already gets this alert; it reads the request
-                // (e.g. the channel) from `alert.responses` instead of posting twice.
+                // An alert sink already gets this alert; it reads the request (e.g. a
+                // channel) from `alert.responses` instead of delivering twice.
                 continue;
             }
             let mut d = self.delivery(&alert, &r.kind, &format!("{}.{i}", r.kind));
             d.response = Some(r.clone());
-            if r.kind == "revoke_binding" {
-                d.target = binding_target(ev);
-            }
+            d.target = self.targets.as_ref().and_then(|t| t.target(&r.kind, ev));
             ops.push(self.outbox.enqueue(&d));
         }
         self.to_sinks(&alert, ops);
@@ -509,7 +516,7 @@ impl StateStage {
                     Tag::Journal => (super::outbox::JOURNAL, true),
                     Tag::RiskContribution => (risk::CONTRIBUTIONS, true),
                     Tag::Decision => (super::approvals::DECISIONS, true),
-                    Tag::SlackMessage => (SLACK_MESSAGES, true),
+                    Tag::ResponderMemory => (RESPONDER_MEMORY, true),
                 };
                 if gone {
                     removed += 1;

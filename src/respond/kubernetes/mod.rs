@@ -6,18 +6,21 @@
 //! - [`revoke`]: one revocation, from GET to Event.
 //! - [`undo`]: restoring from the journal's undo record.
 //! - [`events`]: Kubernetes Events on the bindings.
+//! - [`target`]: the binding a judged event touched, as the delivery carries it.
 
 pub mod client;
 pub mod config;
 pub mod events;
 pub mod revoke;
 pub mod safety;
+pub mod target;
 pub mod undo;
 
 use serde_json::Value;
 
 pub use client::ConnectError;
 pub use config::{KubernetesConfig, OwnConfig, ProtectedConfig, ServiceAccountRef};
+pub use target::{binding_target, BindingTarget};
 pub use undo::UndoError;
 
 use super::{BoxFuture, Effect, Responder, Retry};
@@ -84,6 +87,10 @@ pub async fn undo(cfg: &KubernetesConfig, entry_undo: &Value) -> Result<String, 
 impl Responder for KubernetesResponder {
     fn name(&self) -> &str {
         "revoke_binding"
+    }
+
+    fn target(&self, ev: &crate::event::AuditEvent) -> Option<Value> {
+        binding_target(ev).and_then(|t| serde_json::to_value(t).ok())
     }
 
     fn deliver<'a>(

@@ -5,9 +5,10 @@ use serde_json::{json, Value};
 use super::client::{BindingRef, Failure};
 use super::events::{self, Action};
 use super::safety::{Subject, SubjectSelector};
+use super::BindingTarget;
 use super::KubernetesResponder;
 use crate::respond::{Effect, Retry};
-use crate::state::model::{BindingTarget, Delivery, Status};
+use crate::state::model::{Delivery, Status};
 
 /// A binding created up to this long after the judged event's (second-truncated) receive time is
 /// taken as the judged object: creation happens while the judged request is being served, which
@@ -60,7 +61,7 @@ impl Removal {
 /// One revocation, as the delivery asks for it.
 struct Job<'a> {
     d: &'a Delivery,
-    target: &'a BindingTarget,
+    target: BindingTarget,
     b: BindingRef,
     mode: Mode,
     removal: Option<Removal>,
@@ -102,10 +103,7 @@ fn meta<'v>(live: &'v Value, f: &str) -> Option<&'v str> {
 
 impl<'a> Job<'a> {
     fn from_delivery(d: &'a Delivery) -> Result<Self, String> {
-        let target = d
-            .target
-            .as_ref()
-            .ok_or("the delivery names no binding (the event was not about a RoleBinding or ClusterRoleBinding)")?;
+        let target = BindingTarget::of(d).ok_or("the delivery names no binding (the event was not about a RoleBinding or ClusterRoleBinding)")?;
         let b = BindingRef::new(&target.kind, target.namespace.as_deref(), &target.name)?;
         let params = d.response.as_ref().map(|r| &r.params);
         let mode = match params.and_then(|p| p.get("mode")).and_then(Value::as_str) {

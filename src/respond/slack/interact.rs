@@ -334,7 +334,7 @@ async fn receive(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -
         .map_or(id.as_str(), |(r, _)| r)
         .to_owned();
     if let Err(e) = s.cfg.messages.decide(&root, &id, &line) {
-        tracing::warn!(delivery = %id, error = %e, "decision not recorded in slack_messages");
+        tracing::warn!(delivery = %id, error = %e, "decision not recorded in Slack's memory of the alert");
     }
     let blocks = p
         .message

@@ -1,4 +1,4 @@
-//! The `slack_messages` tree: which Slack messages each alert became (channel, id, ts), the posts under way, its responses and their decisions — so repeats do not post twice and threads and edits survive restarts; and `slack_channels`, the channel ids learned from Slack's answers.
+//! Slack's part of the responders' memory (keys `slack/<alert id>`): which Slack messages each alert became (channel, id, ts), the posts under way, its responses and their decisions — so repeats do not post twice and threads and edits survive restarts; and `slack_channels`, the channel ids learned from Slack's answers.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -10,8 +10,12 @@ use crate::state::expiry::{self, Tag};
 use crate::state::model::wall_ms;
 use crate::state::{Op, StateError, StateStore};
 
-/// The tree, keyed by alert id.
-pub const TREE: &str = crate::state::stage::SLACK_MESSAGES;
+/// The tree, shared by the responders; Slack's keys are `slack/<alert id>`.
+pub const TREE: &str = crate::state::stage::RESPONDER_MEMORY;
+
+fn key(alert_id: &str) -> Vec<u8> {
+    format!("slack/{alert_id}").into_bytes()
+}
 /// Channel name (as routed) → channel id, as Slack answered posts; bounded by the channels used.
 pub const CHANNELS: &str = "slack_channels";
 
@@ -101,7 +105,7 @@ impl Messages {
 
     pub fn get(&self, alert_id: &str) -> Result<Option<Record>, StateError> {
         self.store
-            .get(TREE, alert_id.as_bytes())?
+            .get(TREE, &key(alert_id))?
             .map(|v| serde_json::from_slice(&v).map_err(|e| corrupt(&e)))
             .transpose()
     }
@@ -123,13 +127,13 @@ impl Messages {
         let mut r = old.unwrap_or_default();
         f(&mut r);
         let v = serde_json::to_vec(&r).map_err(|e| corrupt(&e))?;
-        let mut ops = vec![Op::Put(TREE, alert_id.as_bytes().to_vec(), v)];
+        let mut ops = vec![Op::Put(TREE, key(alert_id), v)];
         if new {
             let now = i64::try_from(wall_ms() / 1000).unwrap_or(0);
             ops.push(expiry::put(
                 now.saturating_add(self.retention),
-                Tag::SlackMessage,
-                alert_id.as_bytes(),
+                Tag::ResponderMemory,
+                &key(alert_id),
             ));
         }
         ops.extend(more);
