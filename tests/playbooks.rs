@@ -284,6 +284,52 @@ fn hot_reload_swaps_the_set_and_a_broken_edit_keeps_the_old_one() {
 }
 
 #[test]
+fn a_mounted_configmap_reloads_when_kubernetes_swaps_its_data() {
+    // A ConfigMap volume: each key is a link `name -> ..data/name`, and `..data` links to a
+    // timestamped directory that the kubelet replaces, atomically, when the ConfigMap changes.
+    let (_scratch, dir) = playbook_dir();
+    let version = |n: &str, ids: &[&str]| {
+        let v = dir.join(n);
+        std::fs::create_dir_all(&v).unwrap();
+        for id in ids {
+            write(&v, &format!("{id}.rhai"), &playbook(id, "", "true"));
+        }
+    };
+    version("..2026_12_07_v1", &["one", "two"]);
+    std::os::unix::fs::symlink("..2026_12_07_v1", dir.join("..data")).unwrap();
+    for id in ["one", "two"] {
+        std::os::unix::fs::symlink(format!("..data/{id}.rhai"), dir.join(format!("{id}.rhai")))
+            .unwrap();
+    }
+    let handle = PlaybookHandle::load(&cfg(&dir)).unwrap();
+    let titles = |h: &PlaybookHandle| {
+        let set = h.current();
+        let mut t: Vec<String> = set.playbooks().iter().map(|p| p.title.clone()).collect();
+        t.sort();
+        t
+    };
+    assert_eq!(titles(&handle), ["one fired", "two fired"]);
+    assert!(!handle.reload_if_changed(), "nothing changed yet");
+
+    version("..2026_12_07_v2", &[]);
+    write(
+        &dir.join("..2026_12_07_v2"),
+        "one.rhai",
+        &playbook("one", "", "true").replace("one fired", "one edited"),
+    );
+    write(
+        &dir.join("..2026_12_07_v2"),
+        "two.rhai",
+        &playbook("two", "", "true"),
+    );
+    std::os::unix::fs::symlink("..2026_12_07_v2", dir.join("..data.tmp")).unwrap();
+    std::fs::rename(dir.join("..data.tmp"), dir.join("..data")).unwrap();
+    std::fs::remove_dir_all(dir.join("..2026_12_07_v1")).unwrap();
+    assert!(handle.reload_if_changed(), "the swap is an edit");
+    assert_eq!(titles(&handle), ["one edited", "two fired"]);
+}
+
+#[test]
 fn editing_a_list_file_changes_verdicts_without_touching_scripts() {
     let s = Scratch::new();
     let dir = s.path("pb");

@@ -143,13 +143,15 @@ fn playbook_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// What the directory and its `lists/` look like now (files, mtimes, sizes), to notice edits.
+/// Links are followed: a mounted ConfigMap's files are links through `..data`, which Kubernetes
+/// swaps to a new directory when the ConfigMap changes.
 pub fn fingerprint(dir: &Path) -> Vec<(PathBuf, std::time::SystemTime, u64)> {
     let scan = |d: &Path| -> Vec<(PathBuf, std::time::SystemTime, u64)> {
         std::fs::read_dir(d)
             .map(|rd| {
                 rd.filter_map(Result::ok)
                     .filter_map(|e| {
-                        let m = e.metadata().ok()?;
+                        let m = std::fs::metadata(e.path()).ok()?;
                         m.is_file().then_some(())?;
                         Some((e.path(), m.modified().ok()?, m.len()))
                     })
