@@ -13,7 +13,7 @@ use fake_slack::{Behave, FakeSlack};
 use rampart::config::{Seconds, Secret};
 use rampart::playbook::Severity;
 use rampart::respond::dispatch::{self, DispatchSettings};
-use rampart::respond::slack::interact::{self, Approvals, DecideOutcome};
+use rampart::respond::slack::interact::{self, Approvals, DecideError, DecideOutcome};
 use rampart::respond::slack::{SlackConfig, SlackResponder};
 use rampart::respond::Responder;
 use rampart::state::model::{wall_ms, Alert, AlertKind, Decision, Status};
@@ -31,7 +31,7 @@ struct Book {
 }
 
 impl Approvals for Book {
-    fn decide(&self, id: &str, d: Decision) -> Result<DecideOutcome, String> {
+    fn decide(&self, id: &str, d: Decision) -> Result<DecideOutcome, DecideError> {
         self.calls.lock().unwrap().push((id.to_owned(), d.clone()));
         if self.expired.contains(id) {
             return Ok(DecideOutcome::Expired);

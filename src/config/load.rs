@@ -135,9 +135,9 @@ fn interpolate(v: &mut Value, path: &mut String, problems: &mut Vec<Problem>) {
     match v {
         Value::String(s) if s.contains('$') => match expand(s) {
             Ok(out) => *s = out,
-            Err(message) => problems.push(Problem {
+            Err(e) => problems.push(Problem {
                 path: path.clone(),
-                message,
+                message: e.to_string(),
             }),
         },
         Value::Mapping(m) => {
@@ -163,7 +163,16 @@ fn interpolate(v: &mut Value, path: &mut String, problems: &mut Vec<Problem>) {
     }
 }
 
-fn expand(s: &str) -> Result<String, String> {
+/// Why `${...}` interpolation failed in one string.
+#[derive(Debug, thiserror::Error)]
+enum ExpandError {
+    #[error("unterminated ${{...}} in {0:?}")]
+    Unterminated(String),
+    #[error("environment variable {0} is not set")]
+    Unset(String),
+}
+
+fn expand(s: &str) -> Result<String, ExpandError> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(pos) = rest.find('$') {
@@ -175,7 +184,7 @@ fn expand(s: &str) -> Result<String, String> {
         } else if let Some(body) = after.strip_prefix('{') {
             let end = body
                 .find('}')
-                .ok_or_else(|| format!("unterminated ${{...}} in {s:?}"))?;
+                .ok_or_else(|| ExpandError::Unterminated(s.to_owned()))?;
             let expr = &body[..end];
             let (name, default) = match expr.split_once(":-") {
                 Some((n, d)) => (n, Some(d)),
@@ -184,7 +193,7 @@ fn expand(s: &str) -> Result<String, String> {
             match (std::env::var(name), default) {
                 (Ok(v), _) => out.push_str(&v),
                 (Err(_), Some(d)) => out.push_str(d),
-                (Err(_), None) => return Err(format!("environment variable {name} is not set")),
+                (Err(_), None) => return Err(ExpandError::Unset(name.to_owned())),
             }
             rest = &body[end + 1..];
         } else {
@@ -264,6 +273,7 @@ pipeline: { workers: 0 }
         assert_eq!(expand("cost: $$5").unwrap(), "cost: $5");
         assert!(expand("${RAMPART_TEST_UNSET_X}")
             .unwrap_err()
+            .to_string()
             .contains("RAMPART_TEST_UNSET_X"));
     }
 

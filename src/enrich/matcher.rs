@@ -4,6 +4,23 @@ use std::net::IpAddr;
 
 use serde::Deserialize;
 
+/// Why a pattern or an address range does not parse.
+#[derive(Debug, thiserror::Error)]
+pub enum MatcherError {
+    #[error("invalid regex {pattern:?}: {source}")]
+    Regex {
+        pattern: String,
+        #[source]
+        source: regex::Error,
+    },
+    #[error("invalid address in {0:?}")]
+    Address(String),
+    #[error("invalid prefix length in {0:?}")]
+    PrefixLength(String),
+    #[error("prefix length {len} too long in {text:?}")]
+    PrefixTooLong { len: u32, text: String },
+}
+
 /// A name pattern: `re:^...$` is a regex, anything else a glob where `*` matches any run of characters.
 #[derive(Debug, Clone)]
 pub enum Pattern {
@@ -13,11 +30,14 @@ pub enum Pattern {
 }
 
 impl Pattern {
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, MatcherError> {
         if let Some(re) = s.strip_prefix("re:") {
-            return regex::Regex::new(re)
-                .map(Pattern::Regex)
-                .map_err(|e| format!("invalid regex {re:?}: {e}"));
+            return regex::Regex::new(re).map(Pattern::Regex).map_err(|source| {
+                MatcherError::Regex {
+                    pattern: re.to_owned(),
+                    source,
+                }
+            });
         }
         if s.contains('*') {
             Ok(Pattern::Glob(s.split('*').map(str::to_owned).collect()))
@@ -74,7 +94,7 @@ pub struct Cidr {
 }
 
 impl Cidr {
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, MatcherError> {
         let (addr, len) = match s.split_once('/') {
             Some((a, l)) => (a, Some(l)),
             None => (s, None),
@@ -82,7 +102,7 @@ impl Cidr {
         let ip: IpAddr = addr
             .trim()
             .parse()
-            .map_err(|_| format!("invalid address in {s:?}"))?;
+            .map_err(|_| MatcherError::Address(s.to_owned()))?;
         let (bits, max) = match ip {
             IpAddr::V4(v4) => (u128::from(u32::from(v4)), 32u32),
             IpAddr::V6(v6) => (u128::from(v6), 128u32),
@@ -91,11 +111,14 @@ impl Cidr {
             Some(l) => l
                 .trim()
                 .parse()
-                .map_err(|_| format!("invalid prefix length in {s:?}"))?,
+                .map_err(|_| MatcherError::PrefixLength(s.to_owned()))?,
             None => max,
         };
         if len > max {
-            return Err(format!("prefix length {len} too long in {s:?}"));
+            return Err(MatcherError::PrefixTooLong {
+                len,
+                text: s.to_owned(),
+            });
         }
         let host_bits = max - len;
         let full: u128 = if max == 32 {

@@ -321,14 +321,14 @@ pub fn register(engine: &mut Engine, lists: Arc<Lists>, state: Arc<super::state_
     engine.register_fn(
         "count",
         move |key: &str, window: Dynamic| -> Result<i64, Box<rhai::EvalAltResult>> {
-            Ok(st.count(key, window_secs(&window)?))
+            Ok(st.count(key, window_secs(&window).map_err(|e| e.to_string())?))
         },
     );
     let st = state.clone();
     engine.register_fn(
         "distinct",
         move |key: &str, value: &str, window: Dynamic| -> Result<i64, Box<rhai::EvalAltResult>> {
-            Ok(st.distinct(key, value, window_secs(&window)?))
+            Ok(st.distinct(key, value, window_secs(&window).map_err(|e| e.to_string())?))
         },
     );
     let st = state.clone();
@@ -341,7 +341,12 @@ pub fn register(engine: &mut Engine, lists: Arc<Lists>, state: Arc<super::state_
               total: i64,
               within: Dynamic|
               -> Result<bool, Box<rhai::EvalAltResult>> {
-            Ok(st.sequence(key, step, total, window_secs(&within)?))
+            Ok(st.sequence(
+                key,
+                step,
+                total,
+                window_secs(&within).map_err(|e| e.to_string())?,
+            ))
         },
     );
     engine.register_fn("risk", move |entity: &str| state.risk(entity));

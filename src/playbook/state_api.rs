@@ -237,18 +237,31 @@ fn decayed(value: f64, at: i64, now: i64) -> f64 {
     value * 0.5f64.powf(age / RISK_HALF_LIFE as f64)
 }
 
+/// A window a playbook passed that is not a duration (raised in the script, with its position).
+#[derive(Debug, thiserror::Error)]
+pub enum WindowError {
+    #[error("window must be a duration like \"5m\", not {0}")]
+    NotADuration(String),
+    #[error("invalid window {text:?}: {source}")]
+    Invalid {
+        text: String,
+        #[source]
+        source: humantime::DurationError,
+    },
+}
+
 /// A window written as `"5m"`, `"30s"` or a number of seconds.
-pub fn window_secs(d: &rhai::Dynamic) -> Result<i64, String> {
+pub fn window_secs(d: &rhai::Dynamic) -> Result<i64, WindowError> {
     if let Ok(n) = d.as_int() {
         return Ok(n);
     }
     let s = d
         .clone()
         .into_string()
-        .map_err(|t| format!("window must be a duration like \"5m\", not {t}"))?;
+        .map_err(|t| WindowError::NotADuration(t.to_string()))?;
     humantime::parse_duration(s.trim())
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .map_err(|e| format!("invalid window {s:?}: {e}"))
+        .map_err(|source| WindowError::Invalid { text: s, source })
 }
 
 #[cfg(test)]
@@ -318,8 +331,8 @@ mod tests {
 
     #[test]
     fn parses_windows() {
-        assert_eq!(window_secs(&rhai::Dynamic::from("5m")), Ok(300));
-        assert_eq!(window_secs(&rhai::Dynamic::from(90_i64)), Ok(90));
+        assert_eq!(window_secs(&rhai::Dynamic::from("5m")).unwrap(), 300);
+        assert_eq!(window_secs(&rhai::Dynamic::from(90_i64)).unwrap(), 90);
         assert!(window_secs(&rhai::Dynamic::from("soon")).is_err());
     }
 }

@@ -8,6 +8,7 @@ use kube::config::{Config, KubeConfigOptions, Kubeconfig};
 use serde_json::Value;
 
 use super::config::KubernetesConfig;
+use super::refusal::Refusal;
 
 /// The two kinds of binding rampart may change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,21 +62,15 @@ fn path_safe(s: &str) -> bool {
 
 impl BindingRef {
     /// The binding a delivery names, when it is one and its names are well-formed.
-    pub fn new(kind: &str, namespace: Option<&str>, name: &str) -> Result<Self, String> {
-        let kind = Kind::parse(kind).ok_or_else(|| {
-            format!("the target is a {kind:?}, not a RoleBinding or ClusterRoleBinding")
-        })?;
+    pub fn new(kind: &str, namespace: Option<&str>, name: &str) -> Result<Self, Refusal> {
+        let kind = Kind::parse(kind).ok_or_else(|| Refusal::NotABinding(kind.to_owned()))?;
         if !path_safe(name) {
-            return Err(format!(
-                "the binding name {name:?} is not a valid object name"
-            ));
+            return Err(Refusal::InvalidName(name.to_owned()));
         }
         let namespace = match (kind, namespace.filter(|n| !n.is_empty())) {
-            (Kind::RoleBinding, None) => {
-                return Err(format!("the RoleBinding {name} has no namespace"))
-            }
+            (Kind::RoleBinding, None) => return Err(Refusal::NoNamespace(name.to_owned())),
             (Kind::RoleBinding, Some(ns)) if !path_safe(ns) => {
-                return Err(format!("the namespace {ns:?} is not a valid namespace"))
+                return Err(Refusal::InvalidNamespace(ns.to_owned()))
             }
             (Kind::RoleBinding, Some(ns)) => Some(ns.to_owned()),
             (Kind::ClusterRoleBinding, _) => None,

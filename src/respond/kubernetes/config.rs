@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::refusal::SelectorError;
 use crate::config::{Problem, Seconds};
 
 /// How the binding revocation responder reaches the cluster and what it must never touch.
@@ -112,17 +113,15 @@ pub enum LabelTerm {
 }
 
 /// Parses `k=v,k2,k3==v3`; every term must hold for the selector to match.
-pub fn parse_label_selector(s: &str) -> Result<Vec<LabelTerm>, String> {
+pub fn parse_label_selector(s: &str) -> Result<Vec<LabelTerm>, SelectorError> {
     let mut terms = Vec::new();
     for raw in s.split(',') {
         let t = raw.trim();
         if t.is_empty() {
-            return Err(format!("empty term in label selector {s:?}"));
+            return Err(SelectorError::EmptyTerm(s.to_owned()));
         }
         if t.contains("!=") || t.starts_with('!') || t.contains(" in ") || t.contains(" notin ") {
-            return Err(format!(
-                "unsupported term {t:?}: only `key=value` and `key` are supported"
-            ));
+            return Err(SelectorError::Unsupported(t.to_owned()));
         }
         let term = match t.split_once('=') {
             Some((k, v)) => {
@@ -151,7 +150,7 @@ fn name_ok(s: &str, max: usize) -> bool {
         && s.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
 
-fn check_key(k: &str) -> Result<(), String> {
+fn check_key(k: &str) -> Result<(), SelectorError> {
     let (prefix, name) = match k.rsplit_once('/') {
         Some((p, n)) => (Some(p), n),
         None => (None, k),
@@ -169,15 +168,15 @@ fn check_key(k: &str) -> Result<(), String> {
     if prefix_ok && name_ok(name, 63) {
         Ok(())
     } else {
-        Err(format!("invalid label key {k:?}"))
+        Err(SelectorError::Key(k.to_owned()))
     }
 }
 
-fn check_value(v: &str) -> Result<(), String> {
+fn check_value(v: &str) -> Result<(), SelectorError> {
     if v.is_empty() || name_ok(v, 63) {
         Ok(())
     } else {
-        Err(format!("invalid label value {v:?}"))
+        Err(SelectorError::Value(v.to_owned()))
     }
 }
 
@@ -221,8 +220,8 @@ impl KubernetesConfig {
             }
         }
         if let Some(sel) = &self.protected.label_selector {
-            if let Err(m) = parse_label_selector(sel) {
-                add("protected.label_selector", m);
+            if let Err(e) = parse_label_selector(sel) {
+                add("protected.label_selector", e.to_string());
             }
         }
         if let Some(sa) = &self.own.service_account {

@@ -3,6 +3,7 @@
 //! - [`config`]: [`KubernetesConfig`] and its validation.
 //! - [`client`]: connecting (kubeconfig, in-cluster) and the few API requests made.
 //! - [`safety`]: what is refused.
+//! - [`refusal`]: why a request or a label selector is refused.
 //! - [`revoke`]: one revocation, from GET to Event.
 //! - [`undo`]: restoring from the journal's undo record.
 //! - [`events`]: Kubernetes Events on the bindings.
@@ -11,6 +12,7 @@
 pub mod client;
 pub mod config;
 pub mod events;
+pub mod refusal;
 pub mod revoke;
 pub mod safety;
 pub mod target;
@@ -20,6 +22,7 @@ use serde_json::Value;
 
 pub use client::ConnectError;
 pub use config::{KubernetesConfig, OwnConfig, ProtectedConfig, ServiceAccountRef};
+pub use refusal::{Refusal, SelectorError};
 pub use target::{binding_target, BindingTarget};
 pub use undo::UndoError;
 

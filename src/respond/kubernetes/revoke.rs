@@ -5,8 +5,8 @@ use serde_json::{json, Value};
 use super::client::{BindingRef, Failure};
 use super::events::{self, Action};
 use super::safety::{Subject, SubjectSelector};
-use super::BindingTarget;
 use super::KubernetesResponder;
+use super::{BindingTarget, Refusal};
 use crate::respond::{Effect, Retry};
 use crate::state::model::{Delivery, Status};
 
@@ -102,23 +102,15 @@ fn meta<'v>(live: &'v Value, f: &str) -> Option<&'v str> {
 }
 
 impl<'a> Job<'a> {
-    fn from_delivery(d: &'a Delivery) -> Result<Self, String> {
-        let target = BindingTarget::of(d).ok_or("the delivery names no binding (the event was not about a RoleBinding or ClusterRoleBinding)")?;
+    fn from_delivery(d: &'a Delivery) -> Result<Self, Refusal> {
+        let target = BindingTarget::of(d).ok_or(Refusal::NoTarget)?;
         let b = BindingRef::new(&target.kind, target.namespace.as_deref(), &target.name)?;
         let params = d.response.as_ref().map(|r| &r.params);
         let mode = match params.and_then(|p| p.get("mode")).and_then(Value::as_str) {
             Some("delete") => Mode::Delete,
             Some("remove_subject") => Mode::RemoveSubject,
-            Some(other) => {
-                return Err(format!(
-                    "unknown mode {other:?} (expected remove_subject or delete)"
-                ))
-            }
-            None => {
-                return Err(
-                    "the request has no mode (use revoke_binding() or delete_binding())".into(),
-                )
-            }
+            Some(other) => return Err(Refusal::UnknownMode(other.to_owned())),
+            None => return Err(Refusal::NoMode),
         };
         let removal = match (mode, params.and_then(|p| p.get("subject"))) {
             (Mode::Delete, _) => None,
@@ -130,9 +122,7 @@ impl<'a> Job<'a> {
                     .filter_map(Subject::from_value)
                     .collect();
                 if judged.is_empty() {
-                    return Err(format!(
-                        "the audit event did not record the subjects of {b} (Metadata level), so rampart cannot tell which to remove; name one with the subject parameter or use delete_binding()"
-                    ));
+                    return Err(Refusal::SubjectsNotRecorded(b.to_string()));
                 }
                 Some(Removal::Judged(judged))
             }

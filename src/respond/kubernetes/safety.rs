@@ -4,6 +4,7 @@ use serde_json::Value;
 
 use super::client::BindingRef;
 use super::config::{parse_label_selector, KubernetesConfig, LabelTerm};
+use super::refusal::Refusal;
 
 /// A subject of a binding (`User`, `Group` or `ServiceAccount`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,19 +64,17 @@ pub enum SubjectSelector {
 impl SubjectSelector {
     /// `{kind, name, namespace}`, `Kind/name`, `ServiceAccount/ns/name`,
     /// `system:serviceaccount:ns:name`, or a bare name.
-    pub fn parse(v: &Value) -> Result<Self, String> {
+    pub fn parse(v: &Value) -> Result<Self, Refusal> {
         if v.is_object() {
             return Subject::from_value(v)
                 .map(SubjectSelector::Exact)
-                .ok_or_else(|| "the subject parameter needs `kind` and `name`".to_owned());
+                .ok_or(Refusal::SubjectIncomplete);
         }
         let s = v
             .as_str()
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .ok_or_else(|| {
-                "the subject parameter must be a name or {kind, name, namespace}".to_owned()
-            })?;
+            .ok_or(Refusal::SubjectNotAName)?;
         if let Some(rest) = s.strip_prefix("system:serviceaccount:") {
             if let Some((ns, name)) = rest.split_once(':') {
                 return Ok(SubjectSelector::Exact(Subject {
@@ -98,7 +97,7 @@ impl SubjectSelector {
                 namespace: None,
             })),
             [name] => Ok(SubjectSelector::Named((*name).into())),
-            _ => Err(format!("cannot read the subject parameter {s:?}")),
+            _ => Err(Refusal::SubjectUnreadable(s.to_owned())),
         }
     }
 

@@ -126,7 +126,7 @@ fn parse(rec: &Value) -> Result<Record<'_>, UndoError> {
         s("namespace"),
         s("name").unwrap_or(""),
     )
-    .map_err(UndoError::Invalid)?;
+    .map_err(|e| UndoError::Invalid(e.to_string()))?;
     let object = rec
         .get("object")
         .filter(|o| o.is_object())

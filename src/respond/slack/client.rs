@@ -95,9 +95,27 @@ fn transient(error: &str) -> bool {
     )
 }
 
+/// Why the Slack client cannot be built (at start-up; the run does not begin).
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("respond.slack.ca_file: cannot read {}: {source}", path.display())]
+    CaRead {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("respond.slack.ca_file: {}: {message}", path.display())]
+    CaInvalid {
+        path: std::path::PathBuf,
+        message: String,
+    },
+    #[error("cannot build the Slack HTTP client: {0}")]
+    Http(String),
+}
+
 impl Client {
     /// A client trusting the built-in roots plus `ca_file`, with the configured timeout.
-    pub fn new(cfg: &SlackConfig) -> Result<Self, String> {
+    pub fn new(cfg: &SlackConfig) -> Result<Self, ClientError> {
         let timeout = cfg.timeout.get();
         let mut b = reqwest::Client::builder()
             .timeout(timeout)
@@ -105,20 +123,18 @@ impl Client {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("rampart/", env!("CARGO_PKG_VERSION")));
         if let Some(ca) = &cfg.ca_file {
-            let pem = std::fs::read(ca)
-                .map_err(|e| format!("respond.slack.ca_file: cannot read {}: {e}", ca.display()))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                format!(
-                    "respond.slack.ca_file: {}: {}",
-                    ca.display(),
-                    e.without_url()
-                )
+            let pem = std::fs::read(ca).map_err(|source| ClientError::CaRead {
+                path: ca.clone(),
+                source,
             })?;
+            let invalid = |message: String| ClientError::CaInvalid {
+                path: ca.clone(),
+                message,
+            };
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| invalid(e.without_url().to_string()))?;
             if certs.is_empty() {
-                return Err(format!(
-                    "respond.slack.ca_file: {}: no certificate found",
-                    ca.display()
-                ));
+                return Err(invalid("no certificate found".into()));
             }
             for c in certs {
                 b = b.add_root_certificate(c);
@@ -126,7 +142,7 @@ impl Client {
         }
         let http = b
             .build()
-            .map_err(|e| format!("cannot build the Slack HTTP client: {}", e.without_url()))?;
+            .map_err(|e| ClientError::Http(e.without_url().to_string()))?;
         Ok(Self {
             http,
             api_url: cfg.api_url.trim_end_matches('/').to_owned(),

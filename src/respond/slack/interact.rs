@@ -141,13 +141,31 @@ pub struct Interaction {
     pub message: Option<Value>,
 }
 
+/// Why an interaction's body cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum PayloadError {
+    #[error("no payload field")]
+    Missing,
+    #[error("invalid payload: {0}")]
+    Invalid(#[source] serde_json::Error),
+}
+
 /// Parses the `application/x-www-form-urlencoded` body's `payload` field.
-pub fn parse(body: &[u8]) -> Result<Interaction, String> {
+pub fn parse(body: &[u8]) -> Result<Interaction, PayloadError> {
     let payload = form_urlencoded::parse(body)
         .find(|(k, _)| k == "payload")
         .map(|(_, v)| v.into_owned())
-        .ok_or("no payload field")?;
-    serde_json::from_str(&payload).map_err(|e| format!("invalid payload: {e}"))
+        .ok_or(PayloadError::Missing)?;
+    serde_json::from_str(&payload).map_err(PayloadError::Invalid)
+}
+
+/// Why a decision could not be recorded (the button's answer says so; nothing runs).
+#[derive(Debug, thiserror::Error)]
+pub enum DecideError {
+    #[error(transparent)]
+    Store(#[from] crate::state::StateError),
+    #[error("the decision was interrupted: {0}")]
+    Interrupted(#[from] tokio::task::JoinError),
 }
 
 pub use crate::state::approvals::DecideOutcome;
@@ -155,16 +173,14 @@ pub use crate::state::approvals::DecideOutcome;
 /// Decisions on responses waiting for approval; implemented by the outbox.
 pub trait Approvals: Send + Sync {
     /// Records `decision` on the response delivery `delivery_id`, once.
-    fn decide(&self, delivery_id: &str, decision: Decision) -> Result<DecideOutcome, String>;
+    fn decide(&self, delivery_id: &str, decision: Decision) -> Result<DecideOutcome, DecideError>;
 }
 
 /// The outbox decides: durably, first decision wins, the parked response runs or is discarded.
 impl Approvals for crate::state::StateStage {
-    fn decide(&self, delivery_id: &str, decision: Decision) -> Result<DecideOutcome, String> {
+    fn decide(&self, delivery_id: &str, decision: Decision) -> Result<DecideOutcome, DecideError> {
         let keep_until = self.now().unwrap_or_else(now_secs) + self.settings().retention;
-        self.outbox()
-            .decide(delivery_id, decision, keep_until)
-            .map_err(|e| e.to_string())
+        Ok(self.outbox().decide(delivery_id, decision, keep_until)?)
     }
 }
 
@@ -257,7 +273,7 @@ async fn receive(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -
         Ok(p) => p,
         Err(e) => {
             tracing::warn!(error = %e, "Slack interaction unreadable");
-            return (StatusCode::BAD_REQUEST, e).into_response();
+            return (StatusCode::BAD_REQUEST, e.to_string()).into_response();
         }
     };
     let action = p
@@ -293,7 +309,7 @@ async fn receive(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -
     let (did, dec) = (id.clone(), decision.clone());
     let outcome = tokio::task::spawn_blocking(move || approvals.decide(&did, dec))
         .await
-        .unwrap_or_else(|e| Err(e.to_string()));
+        .unwrap_or_else(|e| Err(e.into()));
     tracing::info!(delivery = %id, user = %p.user.id, approve, outcome = ?outcome, "Slack approval");
     let who = format!("<@{}>", p.user.id);
     let line = match &outcome {

@@ -18,8 +18,9 @@ pub mod reconcile;
 pub mod route;
 pub mod store;
 
+pub use client::ClientError;
 pub use config::{ApprovalsConfig, Route, SlackConfig};
-pub use interact::{router, Approvals, DecideOutcome, Interactions};
+pub use interact::{router, Approvals, DecideError, DecideOutcome, Interactions, PayloadError};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -100,8 +101,8 @@ fn state_err(e: &crate::state::StateError) -> Retry {
 }
 
 impl SlackResponder {
-    /// Builds the responder; `store` keeps the `slack_messages` tree.
-    pub fn new(cfg: SlackConfig, store: Arc<dyn StateStore>) -> Result<Self, String> {
+    /// Builds the responder; `store` keeps what it remembers of each alert's messages.
+    pub fn new(cfg: SlackConfig, store: Arc<dyn StateStore>) -> Result<Self, ClientError> {
         let client = Arc::new(Client::new(&cfg)?);
         Ok(Self {
             pacer: pace::Pacer::new(cfg.channel_interval.get()),
