@@ -8,9 +8,10 @@ mod state;
 mod units;
 mod validate;
 
+pub use crate::respond::config::RespondConfig;
 pub use enrich::*;
 pub use playbooks::*;
-pub use state::{RespondConfig, RiskConfig, StateConfig};
+pub use state::{RiskConfig, StateConfig};
 
 pub use load::{load_file, load_str, ConfigError, Problem};
 pub use units::{ByteSize, Seconds, Secret};

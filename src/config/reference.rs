@@ -16,6 +16,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("config::playbooks", include_str!("playbooks.rs")),
     ("config::state", include_str!("state.rs")),
     ("config::units", include_str!("units.rs")),
+    ("respond::config", include_str!("../respond/config.rs")),
     ("respond::webhook", include_str!("../respond/webhook.rs")),
     (
         "respond::kafka_alerts",

@@ -1,4 +1,4 @@
-//! Config of the state stage (dedup, thresholds, risk, retention) and of the responders' common settings.
+//! Config of the state stage: dedup, thresholds, risk, retention and the store.
 
 use std::path::PathBuf;
 
@@ -118,71 +118,8 @@ impl StateConfig {
     }
 }
 
-/// What every responder shares.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RespondConfig {
-    /// Record what responders would do without doing it (as `--dry-run`).
-    #[serde(default)]
-    pub dry_run: bool,
-    /// Every alert, update and follow-up as one JSON line, exactly once per delivery.
-    #[serde(default)]
-    pub alerts_file: Option<PathBuf>,
-    /// Every alert, update and follow-up on stdout, formatted as the Slack message would be.
-    #[serde(default)]
-    pub console: bool,
-    /// Undelivered work older than this is journaled as expired instead of retried.
-    #[serde(default = "default_outbox_ttl")]
-    pub outbox_ttl: Seconds,
-    /// First retry delay; doubles per attempt (with jitter) up to `backoff_max`.
-    #[serde(default = "default_backoff_min")]
-    pub backoff_min: Seconds,
-    /// Longest retry delay.
-    #[serde(default = "default_backoff_max")]
-    pub backoff_max: Seconds,
-    /// Webhooks: playbooks call them by name with `webhook("name")`; `every_alert` ones get every alert.
-    #[serde(default)]
-    pub webhooks: Vec<crate::respond::webhook::WebhookConfig>,
-    /// The alerts topic on the `kafka` connection.
-    #[serde(default)]
-    pub kafka: Option<crate::respond::kafka_alerts::KafkaAlertsConfig>,
-    /// Slack: alerts for on-call, threads, edits and approvals.
-    #[serde(default)]
-    pub slack: Option<crate::respond::slack::SlackConfig>,
-    /// Binding revocation through the Kubernetes API (`revoke_binding()`, `delete_binding()`).
-    #[serde(default)]
-    pub kubernetes: Option<crate::respond::kubernetes::KubernetesConfig>,
-}
-
-fn default_outbox_ttl() -> Seconds {
-    Seconds::from_secs(7 * 86_400)
-}
-fn default_backoff_min() -> Seconds {
-    Seconds::from_millis(500)
-}
-fn default_backoff_max() -> Seconds {
-    Seconds::from_secs(300)
-}
-
-impl Default for RespondConfig {
-    fn default() -> Self {
-        Self {
-            dry_run: false,
-            alerts_file: None,
-            console: false,
-            outbox_ttl: default_outbox_ttl(),
-            backoff_min: default_backoff_min(),
-            backoff_max: default_backoff_max(),
-            webhooks: Vec::new(),
-            kafka: None,
-            slack: None,
-            kubernetes: None,
-        }
-    }
-}
-
-/// Problems of the state and respond sections.
-pub(super) fn validate(s: &StateConfig, r: &RespondConfig, p: &mut Vec<super::Problem>) {
+/// Problems of the state section.
+pub(super) fn validate(s: &StateConfig, p: &mut Vec<super::Problem>) {
     let mut bad = |path: &str, message: &str| {
         p.push(super::Problem {
             path: path.to_owned(),
@@ -195,8 +132,6 @@ pub(super) fn validate(s: &StateConfig, r: &RespondConfig, p: &mut Vec<super::Pr
         ("state.retention", s.retention),
         ("state.sweep_interval", s.sweep_interval),
         ("state.risk.half_life", s.risk.half_life),
-        ("respond.outbox_ttl", r.outbox_ttl),
-        ("respond.backoff_min", r.backoff_min),
     ] {
         if v.get().is_zero() {
             bad(path, "must be greater than zero");
@@ -207,15 +142,5 @@ pub(super) fn validate(s: &StateConfig, r: &RespondConfig, p: &mut Vec<super::Pr
             "state.risk.threshold",
             "must be a number ≥ 0 (0 turns risk alerts off)",
         );
-    }
-    if r.backoff_max < r.backoff_min {
-        bad("respond.backoff_max", "must not be less than backoff_min");
-    }
-    crate::respond::webhook::validate(&r.webhooks, p);
-    if let Some(sl) = &r.slack {
-        sl.validate("respond.slack", p);
-    }
-    if let Some(k) = &r.kubernetes {
-        k.validate("respond.kubernetes", p);
     }
 }

@@ -149,7 +149,8 @@ pub fn validate(c: &Config) -> Vec<Problem> {
     if c.pipeline.channel_capacity == 0 {
         problem(&mut p, "pipeline.channel_capacity", "must be at least 1");
     }
-    super::state::validate(&c.state, &c.respond, &mut p);
+    super::state::validate(&c.state, &mut p);
+    c.respond.validate(&mut p);
     if c.respond
         .slack
         .as_ref()

@@ -15,7 +15,6 @@ use crate::deadletter::{DeadLetter, DeadLetterError};
 use crate::enrich::{EnrichError, Enrichers};
 use crate::event::{ClusterResolver, DecodeOptions};
 use crate::playbook::{Diagnostic, PlaybookHandle};
-use crate::respond::alerts_file::AlertsFile;
 use crate::respond::console::{Output, OutputError};
 use crate::respond::dispatch::DispatchSettings;
 use crate::sources::file::{FileOptions, FileSource, FileSourceError};
@@ -52,8 +51,8 @@ pub enum PipelineError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{0}")]
-    Respond(String),
+    #[error(transparent)]
+    Respond(#[from] crate::respond::registry::RespondError),
     #[error("shutdown did not finish within {0:?}; unacknowledged events will be re-read{1}")]
     GraceExceeded(std::time::Duration, String),
 }
@@ -138,7 +137,12 @@ pub async fn start(
     };
     let enrichers = Arc::new(Enrichers::build(cfg, store.clone())?);
     let mut maintenance = enrichers.spawn_maintenance(&shutdown);
-    let (responders, interactions) = build_responders(cfg, store.clone()).await?;
+    let built = crate::respond::registry::build_all(&crate::respond::registry::BuildContext {
+        config: cfg,
+        store: store.clone(),
+    })
+    .await?;
+    let responders = built.responders;
     let names: Vec<String> = responders.iter().map(|r| r.name().to_owned()).collect();
     let sinks = responders
         .iter()
@@ -164,20 +168,19 @@ pub async fn start(
             backoff_min: r.backoff_min.get(),
             backoff_max: r.backoff_max.get(),
             outbox_ttl: r.outbox_ttl.get(),
-            approval_ttl: r
-                .slack
-                .as_ref()
-                .and_then(|s| s.approvals.as_ref())
-                .map_or(DispatchSettings::default().approval_ttl, |a| a.ttl.get()),
+            approval_ttl: built
+                .approval_ttl
+                .unwrap_or(DispatchSettings::default().approval_ttl),
             ..DispatchSettings::default()
         },
         dispatch_stop.clone(),
     );
-    // Slack's Approve/Reject requests reach the outbox through the telemetry listener.
-    let extra = interactions.map(|i| {
-        tracing::info!(path = i.path(), "serving Slack interactivity (approvals)");
-        crate::respond::slack::interact::router(state.clone(), i)
-    });
+    // Endpoints responders serve (e.g. approval buttons) reach the stage through the telemetry listener.
+    let extra = built
+        .routes
+        .into_iter()
+        .map(|route| route(state.clone()))
+        .reduce(axum::Router::merge);
     let telemetry = match cfg.telemetry.listen {
         Some(addr) => Some(
             crate::telemetry::serve(addr, health.clone(), extra, shutdown.clone())
@@ -431,65 +434,6 @@ impl Running {
             suppressed: outcome.suppressed,
         })
     }
-}
-
-/// The responders the config asks for.
-async fn build_responders(
-    cfg: &Config,
-    store: Arc<dyn StateStore>,
-) -> Result<
-    (
-        Vec<Arc<dyn crate::respond::Responder>>,
-        Option<crate::respond::slack::interact::Interactions>,
-    ),
-    PipelineError,
-> {
-    let mut out: Vec<Arc<dyn crate::respond::Responder>> = Vec::new();
-    if let Some(path) = &cfg.respond.alerts_file {
-        let f = AlertsFile::open(path).map_err(|source| {
-            PipelineError::Output(OutputError::Open {
-                path: path.clone(),
-                source,
-            })
-        })?;
-        out.push(Arc::new(f));
-    }
-    let err = |message: String| PipelineError::Respond(message);
-    for w in crate::respond::webhook::Webhook::build(&cfg.respond.webhooks)
-        .map_err(|e| err(e.to_string()))?
-    {
-        out.push(Arc::new(w));
-    }
-    if let (Some(k), Some(conn)) = (&cfg.respond.kafka, &cfg.kafka) {
-        let p = crate::respond::kafka_alerts::KafkaAlerts::new(k, conn)
-            .map_err(|e| err(format!("respond.kafka: cannot create the producer: {e}")))?;
-        out.push(Arc::new(p));
-    }
-    if let Some(k) = &cfg.respond.kubernetes {
-        let r = crate::respond::kubernetes::KubernetesResponder::from_config(k)
-            .await
-            .map_err(|e| err(format!("respond.kubernetes: {e}")))?;
-        out.push(Arc::new(r));
-    }
-    if cfg.respond.console {
-        out.push(Arc::new(crate::respond::console_alerts::ConsoleAlerts {
-            link_template: cfg
-                .respond
-                .slack
-                .as_ref()
-                .and_then(|s| s.link_template.clone()),
-        }));
-    }
-    let mut interactions = None;
-    if let Some(s) = &cfg.respond.slack {
-        let retention = i64::try_from(cfg.state.retention.get().as_secs()).unwrap_or(i64::MAX);
-        let slack = crate::respond::slack::SlackResponder::new(s.clone(), store)
-            .map_err(|e| err(format!("respond.slack: {e}")))?
-            .with_retention(retention);
-        interactions = slack.interactions();
-        out.push(Arc::new(slack));
-    }
-    Ok((out, interactions))
 }
 
 /// How the output stage waits out a failure: reported as not ready, retried with backoff until it

@@ -6,6 +6,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use super::registry::{BuildContext, Built, RespondError};
 use super::{BoxFuture, Effect, Responder, Retry};
 use crate::state::model::Delivery;
 
@@ -23,6 +24,23 @@ pub struct AlertsFile {
 struct Line<'a> {
     #[serde(borrow)]
     delivery: std::borrow::Cow<'a, str>,
+}
+
+/// `respond.alerts_file` (registered in [`super::registry`]).
+pub fn build<'a>(
+    cx: &'a BuildContext<'a>,
+    out: &'a mut Built,
+) -> super::BoxFuture<'a, Result<(), RespondError>> {
+    Box::pin(async move {
+        if let Some(path) = &cx.config.respond.alerts_file {
+            let f = AlertsFile::open(path).map_err(|source| RespondError::AlertsFile {
+                path: path.clone(),
+                source,
+            })?;
+            out.responders.push(std::sync::Arc::new(f));
+        }
+        Ok(())
+    })
 }
 
 impl AlertsFile {

@@ -4,6 +4,7 @@ use std::io::Write;
 
 use serde_json::Value;
 
+use super::registry::{BuildContext, Built, RespondError};
 use super::slack::blocks::{self, View};
 use super::{BoxFuture, Effect, Responder, Retry};
 use crate::state::model::Delivery;
@@ -13,6 +14,22 @@ use crate::state::model::Delivery;
 pub struct ConsoleAlerts {
     /// Link template for the "Open in log search" line (as `respond.slack.link_template`).
     pub link_template: Option<String>,
+}
+
+/// `respond.console` (registered in [`super::registry`]).
+pub fn build<'a>(
+    cx: &'a BuildContext<'a>,
+    out: &'a mut Built,
+) -> super::BoxFuture<'a, Result<(), RespondError>> {
+    Box::pin(async move {
+        let r = &cx.config.respond;
+        if r.console {
+            out.responders.push(std::sync::Arc::new(ConsoleAlerts {
+                link_template: r.slack.as_ref().and_then(|s| s.link_template.clone()),
+            }));
+        }
+        Ok(())
+    })
 }
 
 /// The alert as text: Slack's message, with mrkdwn turned into plain terminal text.

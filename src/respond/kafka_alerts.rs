@@ -6,6 +6,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Deserialize;
 
+use super::registry::{BuildContext, Built, RespondError};
 use super::{BoxFuture, Effect, Responder, Retry};
 use crate::config::{KafkaConnection, Problem};
 use crate::playbook::Severity;
@@ -48,6 +49,20 @@ pub fn validate(k: &KafkaAlertsConfig, conn: Option<&KafkaConnection>, p: &mut V
 pub struct KafkaAlerts {
     cfg: KafkaAlertsConfig,
     producer: FutureProducer,
+}
+
+/// `respond.kafka`, on the `kafka` connection (registered in [`super::registry`]).
+pub fn build<'a>(
+    cx: &'a BuildContext<'a>,
+    out: &'a mut Built,
+) -> super::BoxFuture<'a, Result<(), RespondError>> {
+    Box::pin(async move {
+        if let (Some(k), Some(conn)) = (&cx.config.respond.kafka, &cx.config.kafka) {
+            out.responders
+                .push(std::sync::Arc::new(KafkaAlerts::new(k, conn)?));
+        }
+        Ok(())
+    })
 }
 
 impl KafkaAlerts {

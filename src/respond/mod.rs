@@ -1,11 +1,13 @@
 //! Responders: where alerts and actions leave rampart. Each takes its work from the durable outbox through the dispatcher and reports an outcome for the journal.
 
 pub mod alerts_file;
+pub mod config;
 pub mod console;
 pub mod console_alerts;
 pub mod dispatch;
 pub mod kafka_alerts;
 pub mod kubernetes;
+pub mod registry;
 pub mod slack;
 pub mod webhook;
 

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::registry::{BuildContext, Built, RespondError};
 use super::{BoxFuture, Effect, Responder, Retry};
 use crate::config::{Problem, Seconds, Secret};
 use crate::playbook::Severity;
@@ -130,6 +131,19 @@ pub struct Webhook {
     every_alert: bool,
     concurrency: usize,
     targets: Vec<std::sync::Arc<Target>>,
+}
+
+/// `respond.webhooks` (registered in [`super::registry`]).
+pub fn build<'a>(
+    cx: &'a BuildContext<'a>,
+    out: &'a mut Built,
+) -> super::BoxFuture<'a, Result<(), RespondError>> {
+    Box::pin(async move {
+        for w in Webhook::build(&cx.config.respond.webhooks)? {
+            out.responders.push(std::sync::Arc::new(w));
+        }
+        Ok(())
+    })
 }
 
 impl Webhook {

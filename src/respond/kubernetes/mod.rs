@@ -26,6 +26,7 @@ pub use refusal::{Refusal, SelectorError};
 pub use target::{binding_target, BindingTarget};
 pub use undo::UndoError;
 
+use super::registry::{BuildContext, Built, RespondError};
 use super::{BoxFuture, Effect, Responder, Retry};
 use crate::state::model::Delivery;
 use client::Api;
@@ -85,6 +86,20 @@ pub async fn undo(cfg: &KubernetesConfig, entry_undo: &Value) -> Result<String, 
         .await?
         .undo(entry_undo)
         .await
+}
+
+/// `respond.kubernetes` (registered in [`super::registry`]).
+pub fn build<'a>(
+    cx: &'a BuildContext<'a>,
+    out: &'a mut Built,
+) -> BoxFuture<'a, Result<(), RespondError>> {
+    Box::pin(async move {
+        if let Some(k) = &cx.config.respond.kubernetes {
+            let r = KubernetesResponder::from_config(k).await?;
+            out.responders.push(std::sync::Arc::new(r));
+        }
+        Ok(())
+    })
 }
 
 impl Responder for KubernetesResponder {

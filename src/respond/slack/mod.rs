@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use super::registry::{BuildContext, Built, RespondError};
 use super::{BoxFuture, Effect, Responder, Retry};
 use crate::state::model::{AlertKind, Delivery, Status};
 use crate::state::StateStore;
@@ -98,6 +99,31 @@ fn retry(error: String, after: Option<Duration>) -> Retry {
 
 fn state_err(e: &crate::state::StateError) -> Retry {
     retry(format!("slack_messages unreadable: {e}"), None)
+}
+
+/// `respond.slack`, and its approval endpoint (registered in [`super::registry`]).
+pub fn build<'a>(
+    cx: &'a BuildContext<'a>,
+    out: &'a mut Built,
+) -> BoxFuture<'a, Result<(), RespondError>> {
+    Box::pin(async move {
+        let Some(s) = &cx.config.respond.slack else {
+            return Ok(());
+        };
+        let retention =
+            i64::try_from(cx.config.state.retention.get().as_secs()).unwrap_or(i64::MAX);
+        let slack = SlackResponder::new(s.clone(), cx.store.clone())?.with_retention(retention);
+        if let Some(i) = slack.interactions() {
+            out.approval_ttl = s.approvals.as_ref().map(|a| a.ttl.get());
+            // Approve/Reject requests reach the outbox through the telemetry listener.
+            out.routes.push(Box::new(move |stage| {
+                tracing::info!(path = i.path(), "serving Slack interactivity (approvals)");
+                interact::router(stage, i)
+            }));
+        }
+        out.responders.push(Arc::new(slack));
+        Ok(())
+    })
 }
 
 impl SlackResponder {
