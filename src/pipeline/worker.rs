@@ -12,7 +12,7 @@ use crate::enrich::Enrichers;
 use crate::event::{decode_record, AuditEvent, ClusterResolver, DecodeOptions};
 use crate::playbook::{Ev, PlaybookHandle};
 use crate::sources::{Ack, Record};
-use crate::telemetry::{PipelineStats, SourceMetrics};
+use crate::telemetry::{PerSource, PipelineStats};
 
 /// Decoded events of one record, acknowledged together once the output has them.
 pub struct OutputItem {
@@ -41,7 +41,7 @@ pub async fn run(
     mut input: mpsc::Receiver<Vec<Record>>,
     output: mpsc::Sender<Vec<OutputItem>>,
 ) {
-    let mut metrics: [Option<SourceMetrics>; 3] = Default::default();
+    let mut metrics = PerSource::default();
     while let Some(batch) = input.recv().await {
         let mut out = Vec::with_capacity(batch.len());
         for record in batch {
@@ -58,12 +58,11 @@ pub async fn run(
 /// Decodes one record; returns what the output stage must write before the record is acknowledged.
 async fn handle(
     ctx: &WorkerContext,
-    metrics: &mut [Option<SourceMetrics>; 3],
+    metrics: &mut PerSource,
     record: Record,
 ) -> Option<OutputItem> {
     {
-        let m = metrics[record.origin.source as usize]
-            .get_or_insert_with(|| SourceMetrics::new(record.origin.source));
+        let m = metrics.get(record.origin.source);
         let started = Instant::now();
         m.records.increment(1);
         PipelineStats::add(&ctx.stats.records, 1);

@@ -132,6 +132,25 @@ impl SourceMetrics {
     }
 }
 
+/// Each source kind's metric handles, made on first use: whatever kinds of source exist, a worker
+/// holds the few it has seen, found without a registry lookup.
+#[derive(Default)]
+pub struct PerSource(Vec<(SourceKind, SourceMetrics)>);
+
+impl PerSource {
+    /// The handles of `source`'s metrics.
+    pub fn get(&mut self, source: SourceKind) -> &SourceMetrics {
+        let i = match self.0.iter().position(|(k, _)| *k == source) {
+            Some(i) => i,
+            None => {
+                self.0.push((source, SourceMetrics::new(source)));
+                self.0.len() - 1
+            }
+        };
+        &self.0[i].1
+    }
+}
+
 /// Records acknowledged back to their sources (all sources together).
 pub fn acked_counter() -> Counter {
     counter!("rampart_records_acked_total")

@@ -3,7 +3,7 @@
 mod metrics;
 mod server;
 
-pub use self::metrics::{acked_counter, install_recorder, PipelineStats, SourceMetrics};
+pub use self::metrics::{acked_counter, install_recorder, PerSource, PipelineStats, SourceMetrics};
 pub use server::{serve, Health, READ_TIMEOUT};
 
 use tracing_subscriber::EnvFilter;
