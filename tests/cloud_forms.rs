@@ -469,7 +469,7 @@ fn trimmed_events_are_kept_with_a_derived_id_and_say_what_was_filled() {
     other["objectRef"]["name"] = json!("debug-admin-2");
     assert_ne!(one(other.to_string().as_bytes()).audit_id, ev.audit_id);
     // The alert's event says what was filled in.
-    let summary = rampart::state::model::event_summary(&ev);
+    let summary = serde_json::to_value(rampart::state::summary::EventSummary::of(&ev)).unwrap();
     assert_eq!(
         summary["provenance"]["filled"],
         json!(["auditID", "stage", "level"])

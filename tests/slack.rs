@@ -240,7 +240,7 @@ async fn the_message_shows_who_from_where_to_what_and_escapes_user_text() {
         Severity::Critical,
         "secret_read",
     );
-    a.event["enrichment"]["identity"]["display_name"] = json!("Mallory <!channel> & co");
+    identity(&mut a).display_name = Some("Mallory <!channel> & co".into());
     a.count = 3;
     a.last_seen = a.first_seen + 120;
     deliver(&r, &delivery(&a)).await;
@@ -284,8 +284,8 @@ async fn long_fields_are_truncated_visibly_and_the_message_stays_within_slacks_l
     let r = responder(cfg, &store);
     let mut a = alert("prod-eu/long/p", Severity::High, "p");
     a.title = "T".repeat(400);
-    a.event["enrichment"]["identity"]["display_name"] = json!("<".repeat(3000));
-    a.event["requestURI"] = json!("/x".repeat(5000));
+    identity(&mut a).display_name = Some("<".repeat(3000));
+    a.event.as_deref_mut().unwrap().request_uri = "/x".repeat(5000);
     for i in 0..40 {
         a.context.insert(format!("key{i}"), json!("v".repeat(1000)));
     }
@@ -333,10 +333,11 @@ async fn routes_pick_channels_by_severity_playbook_namespace_and_team() {
         (alert("c/2/exec", Severity::High, "exec"), vec!["#payments"]),
     ];
     let mut other_team = alert("c/3/exec", Severity::High, "exec");
-    other_team.event["enrichment"]["identity"]["team"] = json!("web");
+    identity(&mut other_team).team = Some("web".into());
     cases.push((other_team, vec!["#sec"]));
     let mut kube = alert("c/4/exec", Severity::Medium, "exec");
-    kube.event["objectRef"]["namespace"] = json!("kube-system");
+    let ev = kube.event.as_deref_mut().unwrap();
+    ev.object_ref.as_mut().unwrap().namespace = Some("kube-system".into());
     cases.push((kube, vec!["#platform"]));
     let mut asked = alert("c/5/exec", Severity::Low, "exec");
     asked.responses =
@@ -500,4 +501,16 @@ async fn webhook_mode_posts_alerts_and_follow_ups_and_skips_updates() {
         "{}",
         e.detail
     );
+}
+
+/// The alert's identity facts, to change them.
+fn identity(a: &mut rampart::state::model::Alert) -> &mut rampart::model::Identity {
+    &mut a
+        .event
+        .as_deref_mut()
+        .unwrap()
+        .enrichment
+        .as_mut()
+        .unwrap()
+        .identity
 }

@@ -135,3 +135,28 @@ pub struct BaselineFlags {
     pub new_source_network: bool,
     pub unusual_hour: bool,
 }
+
+impl PrincipalKind {
+    /// The name it is serialised under (`service_account`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrincipalKind::Human => "human",
+            PrincipalKind::ServiceAccount => "service_account",
+            PrincipalKind::Node => "node",
+            PrincipalKind::System => "system",
+            PrincipalKind::Anonymous => "anonymous",
+        }
+    }
+}
+
+impl Tier {
+    /// The name it is serialised under (`critical`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Low => "low",
+            Tier::Medium => "medium",
+            Tier::High => "high",
+            Tier::Critical => "critical",
+        }
+    }
+}

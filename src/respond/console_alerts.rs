@@ -204,13 +204,14 @@ mod tests {
                     .cloned()
                     .unwrap_or_default(),
             }],
-            event: serde_json::json!({
+            event: serde_json::from_value(serde_json::json!({
                 "auditID": "e1", "verb": "create",
                 "user": {"username": "mallory@example.com"},
                 "sourceIPs": ["203.0.113.7"],
                 "objectRef": {"resource": "clusterrolebindings", "name": "ops-admin"},
                 "responseStatus": {"code": 201},
-            }),
+            }))
+            .unwrap(),
             contributions: Vec::new(),
             dry_run: false,
         };

@@ -212,8 +212,11 @@ pub fn signature(secret: &[u8], timestamp: u64, body: &[u8]) -> String {
 /// The Falco event Falcosidekick expects, from an alert.
 pub fn falco_event(d: &Delivery) -> serde_json::Value {
     let a = &d.alert;
-    let e = &a.event;
-    let s = |p: &str| e.pointer(p).cloned().unwrap_or(serde_json::Value::Null);
+    let e = a.event();
+    let o = e.target();
+    // Absent fields are null, as Falco prints them (`<NA>`).
+    let opt = |s: &Option<String>| serde_json::json!(s.as_deref().filter(|s| !s.is_empty()));
+    let text = |s: &str| serde_json::json!(Some(s).filter(|s| !s.is_empty()));
     let priority = match a.severity {
         Severity::Critical => "Critical",
         Severity::High => "Error",
@@ -226,15 +229,7 @@ pub fn falco_event(d: &Delivery) -> serde_json::Value {
         .get("falco_rule")
         .and_then(|v| v.as_str())
         .unwrap_or(&a.title);
-    let user = e
-        .pointer("/user/username")
-        .and_then(|v| v.as_str())
-        .unwrap_or("");
-    let verb = e.pointer("/verb").and_then(|v| v.as_str()).unwrap_or("");
-    let uri = e
-        .pointer("/requestURI")
-        .and_then(|v| v.as_str())
-        .unwrap_or("");
+    let (user, verb, uri) = (&e.user.username, &e.verb, &e.request_uri);
     let time = crate::event::time::format_rfc3339(a.last_seen);
     let mut tags: Vec<String> = vec!["k8s".into(), "rampart".into(), a.playbook.clone()];
     tags.extend(a.mitre.iter().cloned());
@@ -248,19 +243,19 @@ pub fn falco_event(d: &Delivery) -> serde_json::Value {
         "hostname": "rampart",
         "tags": tags,
         "output_fields": {
-            "ka.auditid": s("/auditID"),
-            "ka.user.name": s("/user/username"),
-            "ka.user.groups": s("/user/groups"),
-            "ka.impuser.name": s("/impersonatedUser/username"),
-            "ka.verb": s("/verb"),
-            "ka.uri": s("/requestURI"),
-            "ka.useragent": s("/userAgent"),
-            "ka.sourceips": s("/sourceIPs"),
-            "ka.target.resource": s("/objectRef/resource"),
-            "ka.target.subresource": s("/objectRef/subresource"),
-            "ka.target.namespace": s("/objectRef/namespace"),
-            "ka.target.name": s("/objectRef/name"),
-            "ka.response.code": s("/responseStatus/code"),
+            "ka.auditid": text(&e.audit_id),
+            "ka.user.name": text(user),
+            "ka.user.groups": (!e.user.groups.is_empty()).then_some(&e.user.groups),
+            "ka.impuser.name": e.impersonated_user.as_ref().map(|u| &u.username),
+            "ka.verb": text(verb),
+            "ka.uri": text(uri),
+            "ka.useragent": opt(&e.user_agent),
+            "ka.sourceips": (!e.source_ips.is_empty()).then_some(&e.source_ips),
+            "ka.target.resource": opt(&o.resource),
+            "ka.target.subresource": opt(&o.subresource),
+            "ka.target.namespace": opt(&o.namespace),
+            "ka.target.name": opt(&o.name),
+            "ka.response.code": e.code(),
             "rampart.alert": a.id,
             "rampart.kind": a.kind.as_str(),
             "rampart.playbook": a.playbook,

@@ -12,6 +12,7 @@ pub mod outbox;
 pub mod risk;
 pub mod sled_store;
 pub mod stage;
+pub mod summary;
 
 pub use sled_store::SledStore;
 pub use stage::{StateSettings, StateStage};

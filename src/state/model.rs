@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::summary::EventSummary;
 use crate::playbook::{ResponseRequest, Severity};
 
 /// Why an alert exists.
@@ -69,9 +70,10 @@ pub struct Alert {
     pub context: Map<String, Value>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub responses: Vec<ResponseRequest>,
-    /// The enriched event that raised it (request and response bodies left out).
-    #[serde(default, skip_serializing_if = "Value::is_null")]
-    pub event: Value,
+    /// The enriched event that raised it (request and response bodies left out); none for
+    /// high-risk alerts, which many events raised.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<Box<EventSummary>>,
     /// For high-risk alerts: what added up.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub contributions: Vec<Contribution>,
@@ -81,6 +83,13 @@ pub struct Alert {
 }
 
 impl Alert {
+    /// The alert's event, or an empty one (high-risk alerts have none).
+    pub fn event(&self) -> &EventSummary {
+        static EMPTY: std::sync::LazyLock<EventSummary> =
+            std::sync::LazyLock::new(EventSummary::default);
+        self.event.as_deref().unwrap_or(&EMPTY)
+    }
+
     /// The first alert of this alert's thread: itself, or the one an update or follow-up belongs to.
     pub fn root(&self) -> &str {
         self.thread.as_deref().unwrap_or(&self.id)
@@ -221,15 +230,4 @@ pub fn wall_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-/// The alert's event without request and response bodies, as JSON.
-pub fn event_summary(ev: &crate::event::AuditEvent) -> Value {
-    let mut v = serde_json::to_value(ev).unwrap_or(Value::Null);
-    if let Some(m) = v.as_object_mut() {
-        m.remove("requestObject");
-        m.remove("responseObject");
-        m.remove("verdicts");
-    }
-    v
 }

@@ -174,7 +174,7 @@ fn high_risk(
         risk: Some(e.value),
         context,
         responses: Vec::new(),
-        event: serde_json::Value::Null,
+        event: None,
         contributions,
         dry_run: false,
     }

@@ -9,9 +9,10 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use super::expiry::{self, Tag};
-use super::model::{event_summary, wall_ms, Alert, AlertKind, Contribution, Delivery};
+use super::model::{wall_ms, Alert, AlertKind, Contribution, Delivery};
 use super::outbox::{Outbox, ALERTS};
 use super::risk::{self, RiskSettings};
+use super::summary::EventSummary;
 use super::{Op, ResponseTargets, StateError, StateStore};
 use crate::event::AuditEvent;
 use crate::playbook::Verdict;
@@ -311,7 +312,7 @@ impl StateStage {
             risk: None,
             context: v.context.clone(),
             responses: v.responses.clone(),
-            event: event_summary(ev),
+            event: Some(Box::new(EventSummary::of(ev))),
             contributions: Vec::new(),
             dry_run: v.gating.dry_run,
         };

@@ -119,7 +119,12 @@ pub fn alert(id: &str, sev: Severity, playbook: &str) -> Alert {
         risk: Some(120.0),
         context: Default::default(),
         responses: vec![],
-        event: event_json("audit-1", "2026-11-20T10:00:00Z", "alice@example.com"),
+        event: serde_json::from_value(event_json(
+            "audit-1",
+            "2026-11-20T10:00:00Z",
+            "alice@example.com",
+        ))
+        .unwrap(),
         contributions: vec![],
         dry_run: false,
     }

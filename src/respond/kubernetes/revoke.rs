@@ -137,13 +137,7 @@ impl<'a> Job<'a> {
     }
 
     fn actor(&self) -> &str {
-        self.d
-            .alert
-            .event
-            .pointer("/user/username")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .unwrap_or("unknown")
+        self.d.alert.event().username().unwrap_or("unknown")
     }
 
     fn note(&self, what: &str) -> String {

@@ -6,6 +6,7 @@ use serde_json::{json, Map, Value};
 
 use crate::playbook::{ResponseRequest, Severity};
 use crate::state::model::{Alert, AlertKind};
+use crate::state::summary::EventSummary;
 
 /// Most blocks in one message.
 pub const MAX_BLOCKS: usize = 50;
@@ -107,14 +108,9 @@ fn context(text: &str) -> Value {
     json!({"type": "context", "elements": [{"type": "mrkdwn", "text": truncate(text, MAX_FIELD)}]})
 }
 
-fn s<'v>(v: &'v Value, ptr: &str) -> Option<&'v str> {
-    v.pointer(ptr)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-}
-
-fn flag(v: &Value, ptr: &str) -> bool {
-    v.pointer(ptr).and_then(Value::as_bool).unwrap_or(false)
+/// A present, non-empty text.
+fn t(s: &Option<String>) -> Option<&str> {
+    s.as_deref().filter(|s| !s.is_empty())
 }
 
 /// "HH:MMZ" of a wall-clock millisecond.
@@ -123,129 +119,144 @@ pub fn hhmm(ms: u64) -> String {
     t.get(11..16).map_or(t.clone(), |h| format!("{h}Z"))
 }
 
-fn actor(ev: &Value) -> Option<String> {
-    let id = "/enrichment/identity";
-    let who = s(ev, &format!("{id}/display_name"))
-        .or_else(|| s(ev, &format!("{id}/actor")))
-        .or_else(|| s(ev, "/user/username"))?;
-    let mut t = format!("*Actor*\n{}", escape(who));
-    if let Some(actor) = s(ev, &format!("{id}/actor")).filter(|a| *a != who) {
-        t.push_str(&format!(" (`{}`)", escape(actor)));
+fn actor(ev: &EventSummary) -> Option<String> {
+    let id = ev.enrichment.as_ref().map(|e| &e.identity);
+    let actor = id.map(|i| i.actor.as_str()).filter(|a| !a.is_empty());
+    let who = id
+        .and_then(|i| t(&i.display_name))
+        .or(actor)
+        .or(ev.username())?;
+    let mut text = format!("*Actor*\n{}", escape(who));
+    if let Some(actor) = actor.filter(|a| *a != who) {
+        text.push_str(&format!(" (`{}`)", escape(actor)));
     }
     let mut facts = Vec::new();
-    if let Some(k) = s(ev, &format!("{id}/kind")) {
-        facts.push(k.replace('_', " "));
-    }
-    if let Some(team) = s(ev, &format!("{id}/team")) {
-        facts.push(format!("team {}", escape(team)));
-    }
-    if let Some(slack) = s(ev, &format!("{id}/slack")) {
-        facts.push(format!("Slack {}", escape(slack)));
+    if let Some(i) = id {
+        facts.push(i.kind.as_str().replace('_', " "));
+        if let Some(team) = t(&i.team) {
+            facts.push(format!("team {}", escape(team)));
+        }
+        if let Some(slack) = t(&i.slack) {
+            facts.push(format!("Slack {}", escape(slack)));
+        }
     }
     if !facts.is_empty() {
-        t.push_str(&format!("\n{}", facts.join(" · ")));
+        text.push_str(&format!("\n{}", facts.join(" · ")));
     }
-    let imp = s(ev, &format!("{id}/impersonated")).or_else(|| s(ev, "/impersonatedUser/username"));
+    let imp = id.and_then(|i| t(&i.impersonated)).or_else(|| {
+        ev.impersonated_user
+            .as_ref()
+            .map(|u| u.username.as_str())
+            .filter(|u| !u.is_empty())
+    });
     if let Some(i) = imp {
-        t.push_str(&format!(
+        text.push_str(&format!(
             "\n:performing_arts: impersonating `{}`",
             escape(i)
         ));
     }
-    Some(t)
+    Some(text)
 }
 
-fn source(ev: &Value) -> Option<String> {
-    let n = "/enrichment/network";
-    let ip = s(ev, &format!("{n}/client_ip")).or_else(|| s(ev, "/sourceIPs/0"))?;
-    let mut t = format!("*Source*\n`{}`", escape(ip));
-    let place: Vec<&str> = [s(ev, &format!("{n}/city")), s(ev, &format!("{n}/country"))]
+fn source(ev: &EventSummary) -> Option<String> {
+    let n = ev.enrichment.as_ref().map(|e| &e.network);
+    let ip = n.and_then(|n| t(&n.client_ip)).or_else(|| {
+        ev.source_ips
+            .first()
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
+    })?;
+    let mut text = format!("*Source*\n`{}`", escape(ip));
+    let Some(n) = n else {
+        return Some(text);
+    };
+    let place: Vec<&str> = [t(&n.geo.city), t(&n.geo.country)]
         .into_iter()
         .flatten()
         .collect();
     if !place.is_empty() {
-        t.push_str(&format!(" · {}", escape(&place.join(", "))));
+        text.push_str(&format!(" · {}", escape(&place.join(", "))));
     }
-    if let Some(asn) = ev.pointer(&format!("{n}/asn")).and_then(Value::as_u64) {
-        t.push_str(&format!("\nAS{asn}"));
-        if let Some(org) = s(ev, &format!("{n}/as_org")) {
-            t.push_str(&format!(" {}", escape(org)));
+    if let Some(asn) = n.geo.asn {
+        text.push_str(&format!("\nAS{asn}"));
+        if let Some(org) = t(&n.geo.as_org) {
+            text.push_str(&format!(" {}", escape(org)));
         }
     }
-    if let Some(class) = s(ev, &format!("{n}/class")) {
-        t.push_str(&format!("\n{}", escape(class)));
+    if let Some(class) = t(&n.class) {
+        text.push_str(&format!("\n{}", escape(class)));
     }
+    let g = &n.geo;
     let flags: Vec<&str> = [
-        ("tor_exit", "Tor exit"),
-        ("anonymous_vpn", "VPN"),
-        ("public_proxy", "public proxy"),
-        ("anonymous", "anonymiser"),
-        ("hosting", "hosting provider"),
+        (g.tor_exit, "Tor exit"),
+        (g.anonymous_vpn, "VPN"),
+        (g.public_proxy, "public proxy"),
+        (g.anonymous, "anonymiser"),
+        (g.hosting, "hosting provider"),
     ]
     .into_iter()
-    .filter(|(k, _)| flag(ev, &format!("{n}/{k}")))
+    .filter(|(on, _)| *on)
     .map(|(_, label)| label)
     .collect();
     if !flags.is_empty() {
-        t.push_str(&format!("\n:warning: {}", flags.join(", ")));
+        text.push_str(&format!("\n:warning: {}", flags.join(", ")));
     }
-    Some(t)
+    Some(text)
 }
 
-fn target(ev: &Value) -> Option<String> {
-    let resource = s(ev, "/objectRef/resource")?;
-    let mut what = resource.to_owned();
-    if let Some(sub) = s(ev, "/objectRef/subresource") {
+fn target(ev: &EventSummary) -> Option<String> {
+    let o = ev.target();
+    let mut what = t(&o.resource)?.to_owned();
+    if let Some(sub) = t(&o.subresource) {
         what.push('/');
         what.push_str(sub);
     }
-    if let Some(g) = s(ev, "/objectRef/apiGroup") {
+    if let Some(g) = t(&o.api_group) {
         what.push('.');
         what.push_str(g);
     }
-    let mut t = format!("*Target*\n`{}`", escape(&what));
-    if let Some(name) = s(ev, "/objectRef/name") {
-        t.push_str(&format!(" `{}`", escape(name)));
+    let mut text = format!("*Target*\n`{}`", escape(&what));
+    if let Some(name) = t(&o.name) {
+        text.push_str(&format!(" `{}`", escape(name)));
     }
-    match s(ev, "/objectRef/namespace") {
-        Some(ns) => t.push_str(&format!(" in `{}`", escape(ns))),
-        None => t.push_str(" (cluster-wide)"),
+    match t(&o.namespace) {
+        Some(ns) => text.push_str(&format!(" in `{}`", escape(ns))),
+        None => text.push_str(" (cluster-wide)"),
     }
-    let a = "/enrichment/asset";
     let mut facts = Vec::new();
-    if let Some(tier) = s(ev, &format!("{a}/tier")) {
-        facts.push(format!("tier {}", escape(tier)));
-    }
-    if let Some(dc) = s(ev, &format!("{a}/data_class")) {
-        facts.push(escape(dc));
-    }
-    if let Some(owner) = s(ev, &format!("{a}/owner")) {
-        facts.push(format!("owner {}", escape(owner)));
+    if let Some(a) = ev.enrichment.as_ref().map(|e| &e.asset) {
+        facts.push(format!("tier {}", a.tier.as_str()));
+        if !a.data_class.is_empty() {
+            facts.push(escape(&a.data_class));
+        }
+        if let Some(owner) = t(&a.owner) {
+            facts.push(format!("owner {}", escape(owner)));
+        }
     }
     if !facts.is_empty() {
-        t.push_str(&format!("\n{}", facts.join(" · ")));
+        text.push_str(&format!("\n{}", facts.join(" · ")));
     }
-    Some(t)
+    Some(text)
 }
 
-fn request(ev: &Value) -> Option<String> {
-    let verb = s(ev, "/verb")?;
-    let mut t = format!("*Request*\n`{}`", escape(verb));
-    if let Some(code) = ev.pointer("/responseStatus/code").and_then(Value::as_i64) {
+fn request(ev: &EventSummary) -> Option<String> {
+    let verb = Some(ev.verb.as_str()).filter(|v| !v.is_empty())?;
+    let mut text = format!("*Request*\n`{}`", escape(verb));
+    if let Some(code) = ev.code() {
         let icon = if (200..300).contains(&code) {
             ":heavy_check_mark:"
         } else {
             ":no_entry_sign:"
         };
-        t.push_str(&format!(" → {code} {icon}"));
+        text.push_str(&format!(" → {code} {icon}"));
     }
-    if let Some(uri) = s(ev, "/requestURI") {
-        t.push_str(&format!("\n`{}`", truncate(&escape(uri), 300)));
+    if !ev.request_uri.is_empty() {
+        text.push_str(&format!("\n`{}`", truncate(&escape(&ev.request_uri), 300)));
     }
-    if let Some(ua) = s(ev, "/userAgent") {
-        t.push_str(&format!("\n{}", truncate(&escape(ua), 200)));
+    if let Some(ua) = t(&ev.user_agent) {
+        text.push_str(&format!("\n{}", truncate(&escape(ua), 200)));
     }
-    Some(t)
+    Some(text)
 }
 
 fn params(p: &Map<String, Value>) -> String {
@@ -312,17 +323,14 @@ fn responses(v: &View<'_>) -> Vec<Value> {
 /// `link_template` with its placeholders filled in (URL-encoded).
 pub fn link(template: &str, a: &Alert) -> String {
     let enc = |v: &str| form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
-    let ev = &a.event;
+    let ev = a.event();
     template
-        .replace("{audit_id}", &enc(s(ev, "/auditID").unwrap_or("")))
+        .replace("{audit_id}", &enc(&ev.audit_id))
         .replace("{cluster}", &enc(&a.cluster))
         .replace("{alert_id}", &enc(&a.id))
         .replace("{playbook}", &enc(&a.playbook))
-        .replace(
-            "{namespace}",
-            &enc(s(ev, "/objectRef/namespace").unwrap_or("")),
-        )
-        .replace("{user}", &enc(s(ev, "/user/username").unwrap_or("")))
+        .replace("{namespace}", &enc(ev.namespace().unwrap_or("")))
+        .replace("{user}", &enc(&ev.user.username))
 }
 
 fn footer(a: &Alert, v: &View<'_>) -> Value {
@@ -385,16 +393,12 @@ pub fn render(a: &Alert, v: &View<'_>) -> Message {
         summary.push_str(&format!("   *MITRE:* {}", escape(&a.mitre.join(", "))));
     }
     blocks.push(section(&summary));
-    let fields: Vec<Value> = [
-        actor(&a.event),
-        source(&a.event),
-        target(&a.event),
-        request(&a.event),
-    ]
-    .into_iter()
-    .flatten()
-    .map(|t| json!({"type": "mrkdwn", "text": truncate(&t, MAX_FIELD)}))
-    .collect();
+    let ev = a.event();
+    let fields: Vec<Value> = [actor(ev), source(ev), target(ev), request(ev)]
+        .into_iter()
+        .flatten()
+        .map(|t| json!({"type": "mrkdwn", "text": truncate(&t, MAX_FIELD)}))
+        .collect();
     if !fields.is_empty() {
         blocks.push(json!({"type": "section", "fields": fields}));
     }

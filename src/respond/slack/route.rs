@@ -14,20 +14,13 @@ pub enum Routing {
 
 /// The namespace of the object the alert's event acted on.
 pub fn namespace(alert: &Alert) -> Option<&str> {
-    alert
-        .event
-        .pointer("/objectRef/namespace")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
+    alert.event().namespace()
 }
 
 /// The actor's team, as the identity enrichment found it.
 pub fn team(alert: &Alert) -> Option<&str> {
-    alert
-        .event
-        .pointer("/enrichment/identity/team")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
+    let e = alert.event().enrichment.as_ref()?;
+    e.identity.team.as_deref().filter(|s| !s.is_empty())
 }
 
 /// Channels the playbook requested with `slack("#channel")`.
@@ -121,7 +114,20 @@ pub(super) mod tests {
             risk: None,
             context: Default::default(),
             responses: vec![],
-            event: serde_json::json!({"objectRef": {"namespace": ns}, "enrichment": {"identity": {"team": team}}}),
+            event: Some(Box::new(crate::state::summary::EventSummary {
+                object_ref: Some(crate::event::ObjectReference {
+                    namespace: Some(ns.into()),
+                    ..Default::default()
+                }),
+                enrichment: Some(crate::model::Enrichment {
+                    identity: crate::model::Identity {
+                        team: Some(team.into()),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })),
             contributions: vec![],
             dry_run: false,
         }
