@@ -17,9 +17,6 @@ use crate::event::{ClusterResolver, DecodeOptions};
 use crate::playbook::{Diagnostic, PlaybookHandle};
 use crate::respond::console::{Output, OutputError};
 use crate::respond::dispatch::DispatchSettings;
-use crate::sources::file::{FileOptions, FileSource, FileSourceError};
-use crate::sources::kafka::{KafkaSource, KafkaSourceError};
-use crate::sources::webhook::{WebhookError, WebhookSource};
 use crate::sources::Router;
 use crate::state::stage::{spawn_sweeper, Outcome};
 use crate::state::{MemoryStore, SledStore, StateError, StateStage, StateStore};
@@ -40,11 +37,7 @@ pub enum PipelineError {
     #[error("{} playbook problem(s):\n{}", .0.len(), .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Playbooks(Vec<Diagnostic>),
     #[error(transparent)]
-    Kafka(#[from] KafkaSourceError),
-    #[error(transparent)]
-    File(#[from] FileSourceError),
-    #[error(transparent)]
-    Webhook(#[from] WebhookError),
+    Source(#[from] crate::sources::registry::SourceError),
     #[error("cannot serve telemetry on {addr}: {source}")]
     Telemetry {
         addr: SocketAddr,
@@ -88,12 +81,6 @@ pub struct RunReport {
     pub suppressed: u64,
 }
 
-enum SourceTask {
-    Kafka(KafkaSource),
-    File(FileSource),
-    Webhook(WebhookSource),
-}
-
 /// A started pipeline.
 pub struct Running {
     pub webhook_addr: Option<SocketAddr>,
@@ -107,7 +94,7 @@ pub struct Running {
     responders: Vec<String>,
     dispatch: Vec<JoinHandle<()>>,
     dispatch_stop: CancellationToken,
-    sources: Vec<SourceTask>,
+    sources: Vec<Box<dyn crate::sources::registry::Source>>,
     workers: Vec<JoinHandle<()>>,
     output: JoinHandle<Result<Outcome, OutputError>>,
     shutdown: CancellationToken,
@@ -245,52 +232,18 @@ pub async fn start(
     drop(out_tx);
     let router = Router::new(senders);
 
-    let mut sources = Vec::new();
-    let drain = cfg
-        .sources
-        .kafka
-        .as_ref()
-        .map_or(cfg.pipeline.shutdown_grace.get(), |k| k.drain_timeout.get());
-    for f in &cfg.sources.files {
-        let hint = f.cluster.as_deref().map(Arc::from);
-        let fopts = FileOptions {
-            state_dir: cfg.state.dir.clone(),
-            progress: opts.progress.clone(),
-            drain_timeout: drain,
-            batch_size: cfg.pipeline.batch_size,
-        };
-        let src = FileSource::start(f, fopts, hint, router.clone(), shutdown.clone())?;
-        sources.push(SourceTask::File(src));
-    }
-    let mut webhook_addr = None;
-    if let Some(w) = &cfg.sources.webhook {
-        let hint = w.cluster.as_deref().map(Arc::from);
-        let src = WebhookSource::start(
-            w,
-            cfg.kafka.as_ref(),
-            hint,
-            resolver.header_name().map(str::to_owned),
-            router.clone(),
-            dead_letter.clone(),
-            shutdown.clone(),
-        )
-        .await?;
-        webhook_addr = Some(src.addr);
-        sources.push(SourceTask::Webhook(src));
-    }
-    if let (Some(k), Some(conn)) = (&cfg.sources.kafka, &cfg.kafka) {
-        let src = KafkaSource::start(
-            conn,
-            k,
-            resolver.clone(),
-            router.clone(),
-            cfg.pipeline.batch_size,
-            health.clone(),
-            shutdown.clone(),
-        )?;
-        sources.push(SourceTask::Kafka(src));
-    }
-    drop(router);
+    let sources = crate::sources::registry::start_all(&crate::sources::registry::StartContext {
+        config: cfg,
+        router,
+        resolver: resolver.clone(),
+        dead_letter: dead_letter.clone(),
+        health: health.clone(),
+        shutdown: shutdown.clone(),
+        progress: opts.progress.clone(),
+        state_dir: cfg.state.dir.clone(),
+    })
+    .await?;
+    let webhook_addr = sources.iter().find_map(|s| s.listen_addr());
     health.set_ready(true);
     tracing::info!(
         sources = sources.len(),
@@ -343,14 +296,7 @@ impl Running {
             let mut first_error = None;
             let mut outcome = Outcome::default();
             for s in sources {
-                let res = match s {
-                    SourceTask::Kafka(k) => k.join().await.map_err(PipelineError::from),
-                    SourceTask::File(f) => f.join().await.map_err(PipelineError::from),
-                    SourceTask::Webhook(w) => {
-                        w.join().await;
-                        Ok(())
-                    }
-                };
+                let res = s.join().await.map_err(PipelineError::from);
                 if let Err(e) = res {
                     tracing::error!(error = %e, "source failed");
                     shutdown.cancel();

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use super::registry::{BoxFuture, Source, SourceError, StartContext};
 use super::{now_ms, route_key, Ack, Batcher, OffsetTracker, Origin, Record, Router};
 use crate::config::FileSourceConfig;
 use crate::event::{ClusterHint, SourceKind};
@@ -107,6 +108,40 @@ impl FileSource {
             .await
             .map_err(|e| FileSourceError::Thread(e.to_string()))?
             .map_err(|_| FileSourceError::Thread("reader thread panicked".into()))?
+    }
+}
+
+/// `sources.files` (registered in [`super::registry`]): one reader per file.
+pub fn start<'a>(
+    cx: &'a StartContext<'a>,
+    out: &'a mut Vec<Box<dyn Source>>,
+) -> BoxFuture<'a, Result<(), SourceError>> {
+    Box::pin(async move {
+        let cfg = cx.config;
+        // A file read to its end waits for its acknowledgements as long as a Kafka source would.
+        let drain = cfg
+            .sources
+            .kafka
+            .as_ref()
+            .map_or(cfg.pipeline.shutdown_grace.get(), |k| k.drain_timeout.get());
+        for f in &cfg.sources.files {
+            let opts = FileOptions {
+                state_dir: cx.state_dir.clone(),
+                progress: cx.progress.clone(),
+                drain_timeout: drain,
+                batch_size: cfg.pipeline.batch_size,
+            };
+            let hint = f.cluster.as_deref().map(Arc::from);
+            let src = FileSource::start(f, opts, hint, cx.router.clone(), cx.shutdown.clone())?;
+            out.push(Box::new(src));
+        }
+        Ok(())
+    })
+}
+
+impl Source for FileSource {
+    fn join(self: Box<Self>) -> BoxFuture<'static, Result<(), SourceError>> {
+        Box::pin(async move { Ok(FileSource::join(*self).await?) })
     }
 }
 

@@ -23,6 +23,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
 use tokio_util::sync::CancellationToken;
 
+use super::registry::{BoxFuture, Source, SourceError, StartContext};
 use super::{now_ms, route_key, Ack, Batcher, OffsetTracker, Origin, Record, Router};
 use crate::config::{KafkaConnection, KafkaSourceConfig, StartFrom};
 use crate::event::{ClusterResolver, SourceKind};
@@ -294,6 +295,35 @@ impl KafkaSource {
             .await
             .map_err(|e| KafkaSourceError::Thread(e.to_string()))?
             .map_err(|_| KafkaSourceError::Thread("poll thread panicked".into()))?
+    }
+}
+
+/// `sources.kafka` on the `kafka` connection (registered in [`super::registry`]).
+pub fn start<'a>(
+    cx: &'a StartContext<'a>,
+    out: &'a mut Vec<Box<dyn Source>>,
+) -> BoxFuture<'a, Result<(), SourceError>> {
+    Box::pin(async move {
+        let cfg = cx.config;
+        if let (Some(k), Some(conn)) = (&cfg.sources.kafka, &cfg.kafka) {
+            let src = KafkaSource::start(
+                conn,
+                k,
+                cx.resolver.clone(),
+                cx.router.clone(),
+                cfg.pipeline.batch_size,
+                cx.health.clone(),
+                cx.shutdown.clone(),
+            )?;
+            out.push(Box::new(src));
+        }
+        Ok(())
+    })
+}
+
+impl Source for KafkaSource {
+    fn join(self: Box<Self>) -> BoxFuture<'static, Result<(), SourceError>> {
+        Box::pin(async move { Ok(KafkaSource::join(*self).await?) })
     }
 }
 

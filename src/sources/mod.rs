@@ -3,6 +3,7 @@
 pub mod file;
 pub mod kafka;
 mod offsets;
+pub mod registry;
 pub mod webhook;
 mod webhook_tls;
 

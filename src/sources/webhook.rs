@@ -18,6 +18,7 @@ use serde_json::value::RawValue;
 use subtle::ConstantTimeEq;
 use tokio_util::sync::CancellationToken;
 
+use super::registry::{BoxFuture, Source, SourceError, StartContext};
 use super::{now_ms, route_key, Ack, Origin, Record, Router};
 use crate::config::{KafkaConnection, Secret, WebhookConfig};
 use crate::deadletter::{DeadLetter, DeadLetterEntry};
@@ -152,6 +153,41 @@ impl WebhookSource {
             Err(e) => tracing::warn!(error = %e, "webhook listener task failed"),
             Ok(Ok(())) => {}
         }
+    }
+}
+
+/// `sources.webhook` (registered in [`super::registry`]).
+pub fn start<'a>(
+    cx: &'a StartContext<'a>,
+    out: &'a mut Vec<Box<dyn Source>>,
+) -> BoxFuture<'a, Result<(), SourceError>> {
+    Box::pin(async move {
+        if let Some(w) = &cx.config.sources.webhook {
+            let src = WebhookSource::start(
+                w,
+                cx.config.kafka.as_ref(),
+                w.cluster.as_deref().map(Arc::from),
+                cx.resolver.header_name().map(str::to_owned),
+                cx.router.clone(),
+                cx.dead_letter.clone(),
+                cx.shutdown.clone(),
+            )
+            .await?;
+            out.push(Box::new(src));
+        }
+        Ok(())
+    })
+}
+
+impl Source for WebhookSource {
+    fn join(self: Box<Self>) -> BoxFuture<'static, Result<(), SourceError>> {
+        Box::pin(async move {
+            WebhookSource::join(*self).await;
+            Ok(())
+        })
+    }
+    fn listen_addr(&self) -> Option<SocketAddr> {
+        Some(self.addr)
     }
 }
 
