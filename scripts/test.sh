@@ -15,7 +15,7 @@ cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 scripts/validate-deploy.sh
 # Tests that measure something (the security suite's refusals, peak memory, bytes searched
-# for secrets) append a line here through tests/common's `figure`; shown after the run.
+# for secrets) append a line here through tests/support/common.rs's `figure`; shown after the run.
 figures="${CARGO_TARGET_DIR:-target}/tmp/figures.txt"
 rm -f "$figures"
 cargo test "$@"

@@ -1,8 +1,8 @@
 //! The whole approval path as on-call lives it: an audit event arrives, the Slack alert carries Approve/Reject, nothing happens until an approver clicks, a forged or unlisted click changes nothing, and the approved revocation runs exactly once on the (fake) Kubernetes API.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
 mod support;
+use support::common;
 
 use support::{fake_kube, fake_slack, slack_kit};
 

@@ -1,7 +1,8 @@
 //! Responses that wait for a human, and responders working on several alerts at once: what on-call sees in the journal when they approve, reject, decide late or twice.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+mod support;
+use support::common;
 
 use common::Dispatching;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,7 +1,8 @@
 //! `rampart bench` end to end on a small stream: every section runs (the webhook latency without a broker, the Kafka ones against the real broker) and prints figures, and the targets are judged.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+mod support;
+use support::common;
 
 use std::process::Command;
 

@@ -1,7 +1,8 @@
 //! The rampart binary as a user runs it: check, run on the shipped config, replay, signals.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+mod support;
+use support::common;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

@@ -1,7 +1,7 @@
 //! EKS, AKS and GKE audit forms decode into the same events, and a playbook reaches the same verdict on the same action in all four forms.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+mod support;
 
 use std::io::Write;
 use std::path::Path;

@@ -1,7 +1,8 @@
 //! One rampart serving several clusters: per-cluster enrichment settings and list entries, and the cluster on every event.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+mod support;
+use support::common;
 
 use std::path::Path;
 

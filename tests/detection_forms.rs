@@ -1,7 +1,8 @@
 //! The default pack against a day of each managed platform's own system traffic, in that platform's wire form (EKS CloudWatch, AKS diagnostic records, GKE Cloud Logging): nodes, CSI drivers, cloud controllers and agents calling from their provider's addresses raise no alert.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+mod support;
+use support::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

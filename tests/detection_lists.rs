@@ -1,7 +1,8 @@
 //! Lists a playbook reads must exist: `rampart check` and `rampart run` refuse a playbook that reads a list defined nowhere, naming the file, line and list; a list from a file or the config satisfies it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+mod support;
+use support::common;
 
 use std::process::Command;
 

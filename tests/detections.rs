@@ -1,7 +1,8 @@
 //! The default pack against a day of realistic background traffic: none of its playbooks may fire on it, and they do fire on the generator's attacks.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+mod support;
+use support::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

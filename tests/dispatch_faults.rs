@@ -1,8 +1,8 @@
 //! The dispatcher when the state store fails between doing a delivery and journaling it (disk full): the outcome is kept and written first once the store works, and the delivery is not done again meanwhile.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
 mod support;
+use support::common;
 
 use support::slack_kit;
 

@@ -1,7 +1,8 @@
 //! Enrichment through the running pipeline: directory, GeoIP (and its hot reload), assets, baselines across restarts, and a stalled identity API.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+mod support;
+use support::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,7 +1,8 @@
 //! Falco's k8saudit regression suite (66 cases) against the ported pack in `playbooks/falco/`: same rules fire, as often.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+mod support;
+use support::common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

@@ -1,7 +1,8 @@
 //! Every audit event in Falco's k8saudit regression traces decodes; the deliberately malformed one is dead-lettered.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+mod support;
+use support::common;
 
 use std::path::Path;
 

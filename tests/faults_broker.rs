@@ -11,8 +11,8 @@
 //! resets), and it would not exercise reconnection and the group coordinator's loss.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
 mod support;
+use support::common;
 
 use support::{faults, scenario};
 

@@ -8,8 +8,8 @@
 //! (a volume mounted read-only, `readOnlyRootFilesystem` without a writable volume).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
 mod support;
+use support::common;
 
 use support::{fake_kube, fake_slack, faults, scenario};
 

@@ -1,8 +1,8 @@
 //! Fault injection: kill -9 of the rampart binary ten times during a 100k-record Kafka run with Slack and Kubernetes responders on loopback fakes — in the end every record is processed or dead-lettered, every expected alert is in Slack exactly once, and every judged binding was deleted exactly once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
 mod support;
+use support::common;
 
 use support::{fake_kube, fake_slack, faults, scenario};
 

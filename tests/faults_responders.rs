@@ -1,8 +1,8 @@
 //! Fault injection: Slack and the Kubernetes API fail for two minutes — first answering 5xx and 429, then accepting connections and never answering — while audit events keep arriving: rampart stays ready and keeps consuming, alerts and revocations wait in the outbox, client timeouts keep the hangs from blocking it, memory stays bounded, and once both recover every alert is posted exactly once and every judged binding deleted exactly once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
 mod support;
+use support::common;
 
 use support::{fake_kube, fake_slack, faults, scenario};
 

@@ -1,7 +1,8 @@
 //! The file source: reading once, following like `tail -F` across rotation and truncation, and resuming after a restart.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+mod support;
+use support::common;
 
 use std::collections::HashSet;
 use std::io::Write;

@@ -1,7 +1,8 @@
 //! rampart's topics on the real broker: every alert, update and follow-up produced once as an alert document, keyed by dedup group, with its delivery id in a header; and, optionally, every enriched event.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+mod support;
+use support::common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,7 +1,8 @@
 //! kill -9 of the rampart process mid-stream: committed offsets never pass an event that was not written, a restart delivers the rest, and every alert reaches the alerts file exactly once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+mod support;
+use support::common;
 
 use std::collections::{HashMap, HashSet};
 use std::process::{Child, Command, Stdio};

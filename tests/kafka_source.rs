@@ -1,7 +1,8 @@
 //! The Kafka source against a real broker: delivery, restarts, poison records, consumer groups.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+mod support;
+use support::common;
 
 use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;

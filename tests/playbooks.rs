@@ -1,7 +1,8 @@
 //! The playbook engine: indexing, sandbox limits, compile diagnostics, hot reload, and `rampart test` / `check` as users run them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+mod support;
+use support::common;
 
 use std::path::Path;
 use std::process::Command;

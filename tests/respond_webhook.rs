@@ -1,7 +1,8 @@
 //! The webhook responder against a real local HTTP server: signed deliveries exactly once, retries on 429/5xx with Retry-After, permanent 4xx, redirects refused, the Falcosidekick payload, and no URL token in errors.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+mod support;
+use support::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

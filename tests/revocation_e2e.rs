@@ -1,8 +1,8 @@
 //! From audit event to revoked binding and back: the pipeline reads an event, a playbook asks to delete the binding, the responder deletes exactly it on a fake Kubernetes API, and `rampart actions undo` restores it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
 mod support;
+use support::common;
 
 use support::fake_kube;
 

@@ -1,8 +1,8 @@
 //! Responses that must not happen, through the whole pipeline: a playbook asking to revoke protected bindings changes none of them, and no forged, stale, future, tampered, replayed or unlisted Slack click decides anything (an approved one still cannot touch a protected binding).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
 mod support;
+use support::common;
 
 use support::{fake_kube, fake_slack, kube_kit, spawned};
 

@@ -1,8 +1,8 @@
 //! The playbook sandbox under attack: no files, sockets, processes or sleeping; data too large is stopped before it is built; and through the real `rampart run`, every fault is counted and logged while the other playbooks still alert and nothing a script prints reaches stdout.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
 mod support;
+use support::common;
 
 use support::spawned;
 

@@ -1,8 +1,8 @@
 //! No secret reaches a log, an alert or an answer: the `rampart` binary at debug level with every kind of credential configured, driven through successes, failures, refusals and config errors, and every byte it produced searched for them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
 mod support;
+use support::common;
 
 use support::{fake_kube, fake_slack, spawned};
 

@@ -1,8 +1,8 @@
 //! Security of the webhook source, against the real `rampart run` process: forged credentials get 401 and reach nothing, oversized bodies and gzip bombs get 413 without the memory they claim, and stalled senders are cut off.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
 mod support;
+use support::common;
 
 use support::spawned;
 

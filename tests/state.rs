@@ -1,7 +1,8 @@
 //! The state stage as a user sees it: one alert per dedup window with its count, follow-up summaries, thresholds, distinct counts, sequences, entity risk, restarts and replays — under paused tokio time.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+mod support;
+use support::common;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;

@@ -2,7 +2,8 @@
 //! SIGTERM after that is still heard — every shutdown ends within a bound.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+mod support;
+use support::common;
 
 use std::io::Read;
 use std::path::PathBuf;

@@ -1,7 +1,8 @@
 //! Metrics and health endpoints while the pipeline runs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+mod support;
+use support::common;
 
 use common::*;
 use rampart::pipeline::{self, RunOptions};

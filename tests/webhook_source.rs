@@ -1,7 +1,8 @@
 //! The webhook source as the API server's webhook backend sees it: status codes, auth, gzip, TLS, and 2xx only once durable.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+mod support;
+use support::common;
 
 use std::io::Write;
 use std::time::Duration;

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::summary::EventSummary;
-use crate::playbook::{ResponseRequest, Severity};
+use crate::model::{ResponseRequest, Severity};
 
 /// Why an alert exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::expiry::{self, Tag};
 use super::model::{Alert, AlertKind, Contribution};
 use super::{Op, StateError, StateStore};
-use crate::playbook::Severity;
+use crate::model::Severity;
 
 pub const TREE: &str = "risk";
 /// Contributions as separate entries, from stores written before they moved into [`RiskEntry`]:

@@ -15,7 +15,7 @@ use super::risk::{self, RiskSettings};
 use super::summary::EventSummary;
 use super::{Op, ResponseTargets, StateError, StateStore};
 use crate::event::AuditEvent;
-use crate::playbook::Verdict;
+use crate::model::Verdict;
 
 const DEDUP: &str = "dedup";
 const GATE: &str = "gate";

@@ -254,7 +254,7 @@ where
 }
 
 /// Produces `payloads` round-robin over `partitions`, one record per batch (tansu 0.6's memory engine
-/// cannot resume a fetch inside a batch; see tests/common), with several producers in parallel so that
+/// cannot resume a fetch inside a batch; see support::common), with several producers in parallel so that
 /// 100k records take seconds. Returns each payload's (partition, offset).
 pub async fn produce_fast(
     brokers: &str,
@@ -459,7 +459,7 @@ impl OwnBroker {
                 )
             });
         let b = Self { child, proxy };
-        // Polled with a deadline (this module does not depend on tests/common).
+        // Polled with a deadline (this module does not depend on support::common).
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(upstream).is_err() {
             assert!(Instant::now() < deadline, "tansu did not listen within 30s");

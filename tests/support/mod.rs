@@ -1,6 +1,7 @@
 //! Support code shared by the black-box tests, one module: mounted with `mod support;` by each test file that needs it.
 #![allow(dead_code, unused_imports)]
 
+pub mod common;
 pub mod fake_kube;
 pub mod fake_slack;
 pub mod faults;
