@@ -13,6 +13,7 @@
 //! - [`pipeline`]: bounded channels, workers, acknowledgements back to the sources, ordered shutdown.
 //! - [`respond`]: the dispatcher that takes work from the outbox (retries, backoff, dry-run, journal) and the responders; the console output of events.
 //! - [`telemetry`]: logs, Prometheus metrics, health endpoints.
+//! - [`internal_events`]: one type per noteworthy happening, whose `emit()` logs and counts it.
 //! - [`fsutil`]: appending to files (dead letters, output).
 //! - [`journal_cli`]: `rampart alerts` / `rampart actions`.
 //! - [`app`]: the jobs behind each CLI subcommand; [`cli`]: the command line.
@@ -26,6 +27,7 @@ pub mod deadletter;
 pub mod enrich;
 pub mod event;
 pub mod fsutil;
+pub mod internal_events;
 pub mod journal_cli;
 pub mod model;
 pub mod pipeline;

@@ -229,9 +229,11 @@ impl GeoDb {
                 }
             },
             Err(e) => {
-                metrics::counter!("rampart_enrich_errors_total", "enricher" => "geoip")
-                    .increment(1);
-                tracing::debug!(error = %e, path = %self.path.display(), "GeoIP lookup failed");
+                crate::internal_events::GeoIpLookupFailed {
+                    path: &self.path,
+                    error: &e,
+                }
+                .emit();
             }
         }
     }

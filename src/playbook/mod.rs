@@ -234,14 +234,17 @@ impl PlaybookSet {
                     if let Some(ip) = ev.event().source_ips.first() {
                         self.state.add_risk(ip, v.score as f64, now);
                     }
-                    metrics::counter!("rampart_playbook_fires_total", "playbook" => p.id.clone())
-                        .increment(1);
+                    crate::internal_events::PlaybookFired { playbook: &p.id }.emit();
                     out.verdicts.push(v);
                 }
                 Ok(None) => {}
                 Err(f) => {
-                    metrics::counter!("rampart_playbook_faults_total", "playbook" => p.id.clone(), "kind" => f.kind).increment(1);
-                    tracing::warn!(fault = %f, "playbook fault; other playbooks still ran");
+                    crate::internal_events::PlaybookFaulted {
+                        playbook: &p.id,
+                        kind: f.kind,
+                        fault: &f,
+                    }
+                    .emit();
                     out.faults.push(f);
                 }
             }
@@ -472,10 +475,10 @@ impl PlaybookHandle {
                 true
             }
             Err(diags) => {
-                for d in &diags {
-                    tracing::error!(diagnostic = %d, "playbook set rejected; the previous set keeps running");
+                crate::internal_events::PlaybookReloadRejected {
+                    diagnostics: &diags,
                 }
-                metrics::counter!("rampart_playbook_reload_failures_total").increment(1);
+                .emit();
                 false
             }
         }

@@ -140,7 +140,7 @@ impl Worker {
             // every round, and not on the runtime's workers.
             let outbox = self.stage.outbox().clone();
             if let Ok(Ok(n)) = tokio::task::spawn_blocking(move || outbox.pending()).await {
-                metrics::gauge!("rampart_outbox_pending").set(n as f64);
+                crate::internal_events::OutboxPending(n).emit();
             }
             let queues = self.stage.outbox().responders().unwrap_or_default();
             for q in queues.iter().filter(|q| !configured.contains(q)) {
@@ -195,7 +195,7 @@ impl Worker {
                     .is_some_and(|j| j.status != Status::Pending)
                 {
                     // Already done before a crash or replay: never twice.
-                    metrics::counter!("rampart_responder_replays_skipped_total", "responder" => queue.to_owned()).increment(1);
+                    crate::internal_events::ReplaySkipped { responder: queue }.emit();
                     outbox.drop_item(&key)?;
                     continue;
                 }
@@ -250,8 +250,11 @@ impl Worker {
                                 .unwrap_or(u64::MAX),
                         );
                         outbox.park(&key, &d, until)?;
-                        metrics::counter!("rampart_responder_outcomes_total", "responder" => queue.to_owned(), "outcome" => "pending").increment(1);
-                        tracing::info!(responder = queue, delivery = %d.id, "waiting for approval");
+                        crate::internal_events::AwaitingApproval {
+                            responder: queue,
+                            delivery: &d.id,
+                        }
+                        .emit();
                         return Ok(());
                     }
                 }
@@ -270,8 +273,14 @@ impl Worker {
                         )
                     });
                     d.not_before_ms = now + u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
-                    tracing::warn!(responder = queue, delivery = %d.id, attempts = d.attempts, retry_in = ?wait, error = %retry.error, "delivery failed; it stays in the outbox");
-                    metrics::counter!("rampart_responder_retries_total", "responder" => queue.to_owned()).increment(1);
+                    crate::internal_events::DeliveryRetried {
+                        responder: queue,
+                        delivery: &d.id,
+                        attempts: d.attempts,
+                        retry_in: wait,
+                        error: &retry.error,
+                    }
+                    .emit();
                     return outbox.reschedule(&key, &d);
                 }
             }
@@ -292,10 +301,13 @@ impl Worker {
         effect: Effect,
     ) -> Result<(), StateError> {
         let entry = journal_entry(d, effect);
-        metrics::counter!("rampart_responder_outcomes_total", "responder" => queue.to_owned(), "outcome" => entry.status.as_str()).increment(1);
-        if entry.status == Status::Failed {
-            tracing::error!(responder = queue, delivery = %d.id, detail = %entry.detail, "response failed");
+        crate::internal_events::DeliveryEnded {
+            responder: queue,
+            delivery: &d.id,
+            outcome: entry.status.as_str(),
+            detail: &entry.detail,
         }
+        .emit();
         let expires = self.stage.now().unwrap_or(0) + self.stage.settings().retention;
         self.stage
             .outbox()
@@ -334,8 +346,11 @@ impl Worker {
                 after: None,
             })
         });
-        metrics::histogram!("rampart_responder_seconds", "responder" => r.name().to_owned())
-            .record(started.elapsed().as_secs_f64());
+        crate::internal_events::DeliveryAttempted {
+            responder: r.name(),
+            took: started.elapsed(),
+        }
+        .emit();
         res
     }
 }

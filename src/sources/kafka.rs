@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use metrics::{counter, gauge};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
@@ -191,8 +190,12 @@ impl ClientContext for SourceContext {
                 if *partition < 0 || p.consumer_lag < 0 {
                     continue;
                 }
-                gauge!("rampart_kafka_consumer_lag", "topic" => topic.clone(), "partition" => partition.to_string())
-                    .set(p.consumer_lag as f64);
+                crate::internal_events::ConsumerLag {
+                    topic,
+                    partition: *partition,
+                    lag: p.consumer_lag,
+                }
+                .emit();
             }
         }
     }
@@ -202,13 +205,19 @@ impl ConsumerContext for SourceContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Revoke(tpl) => {
-                counter!("rampart_kafka_rebalances_total", "kind" => "revoke").increment(1);
-                tracing::info!(partitions = tpl.count(), "partitions revoked; draining");
+                crate::internal_events::Rebalanced {
+                    kind: "revoke",
+                    partitions: tpl.count(),
+                }
+                .emit();
                 self.release(consumer, tpl);
             }
             Rebalance::Assign(tpl) => {
-                counter!("rampart_kafka_rebalances_total", "kind" => "assign").increment(1);
-                tracing::info!(partitions = tpl.count(), "partitions assigned");
+                crate::internal_events::Rebalanced {
+                    kind: "assign",
+                    partitions: tpl.count(),
+                }
+                .emit();
             }
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
         }

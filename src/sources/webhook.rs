@@ -11,7 +11,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::Bytes;
 use futures::future::join_all;
-use metrics::counter;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::value::RawValue;
@@ -197,7 +196,7 @@ fn answer(code: StatusCode, message: &str) -> Response {
         400..=499 => "4xx",
         _ => "5xx",
     };
-    counter!("rampart_webhook_requests_total", "code" => class).increment(1);
+    crate::internal_events::WebhookAnswered { class }.emit();
     (code, format!("{message}\n")).into_response()
 }
 

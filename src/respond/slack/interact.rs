@@ -265,8 +265,7 @@ async fn receive(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -
         &body,
         now_secs(),
     ) {
-        tracing::warn!(reason = %r, "Slack interaction refused");
-        metrics::counter!("rampart_slack_interactions_refused_total").increment(1);
+        crate::internal_events::SlackInteractionRefused { reason: &r }.emit();
         return (StatusCode::UNAUTHORIZED, r.to_string()).into_response();
     }
     let p = match parse(&body) {
