@@ -1,4 +1,4 @@
-//! The jobs behind the CLI: run, check, replay, generate. main.rs only maps their errors to exit codes.
+//! The jobs behind the CLI: run, check, replay, test, generate; `cli::Command::execute` calls them and main.rs maps their errors to exit codes.
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -28,7 +28,7 @@ pub enum AppError {
     #[error("{0}")]
     Journal(String),
     #[error("bench: {0}")]
-    Bench(String),
+    Bench(#[from] crate::bench::BenchError),
     #[error(transparent)]
     Reference(#[from] crate::config::reference::ReferenceError),
 }

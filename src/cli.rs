@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::app::{self, AppError};
 use crate::telemetry::LogFormat;
 
 /// rampart: enrich Kubernetes audit events and respond to what they reveal.
@@ -171,4 +172,98 @@ pub struct JournalQuery {
     /// One JSON array instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+impl Command {
+    /// Runs the subcommand; `dry_run` is the global `--dry-run`.
+    pub async fn execute(&self, dry_run: bool) -> Result<(), AppError> {
+        match self {
+            Command::Run { config } => app::run(config, dry_run).await.map(|_| ()),
+            Command::Check { config } => app::check(config).map(|msg| println!("{msg}")),
+            Command::Replay {
+                file,
+                config,
+                quiet,
+                alerts_only,
+                profile,
+            } => {
+                let view = app::ReplayOptions {
+                    quiet: *quiet,
+                    alerts_only: *alerts_only,
+                    profile: *profile,
+                };
+                let r = app::replay(file, config.as_deref(), view).await?;
+                eprintln!("{}", app::replay_summary(file, &r));
+                Ok(())
+            }
+            Command::Test {
+                path,
+                config,
+                min_tests,
+            } => app::test(path.as_deref(), config.as_deref(), *min_tests)
+                .await
+                .map(|report| print!("{report}")),
+            Command::Alerts { q } => {
+                crate::journal_cli::list(crate::journal_cli::Listing::Alerts, q)
+                    .await
+                    .map(|s| print!("{s}"))
+                    .map_err(AppError::from)
+            }
+            Command::Actions {
+                command:
+                    Some(crate::cli::ActionsCommand::Undo {
+                        id,
+                        config,
+                        kubeconfig,
+                        context,
+                    }),
+                ..
+            } => crate::journal_cli::undo(config, id, kubeconfig.clone(), context.clone())
+                .await
+                .map(|s| println!("{s}"))
+                .map_err(AppError::from),
+            Command::Actions { q, .. } => {
+                crate::journal_cli::list(crate::journal_cli::Listing::Actions, q)
+                    .await
+                    .map(|s| print!("{s}"))
+                    .map_err(AppError::from)
+            }
+            Command::Bench {
+                config,
+                events,
+                brokers,
+                rate,
+                latency_for,
+                rounds,
+                partitions,
+                seed,
+                previous,
+            } => {
+                let opts = crate::bench::BenchOptions {
+                    config: config.clone(),
+                    events: *events,
+                    brokers: brokers.clone(),
+                    rate: *rate,
+                    latency_for: *latency_for,
+                    rounds: *rounds,
+                    partitions: *partitions,
+                    seed: *seed,
+                    previous: previous.clone(),
+                };
+                crate::bench::run(&opts)
+                    .await
+                    .map(|_| ())
+                    .map_err(AppError::from)
+            }
+            Command::Generate {
+                count,
+                seed,
+                event_list,
+                wide,
+            } => app::generate(*count, *seed, *event_list, *wide),
+            Command::Config {
+                command: crate::cli::ConfigCommand::Reference,
+            } => app::config_reference(),
+        }
+    }
 }

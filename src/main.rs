@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use rampart::app::{self, AppError};
-use rampart::cli::{Cli, Command};
+use rampart::app::AppError;
+use rampart::cli::Cli;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -19,96 +19,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let result: Result<(), AppError> = runtime.block_on(async {
-        match &cli.command {
-            Command::Run { config } => app::run(config, cli.dry_run).await.map(|_| ()),
-            Command::Check { config } => app::check(config).map(|msg| println!("{msg}")),
-            Command::Replay {
-                file,
-                config,
-                quiet,
-                alerts_only,
-                profile,
-            } => {
-                let view = app::ReplayOptions {
-                    quiet: *quiet,
-                    alerts_only: *alerts_only,
-                    profile: *profile,
-                };
-                let r = app::replay(file, config.as_deref(), view).await?;
-                eprintln!("{}", app::replay_summary(file, &r));
-                Ok(())
-            }
-            Command::Test {
-                path,
-                config,
-                min_tests,
-            } => app::test(path.as_deref(), config.as_deref(), *min_tests)
-                .await
-                .map(|report| print!("{report}")),
-            Command::Alerts { q } => {
-                rampart::journal_cli::list(rampart::journal_cli::Listing::Alerts, q)
-                    .await
-                    .map(|s| print!("{s}"))
-                    .map_err(AppError::from)
-            }
-            Command::Actions {
-                command:
-                    Some(rampart::cli::ActionsCommand::Undo {
-                        id,
-                        config,
-                        kubeconfig,
-                        context,
-                    }),
-                ..
-            } => rampart::journal_cli::undo(config, id, kubeconfig.clone(), context.clone())
-                .await
-                .map(|s| println!("{s}"))
-                .map_err(AppError::from),
-            Command::Actions { q, .. } => {
-                rampart::journal_cli::list(rampart::journal_cli::Listing::Actions, q)
-                    .await
-                    .map(|s| print!("{s}"))
-                    .map_err(AppError::from)
-            }
-            Command::Bench {
-                config,
-                events,
-                brokers,
-                rate,
-                latency_for,
-                rounds,
-                partitions,
-                seed,
-                previous,
-            } => {
-                let opts = rampart::bench::BenchOptions {
-                    config: config.clone(),
-                    events: *events,
-                    brokers: brokers.clone(),
-                    rate: *rate,
-                    latency_for: *latency_for,
-                    rounds: *rounds,
-                    partitions: *partitions,
-                    seed: *seed,
-                    previous: previous.clone(),
-                };
-                rampart::bench::run(&opts)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| AppError::Bench(e.to_string()))
-            }
-            Command::Generate {
-                count,
-                seed,
-                event_list,
-                wide,
-            } => app::generate(*count, *seed, *event_list, *wide),
-            Command::Config {
-                command: rampart::cli::ConfigCommand::Reference,
-            } => app::config_reference(),
-        }
-    });
+    let result = runtime.block_on(cli.command.execute(cli.dry_run));
     // A task stuck past the grace period (a blocking write to a failing disk) must not keep the
     // process from exiting: dropping the runtime would wait for it forever.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
