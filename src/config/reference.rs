@@ -30,6 +30,11 @@ const SOURCES: &[(&str, &str)] = &[
         "respond::kubernetes::config",
         include_str!("../respond/kubernetes/config.rs"),
     ),
+    (
+        "respond::pagerduty",
+        include_str!("../respond/pagerduty.rs"),
+    ),
+    ("model::verdict", include_str!("../model/verdict.rs")),
     ("state::sled_store", include_str!("../state/sled_store.rs")),
 ];
 
@@ -432,6 +437,18 @@ fn evaluate(e: &Expr, g: &Generator<'_>) -> Option<String> {
                 .ok()?;
             let v: Option<Vec<String>> = items.iter().map(|i| evaluate(i, g)).collect();
             Some(format!("[{}]", v?.join(", ")))
+        }
+        // An enum variant (`Severity::High`) as serde names it in YAML (`high`).
+        Expr::Path(p) if p.path.segments.len() == 2 && int(e, g).is_none() => {
+            let v = p.path.segments.last()?.ident.to_string();
+            let mut out = String::new();
+            for (i, c) in v.chars().enumerate() {
+                if c.is_uppercase() && i > 0 {
+                    out.push('_');
+                }
+                out.extend(c.to_lowercase());
+            }
+            Some(out)
         }
         Expr::Binary(_) | Expr::Path(_) | Expr::Paren(_) => int(e, g).map(|n| n.to_string()),
         _ => None,

@@ -40,6 +40,9 @@ pub struct RespondConfig {
     /// Binding revocation through the Kubernetes API (`revoke_binding()`, `delete_binding()`).
     #[serde(default)]
     pub kubernetes: Option<crate::respond::kubernetes::KubernetesConfig>,
+    /// PagerDuty: page on-call for alerts at or above a severity (Events API v2).
+    #[serde(default)]
+    pub pagerduty: Option<crate::respond::pagerduty::PagerDutyConfig>,
 }
 
 fn default_outbox_ttl() -> Seconds {
@@ -65,6 +68,7 @@ impl Default for RespondConfig {
             kafka: None,
             slack: None,
             kubernetes: None,
+            pagerduty: None,
         }
     }
 }
@@ -95,6 +99,9 @@ impl RespondConfig {
         }
         if let Some(k) = &self.kubernetes {
             k.validate("respond.kubernetes", p);
+        }
+        if let Some(pd) = &self.pagerduty {
+            pd.validate(p);
         }
     }
 }

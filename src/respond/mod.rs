@@ -7,6 +7,7 @@ pub mod console_alerts;
 pub mod dispatch;
 pub mod kafka_alerts;
 pub mod kubernetes;
+pub mod pagerduty;
 pub mod registry;
 pub mod slack;
 pub mod webhook;

@@ -25,6 +25,8 @@ pub enum RespondError {
     Kubernetes(#[from] super::kubernetes::ConnectError),
     #[error("respond.slack: {0}")]
     Slack(#[from] super::slack::ClientError),
+    #[error("respond.pagerduty: cannot build the HTTP client: {0}")]
+    PagerDuty(String),
 }
 
 /// What a responder's `build` may use: the whole config (its own section, shared connections,
@@ -59,6 +61,7 @@ pub const RESPONDERS: &[BuildFn] = &[
     super::kubernetes::build,
     super::console_alerts::build,
     super::slack::build,
+    super::pagerduty::build,
 ];
 
 /// Builds every responder the config asks for.

@@ -3,6 +3,7 @@
 
 pub mod common;
 pub mod fake_kube;
+pub mod fake_pagerduty;
 pub mod fake_slack;
 pub mod faults;
 pub mod kube_kit;

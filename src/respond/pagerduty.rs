@@ -1,0 +1,237 @@
+//! PagerDuty: alerts at or above a severity page on-call through the Events API v2, one incident per alert thread (its dedup key), updates and follow-ups added to the same incident.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::registry::{BuildContext, Built, RespondError};
+use super::{BoxFuture, Effect, Responder, Retry};
+use crate::config::{Problem, Seconds, Secret};
+use crate::model::Severity;
+use crate::state::model::{AlertKind, Delivery, Status};
+
+/// `respond.pagerduty`: page on-call for serious alerts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PagerDutyConfig {
+    /// The integration key of an Events API v2 integration on the service to page (a secret).
+    pub routing_key: Secret,
+    /// Only alerts at least this severe page.
+    #[serde(default = "default_min_severity")]
+    pub min_severity: Severity,
+    /// The Events API endpoint (the EU service region uses `https://events.eu.pagerduty.com/v2/enqueue`).
+    #[serde(default = "default_url")]
+    pub url: String,
+    /// Longest one request may take.
+    #[serde(default = "default_timeout")]
+    pub timeout: Seconds,
+}
+
+fn default_min_severity() -> Severity {
+    Severity::High
+}
+fn default_url() -> String {
+    "https://events.pagerduty.com/v2/enqueue".into()
+}
+fn default_timeout() -> Seconds {
+    Seconds::from_secs(10)
+}
+
+impl PagerDutyConfig {
+    /// Problems of `respond.pagerduty`.
+    pub fn validate(&self, p: &mut Vec<Problem>) {
+        if self.routing_key.expose().trim().is_empty() {
+            p.push(Problem {
+                path: "respond.pagerduty.routing_key".into(),
+                message: "must be the integration key of an Events API v2 integration".into(),
+            });
+        }
+        if !(self.url.starts_with("https://") || self.url.starts_with("http://")) {
+            p.push(Problem {
+                path: "respond.pagerduty.url".into(),
+                message: format!("must be an http(s) URL, not {:?}", self.url),
+            });
+        }
+    }
+}
+
+/// `respond.pagerduty` (registered in [`super::registry`]).
+pub fn build<'a>(
+    cx: &'a BuildContext<'a>,
+    out: &'a mut Built,
+) -> BoxFuture<'a, Result<(), RespondError>> {
+    Box::pin(async move {
+        if let Some(cfg) = &cx.config.respond.pagerduty {
+            let http = reqwest::Client::builder()
+                .timeout(cfg.timeout.get())
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("rampart/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| RespondError::PagerDuty(e.without_url().to_string()))?;
+            out.responders.push(std::sync::Arc::new(PagerDuty {
+                cfg: cfg.clone(),
+                http,
+            }));
+        }
+        Ok(())
+    })
+}
+
+/// Sends alerts to PagerDuty's Events API v2.
+pub struct PagerDuty {
+    cfg: PagerDutyConfig,
+    http: reqwest::Client,
+}
+
+/// PagerDuty's severities: critical, error, warning, info.
+fn severity(s: Severity) -> &'static str {
+    match s {
+        Severity::Critical => "critical",
+        Severity::High => "error",
+        Severity::Medium => "warning",
+        Severity::Low | Severity::Info => "info",
+    }
+}
+
+fn cut(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max.saturating_sub(1);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// The Events API v2 event for a delivery: one incident per alert thread (`dedup_key` is the
+/// first alert's id, at most 255 bytes), so a repeat, an update or a follow-up never opens a second.
+pub fn event(routing_key: &str, d: &Delivery) -> Value {
+    let a = &d.alert;
+    let e = a.event();
+    let o = e.target();
+    let prefix = match a.kind {
+        AlertKind::Alert => "",
+        AlertKind::Update => "[update] ",
+        AlertKind::FollowUp => "[follow-up] ",
+        AlertKind::HighRisk => "[high risk] ",
+    };
+    let actor = e
+        .enrichment
+        .as_ref()
+        .map(|x| x.identity.actor.as_str())
+        .filter(|s| !s.is_empty())
+        .unwrap_or(&e.user.username);
+    let summary = cut(&format!("{prefix}{} ({})", a.title, a.cluster), 1024);
+    json!({
+        "routing_key": routing_key,
+        "event_action": "trigger",
+        "dedup_key": cut(a.root(), 255),
+        "client": "rampart",
+        "payload": {
+            "summary": summary,
+            "source": a.cluster,
+            "severity": severity(a.severity),
+            "timestamp": crate::event::time::format_rfc3339(a.last_seen),
+            "component": o.resource.as_deref().unwrap_or("cluster"),
+            "group": o.namespace.as_deref().unwrap_or(""),
+            "class": a.playbook,
+            "custom_details": {
+                "alert": a.id,
+                "kind": a.kind.as_str(),
+                "playbook": a.playbook,
+                "score": a.score,
+                "mitre": a.mitre,
+                "seen": a.summary(),
+                "risk": a.risk,
+                "actor": actor,
+                "verb": e.verb,
+                "uri": e.request_uri,
+                "source_ips": e.source_ips,
+                "target": {"resource": o.resource, "namespace": o.namespace, "name": o.name},
+                "context": a.context,
+                "delivery": d.id,
+            },
+        },
+    })
+}
+
+impl PagerDuty {
+    async fn send(&self, d: &Delivery) -> Result<Effect, Retry> {
+        let body = event(self.cfg.routing_key.expose(), d);
+        let resp = self
+            .http
+            .post(&self.cfg.url)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| Retry {
+                error: format!("PagerDuty: {}", e.without_url()),
+                after: None,
+            })?;
+        let code = resp.status().as_u16();
+        let after = super::retry_after(resp.headers());
+        // The answer names what was wrong with an event; it never holds the routing key.
+        let answer: Value = resp.json().await.unwrap_or(Value::Null);
+        let said = |k: &str| {
+            answer
+                .get(k)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned()
+        };
+        match code {
+            200..=299 => Ok(Effect::done(format!(
+                "paged PagerDuty (incident key {})",
+                said("dedup_key")
+            ))),
+            // Throttled or unavailable: retried with the dispatcher's backoff (or Retry-After).
+            429 | 408 | 500..=599 => Err(Retry {
+                error: format!("PagerDuty answered {code}"),
+                after,
+            }),
+            _ => {
+                let errors = answer
+                    .get("errors")
+                    .map(Value::to_string)
+                    .unwrap_or_default();
+                Ok(Effect::with_status(
+                    Status::Failed,
+                    format!(
+                        "PagerDuty refused the event: HTTP {code} {} {errors}",
+                        said("message")
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+impl Responder for PagerDuty {
+    fn name(&self) -> &str {
+        "pagerduty"
+    }
+    fn takes_every_alert(&self) -> bool {
+        true
+    }
+    fn deliver<'a>(
+        &'a self,
+        d: &'a Delivery,
+        dry_run: bool,
+    ) -> BoxFuture<'a, Result<Effect, Retry>> {
+        Box::pin(async move {
+            if d.alert.severity < self.cfg.min_severity {
+                return Ok(Effect::with_status(
+                    Status::Skipped,
+                    "below respond.pagerduty.min_severity",
+                ));
+            }
+            if dry_run {
+                return Ok(Effect::with_status(
+                    Status::DryRun,
+                    format!("would page PagerDuty: {}", d.alert.title),
+                ));
+            }
+            self.send(d).await
+        })
+    }
+}

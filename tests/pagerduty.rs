@@ -1,0 +1,183 @@
+//! The PagerDuty responder against a stand-in for the Events API v2: built from `respond.pagerduty` through the responder registry, it pages for serious alerts once per alert thread, skips the rest, retries throttling and outages, and reports a refused event without its routing key.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+use support::common;
+use support::fake_pagerduty::FakePagerDuty;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rampart::event::AuditEvent;
+use rampart::model::{Severity, Verdict};
+use rampart::respond::dispatch::DispatchSettings;
+use rampart::respond::registry::{build_all, BuildContext};
+use rampart::state::model::{JournalEntry, Status};
+use rampart::state::MemoryStore;
+
+const T0: i64 = 1_767_225_600;
+const KEY: &str = "R0f3e2d1c0b9a8f7e6d5c4b3a29181706";
+
+fn event(id: &str, user: &str, severity: Severity) -> AuditEvent {
+    let mut ev: AuditEvent = serde_json::from_value(serde_json::json!({
+        "auditID": id, "stage": "ResponseComplete", "verb": "create",
+        "requestURI": "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+        "user": {"username": user}, "sourceIPs": ["203.0.113.7"],
+        "objectRef": {"resource": "clusterrolebindings", "name": "ops-admin", "apiGroup": "rbac.authorization.k8s.io"},
+        "responseStatus": {"code": 201},
+        "requestReceivedTimestamp": rampart::event::time::format_rfc3339(T0),
+    }))
+    .unwrap();
+    ev.provenance.cluster = "prod".into();
+    ev.verdicts = vec![Verdict {
+        playbook: "cluster-admin-binding".into(),
+        title: format!("{user} bound cluster-admin"),
+        severity,
+        score: 90,
+        dedup: format!("{user}/{id}"),
+        context: Default::default(),
+        responses: vec![],
+        mitre: vec!["T1098".into()],
+        gating: Default::default(),
+    }];
+    ev
+}
+
+/// The responders `respond.pagerduty` asks for, built as `rampart run` builds them, with the
+/// real dispatcher over them.
+async fn start(url: &str, key: &str) -> common::Dispatching {
+    let s = common::Scratch::new();
+    let cfg = s.config(&format!(
+        "sources:\n  files:\n    - path: /dev/null\nrespond:\n  pagerduty:\n    routing_key: {key}\n    url: {url}\n"
+    ));
+    let built = build_all(&BuildContext {
+        config: &cfg,
+        store: Arc::new(MemoryStore::default()),
+    })
+    .await
+    .unwrap();
+    let names: Vec<&str> = built.responders.iter().map(|r| r.name()).collect();
+    assert_eq!(
+        names,
+        ["pagerduty"],
+        "registered and built from its section"
+    );
+    common::Dispatching::start(
+        built.responders,
+        DispatchSettings {
+            backoff_min: Duration::from_millis(20),
+            backoff_max: Duration::from_millis(200),
+            ..DispatchSettings::default()
+        },
+    )
+}
+
+async fn journaled(r: &common::Dispatching, id: &str) -> JournalEntry {
+    common::eventually(id, Duration::from_secs(20), || {
+        r.st.outbox().journal(id).unwrap()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn serious_alerts_page_once_per_thread_and_the_rest_do_not() {
+    let pd = FakePagerDuty::start(KEY).await;
+    let r = start(&pd.url, KEY).await;
+    r.feed(&event("e1", "mallory", Severity::Critical));
+    let j = journaled(&r, "prod/e1/cluster-admin-binding/pagerduty").await;
+    assert_eq!(j.status, Status::Done, "{j:?}");
+    let ev = &pd.events()[0];
+    assert_eq!(ev["event_action"], "trigger");
+    assert_eq!(ev["dedup_key"], "prod/e1/cluster-admin-binding");
+    assert_eq!(ev["payload"]["severity"], "critical");
+    assert_eq!(ev["payload"]["source"], "prod");
+    assert_eq!(ev["payload"]["class"], "cluster-admin-binding");
+    assert_eq!(ev["payload"]["component"], "clusterrolebindings");
+    assert_eq!(
+        ev["payload"]["summary"],
+        "mallory bound cluster-admin (prod)"
+    );
+    assert_eq!(ev["payload"]["custom_details"]["actor"], "mallory");
+    assert_eq!(ev["payload"]["custom_details"]["mitre"][0], "T1098");
+
+    // A replayed event raises nothing, and a high alert maps to PagerDuty's "error".
+    r.feed(&event("e1", "mallory", Severity::Critical));
+    r.feed(&event("e2", "trent", Severity::High));
+    let j = journaled(&r, "prod/e2/cluster-admin-binding/pagerduty").await;
+    assert_eq!(j.status, Status::Done);
+    assert_eq!(pd.events()[1]["payload"]["severity"], "error");
+
+    // Below the default min_severity (high): journaled as skipped, never sent.
+    r.feed(&event("e3", "oscar", Severity::Medium));
+    let j = journaled(&r, "prod/e3/cluster-admin-binding/pagerduty").await;
+    assert_eq!(j.status, Status::Skipped);
+    assert!(j.detail.contains("min_severity"), "{}", j.detail);
+    // The address behind e1 and e2 reached risk 180 (90 + 90, threshold 150): one high-risk alert, paged too.
+    let events = pd.events();
+    assert_eq!(
+        pd.requests(),
+        3,
+        "one request per serious alert: {events:#?}"
+    );
+    assert!(
+        events[2]["payload"]["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("[high risk]"),
+        "{:#}",
+        events[2]
+    );
+    assert!(
+        pd.incidents().values().all(|n| *n == 1),
+        "{:?}",
+        pd.incidents()
+    );
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn throttling_and_outages_are_retried_and_a_refused_event_is_reported_without_its_key() {
+    let pd = FakePagerDuty::start(KEY).await;
+    pd.script(&[429, 503]);
+    let r = start(&pd.url, KEY).await;
+    r.feed(&event("e1", "mallory", Severity::Critical));
+    let j = journaled(&r, "prod/e1/cluster-admin-binding/pagerduty").await;
+    assert_eq!((j.status, j.attempts), (Status::Done, 3), "{j:?}");
+    assert_eq!(pd.events().len(), 1);
+    r.stop().await;
+
+    // A key PagerDuty does not know: refused (400), not retried, and the key is nowhere.
+    let wrong = "Rwrong0000000000000000000000000000";
+    let r = start(&pd.url, wrong).await;
+    r.feed(&event("e9", "mallory", Severity::Critical));
+    let j = journaled(&r, "prod/e9/cluster-admin-binding/pagerduty").await;
+    assert_eq!(j.status, Status::Failed);
+    assert!(
+        j.detail.contains("'routing_key' is invalid"),
+        "{}",
+        j.detail
+    );
+    let journal = serde_json::to_string(&j).unwrap();
+    assert!(
+        !journal.contains(wrong) && !journal.contains(KEY),
+        "{journal}"
+    );
+    assert_eq!(pd.events().len(), 1);
+    r.stop().await;
+}
+
+#[test]
+fn a_bad_pagerduty_section_reports_every_problem_with_its_path() {
+    let yaml = "sources:\n  files:\n    - path: /dev/null\nrespond:\n  pagerduty:\n    routing_key: ''\n    url: events.pagerduty.com\n    min_severity: urgent\n";
+    let err = rampart::config::load_str(yaml, "test")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("respond.pagerduty.min_severity"), "{err}");
+    let yaml = "sources:\n  files:\n    - path: /dev/null\nrespond:\n  pagerduty:\n    routing_key: ''\n    url: events.pagerduty.com\n";
+    let err = rampart::config::load_str(yaml, "test")
+        .unwrap_err()
+        .to_string();
+    for path in ["respond.pagerduty.routing_key", "respond.pagerduty.url"] {
+        assert!(err.contains(path), "{path} in {err}");
+    }
+}
