@@ -10,7 +10,7 @@ use super::registry::{BuildContext, Built, RespondError};
 use super::{BoxFuture, Effect, Responder, Retry};
 use crate::config::{KafkaConnection, Problem};
 use crate::playbook::Severity;
-use crate::state::model::{Delivery, Status};
+use crate::state::model::Delivery;
 
 /// `respond.kafka`: produce alerts to a topic on the `kafka` connection.
 #[derive(Debug, Clone, Deserialize)]
@@ -104,17 +104,11 @@ impl Responder for KafkaAlerts {
     ) -> BoxFuture<'a, Result<Effect, Retry>> {
         Box::pin(async move {
             let topic = &self.cfg.topic;
-            if self.cfg.every_alert && self.cfg.min_severity.is_some_and(|m| d.alert.severity < m) {
-                return Ok(Effect::with_status(
-                    Status::Skipped,
-                    "below respond.kafka.min_severity",
-                ));
-            }
-            if dry_run {
-                return Ok(Effect::with_status(
-                    Status::DryRun,
-                    format!("would produce {} to {topic}", d.alert.title),
-                ));
+            let min = self.cfg.min_severity.filter(|_| self.cfg.every_alert);
+            let would = || format!("would produce {} to {topic}", d.alert.title);
+            if let Some(effect) = super::gate(d, min, "respond.kafka.min_severity", dry_run, would)
+            {
+                return Ok(effect);
             }
             let body = super::alert_document(d);
             let key = record_key(d);

@@ -93,6 +93,24 @@ impl Effect {
     }
 }
 
+/// What a responder checks before delivering: an alert below its minimum severity (the setting
+/// named `setting`) is skipped, and in dry-run it only says what it would do (`would`).
+pub fn gate(
+    d: &Delivery,
+    min: Option<crate::model::Severity>,
+    setting: &str,
+    dry_run: bool,
+    would: impl FnOnce() -> String,
+) -> Option<Effect> {
+    if min.is_some_and(|m| d.alert.severity < m) {
+        return Some(Effect::with_status(
+            Status::Skipped,
+            format!("below {setting}"),
+        ));
+    }
+    dry_run.then(|| Effect::with_status(Status::DryRun, would()))
+}
+
 /// A failure worth retrying: the item stays in the outbox.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Retry {

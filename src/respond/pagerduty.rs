@@ -219,19 +219,12 @@ impl Responder for PagerDuty {
         dry_run: bool,
     ) -> BoxFuture<'a, Result<Effect, Retry>> {
         Box::pin(async move {
-            if d.alert.severity < self.cfg.min_severity {
-                return Ok(Effect::with_status(
-                    Status::Skipped,
-                    "below respond.pagerduty.min_severity",
-                ));
+            let min = Some(self.cfg.min_severity);
+            let would = || format!("would page PagerDuty: {}", d.alert.title);
+            match super::gate(d, min, "respond.pagerduty.min_severity", dry_run, would) {
+                Some(effect) => Ok(effect),
+                None => self.send(d).await,
             }
-            if dry_run {
-                return Ok(Effect::with_status(
-                    Status::DryRun,
-                    format!("would page PagerDuty: {}", d.alert.title),
-                ));
-            }
-            self.send(d).await
         })
     }
 }

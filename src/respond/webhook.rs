@@ -9,7 +9,7 @@ use super::registry::{BuildContext, Built, RespondError};
 use super::{BoxFuture, Effect, Responder, Retry};
 use crate::config::{Problem, Seconds, Secret};
 use crate::playbook::Severity;
-use crate::state::model::{Alert, Delivery, Status};
+use crate::state::model::{Delivery, Status};
 
 /// The payload's shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -281,10 +281,6 @@ fn uuid_of(id: &str) -> String {
     )
 }
 
-fn below(a: &Alert, min: Option<Severity>) -> bool {
-    min.is_some_and(|m| a.severity < m)
-}
-
 impl Webhook {
     async fn post(&self, t: &Target, d: &Delivery) -> Result<Effect, Retry> {
         let body = match t.cfg.format {
@@ -369,19 +365,13 @@ impl Responder for Webhook {
                     "the playbook asked for a webhook that is not configured (respond.webhooks[].name)",
                 ));
             };
-            if self.every_alert && below(&d.alert, t.cfg.min_severity) {
-                return Ok(Effect::with_status(
-                    Status::Skipped,
-                    format!("below webhook {}'s min_severity", t.cfg.name),
-                ));
+            let min = t.cfg.min_severity.filter(|_| self.every_alert);
+            let setting = format!("webhook {}'s min_severity", t.cfg.name);
+            let would = || format!("would post {} to webhook {}", d.alert.title, t.cfg.name);
+            match super::gate(d, min, &setting, dry_run, would) {
+                Some(effect) => Ok(effect),
+                None => self.post(t, d).await,
             }
-            if dry_run {
-                return Ok(Effect::with_status(
-                    Status::DryRun,
-                    format!("would post {} to webhook {}", d.alert.title, t.cfg.name),
-                ));
-            }
-            self.post(t, d).await
         })
     }
 }
