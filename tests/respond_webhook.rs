@@ -240,8 +240,12 @@ async fn the_falcosidekick_format_is_a_falco_event() {
     assert_eq!(got.len(), 1);
     let f: serde_json::Value = serde_json::from_slice(&got[0].body).unwrap();
     assert_eq!(f["priority"], "Error", "high maps to Falco's Error");
-    assert_eq!(f["rule"], "mallory read a secret");
-    assert_eq!(f["source"], "k8saudit");
+    // The rule is the playbook, one per playbook whatever the alert says; the title is kept.
+    assert_eq!(f["rule"], "secret-read");
+    assert_eq!(f["output_fields"]["rampart.title"], "mallory read a secret");
+    assert_eq!(f["source"], "k8s_audit");
+    assert_eq!(f["output_fields"]["ka.cluster.name"], "prod");
+    assert_eq!(f["output_fields"]["ka.stage"], "ResponseComplete");
     assert_eq!(f["output_fields"]["ka.user.name"], "mallory");
     assert_eq!(f["output_fields"]["ka.target.resource"], "secrets");
     assert_eq!(f["output_fields"]["ka.response.code"], 200);

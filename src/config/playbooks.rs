@@ -21,7 +21,7 @@ pub struct PlaybooksConfig {
     /// Named lists playbooks read with `in_list(name, value)`: allowlists users extend without editing scripts.
     #[serde(default)]
     pub lists: BTreeMap<String, Vec<String>>,
-    /// How often the directory is checked for edits (hot reload).
+    /// How often the directory is checked for edits (hot reload; links are followed, so an edited ConfigMap volume reloads too).
     #[serde(default = "default_playbook_reload")]
     pub reload_interval: Seconds,
     /// What a playbook fault does to the event besides being counted and logged.
@@ -89,7 +89,7 @@ pub struct PlaybookLimits {
     /// Wall-clock limit per call.
     #[serde(default = "default_playbook_timeout")]
     pub timeout: Seconds,
-    /// Keys the state helpers (count, distinct, first_seen) keep in memory across all playbooks.
+    /// Keys the state helpers (count, distinct, first_seen, sequence) keep in memory across all playbooks.
     #[serde(default = "default_state_keys")]
     pub max_state_keys: usize,
 }

@@ -1,4 +1,4 @@
-//! Every responder in one list: each module builds itself from its own config section with `build(cx, out)`; adding a responder is its module plus one line in [`RESPONDERS`].
+//! Every responder in one list: each module builds itself from its own config section with `build(cx, out)`; adding a responder is its module, its section in `RespondConfig`, and one line in [`RESPONDERS`].
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -224,11 +224,14 @@ pub fn falco_event(d: &Delivery) -> serde_json::Value {
         Severity::Low => "Notice",
         Severity::Info => "Informational",
     };
+    // One rule name per playbook (a Falco rule's own name for the Falco pack), never the
+    // per-alert title: Falcosidekick counts by rule and Falco Talon matches on it.
     let rule = a
         .context
         .get("falco_rule")
         .and_then(|v| v.as_str())
-        .unwrap_or(&a.title);
+        .unwrap_or(&a.playbook);
+    let annotation = |k: &str| text(e.annotations.get(k).map_or("", String::as_str));
     let (user, verb, uri) = (&e.user.username, &e.verb, &e.request_uri);
     let time = crate::event::time::format_rfc3339(a.last_seen);
     let mut tags: Vec<String> = vec!["k8s".into(), "rampart".into(), a.playbook.clone()];
@@ -239,11 +242,16 @@ pub fn falco_event(d: &Delivery) -> serde_json::Value {
         "priority": priority,
         "rule": rule,
         "time": time,
-        "source": "k8saudit",
+        "source": "k8s_audit",
         "hostname": "rampart",
         "tags": tags,
         "output_fields": {
             "ka.auditid": text(&e.audit_id),
+            "ka.cluster.name": text(&a.cluster),
+            "ka.stage": e.stage,
+            "ka.auth.decision": annotation("authorization.k8s.io/decision"),
+            "ka.auth.reason": annotation("authorization.k8s.io/reason"),
+            "ka.response.reason": e.response_status.as_ref().and_then(|r| r.reason.as_deref()),
             "ka.user.name": text(user),
             "ka.user.groups": (!e.user.groups.is_empty()).then_some(&e.user.groups),
             "ka.impuser.name": e.impersonated_user.as_ref().map(|u| &u.username),
@@ -257,6 +265,7 @@ pub fn falco_event(d: &Delivery) -> serde_json::Value {
             "ka.target.name": opt(&o.name),
             "ka.response.code": e.code(),
             "rampart.alert": a.id,
+            "rampart.title": a.title,
             "rampart.kind": a.kind.as_str(),
             "rampart.playbook": a.playbook,
             "rampart.cluster": a.cluster,
