@@ -514,3 +514,26 @@ fn identity(a: &mut rampart::state::model::Alert) -> &mut rampart::model::Identi
         .unwrap()
         .identity
 }
+
+#[test]
+fn records_an_older_build_kept_move_to_the_shared_memory_once() {
+    use rampart::respond::slack::store::{migrate_legacy, Messages};
+    use rampart::state::StateStore;
+    let store = Arc::new(MemoryStore::default());
+    let rec = json!({"delivery": "prod-eu/a1/p/slack", "posts": [{"channel": "#sec", "channel_id": "CSEC", "ts": "1795000000.000100"}], "at_ms": 1});
+    store
+        .put(
+            "slack_messages",
+            b"prod-eu/a1/p",
+            rec.to_string().as_bytes(),
+        )
+        .unwrap();
+    assert_eq!(migrate_legacy(&*store, 86_400).unwrap(), 1);
+    let got = Messages::new(store.clone())
+        .get("prod-eu/a1/p")
+        .unwrap()
+        .expect("the old record is found where the responder looks");
+    assert_eq!(got.posts[0].ts.as_deref(), Some("1795000000.000100"));
+    assert!(store.scan("slack_messages").unwrap().is_empty());
+    assert_eq!(migrate_legacy(&*store, 86_400).unwrap(), 0, "moved once");
+}

@@ -25,6 +25,8 @@ pub enum RespondError {
     Kubernetes(#[from] super::kubernetes::ConnectError),
     #[error("respond.slack: {0}")]
     Slack(#[from] super::slack::ClientError),
+    #[error("a responder's memory: {0}")]
+    Store(#[from] crate::state::StateError),
     #[error("respond.pagerduty: cannot build the HTTP client: {0}")]
     PagerDuty(String),
 }

@@ -112,6 +112,13 @@ pub fn build<'a>(
         };
         let retention =
             i64::try_from(cx.config.state.retention.get().as_secs()).unwrap_or(i64::MAX);
+        let moved = store::migrate_legacy(&*cx.store, retention)?;
+        if moved > 0 {
+            tracing::info!(
+                records = moved,
+                "Slack message records moved to the responders' shared memory"
+            );
+        }
         let slack = SlackResponder::new(s.clone(), cx.store.clone())?.with_retention(retention);
         if let Some(i) = slack.interactions() {
             out.approval_ttl = s.approvals.as_ref().map(|a| a.ttl.get());

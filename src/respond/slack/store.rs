@@ -16,6 +16,32 @@ pub const TREE: &str = crate::state::stage::RESPONDER_MEMORY;
 fn key(alert_id: &str) -> Vec<u8> {
     format!("slack/{alert_id}").into_bytes()
 }
+
+/// Where builds before the shared responder memory kept the records, keyed by bare alert id.
+const LEGACY_TREE: &str = "slack_messages";
+
+/// Moves records an older build kept in [`LEGACY_TREE`] into the shared tree, each with its own
+/// expiry from now, so that alerts posted before an upgrade keep their threads and edits.
+/// Returns how many moved; a store without the old tree moves nothing.
+pub fn migrate_legacy(store: &dyn StateStore, retention: i64) -> Result<usize, StateError> {
+    let old = store.scan(LEGACY_TREE)?;
+    if old.is_empty() {
+        return Ok(0);
+    }
+    let until = i64::try_from(wall_ms() / 1000)
+        .unwrap_or(0)
+        .saturating_add(retention);
+    let mut ops = Vec::with_capacity(old.len() * 3);
+    for (k, v) in &old {
+        let new = key(&String::from_utf8_lossy(k));
+        ops.push(expiry::put(until, Tag::ResponderMemory, &new));
+        ops.push(Op::Put(TREE, new, v.clone()));
+        ops.push(Op::Delete(LEGACY_TREE, k.clone()));
+    }
+    store.apply(&ops)?;
+    store.flush()?;
+    Ok(old.len())
+}
 /// Channel name (as routed) → channel id, as Slack answered posts; bounded by the channels used.
 pub const CHANNELS: &str = "slack_channels";
 
