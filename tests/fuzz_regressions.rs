@@ -34,6 +34,31 @@ fn a_record_led_by_whitespace_json_does_not_allow_is_dead_lettered_not_dropped()
     assert!(matches!(d.failures[0].error, DecodeError::Invalid(_)));
 }
 
+#[test]
+fn a_gke_entry_without_timestamp_is_the_same_event_when_read_again() {
+    // Mode 0x00: default options. A GKE sink entry whose `timestamp` the fuzzer broke: the event
+    // took no request time, while the same event read again as JSON took its stage time.
+    let data = input("decode-gke-entry-without-timestamp");
+    let (&mode, record) = data.split_first().unwrap();
+    assert_eq!(mode, 0x00);
+    let d = decode_record(record, &DecodeOptions::default());
+    assert!(!d.events.is_empty());
+    for ev in &d.events {
+        assert!(
+            ev.request_received_timestamp.is_some(),
+            "{} has no request time",
+            ev.audit_id
+        );
+        let json = serde_json::to_string(ev).unwrap();
+        let again = decode_record(json.as_bytes(), &DecodeOptions::default());
+        let mut a = serde_json::to_value(ev).unwrap();
+        let mut b = serde_json::to_value(&again.events[0]).unwrap();
+        a.as_object_mut().unwrap().remove("provenance");
+        b.as_object_mut().unwrap().remove("provenance");
+        assert_eq!(a, b, "round trip changed {}", ev.audit_id);
+    }
+}
+
 /// The slack_interaction target's layout: timestamp header, signature header, body, split at the first two newlines.
 fn slack_request(data: &[u8]) -> (String, String, Vec<u8>) {
     let mut parts = data.splitn(3, |b| *b == b'\n');

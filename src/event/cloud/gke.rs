@@ -6,7 +6,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::super::decode::{DecodeError, Decoded, Skip, SkipReason};
-use super::super::lenient::derived_id;
+use super::super::lenient::{complete, derived_id};
 use super::super::{
     AuditEvent, EventKind, Level, ObjectReference, ResponseStatus, Stage, UserInfo,
 };
@@ -330,7 +330,10 @@ fn event(v: &Value, text: &str) -> Result<AuditEvent, DecodeError> {
     if let Some(c) = v["resource"]["labels"]["cluster_name"].as_str() {
         c.clone_into(&mut ev.provenance.cluster);
     }
-    Ok(ev)
+    // An entry without `timestamp` takes its receive time, as a plain event without
+    // requestReceivedTimestamp takes its stage time: the same entry, re-read as the event it
+    // became, is the same event.
+    Ok(complete(ev))
 }
 
 #[cfg(test)]
