@@ -10,6 +10,7 @@ use super::{BoxFuture, Effect, Responder, Retry};
 use crate::config::{Problem, Seconds, Secret};
 use crate::playbook::Severity;
 use crate::state::model::{Delivery, Status};
+use crate::state::summary::non_empty;
 
 /// The payload's shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -215,7 +216,7 @@ pub fn falco_event(d: &Delivery) -> serde_json::Value {
     let e = a.event();
     let o = e.target();
     // Absent fields are null, as Falco prints them (`<NA>`).
-    let opt = |s: &Option<String>| serde_json::json!(s.as_deref().filter(|s| !s.is_empty()));
+    let opt = |s: &Option<String>| serde_json::json!(non_empty(s));
     let text = |s: &str| serde_json::json!(Some(s).filter(|s| !s.is_empty()));
     let priority = match a.severity {
         Severity::Critical => "Critical",

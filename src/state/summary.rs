@@ -51,7 +51,8 @@ pub struct EventSummary {
     pub enrichment: Option<Enrichment>,
 }
 
-fn non_empty(s: &Option<String>) -> Option<&str> {
+/// A present, non-empty text field.
+pub fn non_empty(s: &Option<String>) -> Option<&str> {
     s.as_deref().filter(|s| !s.is_empty())
 }
 

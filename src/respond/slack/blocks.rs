@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value};
 
 use crate::playbook::{ResponseRequest, Severity};
 use crate::state::model::{Alert, AlertKind};
-use crate::state::summary::EventSummary;
+use crate::state::summary::{non_empty, EventSummary};
 
 /// Most blocks in one message.
 pub const MAX_BLOCKS: usize = 50;
@@ -108,11 +108,6 @@ fn context(text: &str) -> Value {
     json!({"type": "context", "elements": [{"type": "mrkdwn", "text": truncate(text, MAX_FIELD)}]})
 }
 
-/// A present, non-empty text.
-fn t(s: &Option<String>) -> Option<&str> {
-    s.as_deref().filter(|s| !s.is_empty())
-}
-
 /// "HH:MMZ" of a wall-clock millisecond.
 pub fn hhmm(ms: u64) -> String {
     let t = crate::event::time::format_rfc3339(i64::try_from(ms / 1000).unwrap_or(i64::MAX));
@@ -123,7 +118,7 @@ fn actor(ev: &EventSummary) -> Option<String> {
     let id = ev.enrichment.as_ref().map(|e| &e.identity);
     let actor = id.map(|i| i.actor.as_str()).filter(|a| !a.is_empty());
     let who = id
-        .and_then(|i| t(&i.display_name))
+        .and_then(|i| non_empty(&i.display_name))
         .or(actor)
         .or(ev.username())?;
     let mut text = format!("*Actor*\n{}", escape(who));
@@ -133,17 +128,17 @@ fn actor(ev: &EventSummary) -> Option<String> {
     let mut facts = Vec::new();
     if let Some(i) = id {
         facts.push(i.kind.as_str().replace('_', " "));
-        if let Some(team) = t(&i.team) {
+        if let Some(team) = non_empty(&i.team) {
             facts.push(format!("team {}", escape(team)));
         }
-        if let Some(slack) = t(&i.slack) {
+        if let Some(slack) = non_empty(&i.slack) {
             facts.push(format!("Slack {}", escape(slack)));
         }
     }
     if !facts.is_empty() {
         text.push_str(&format!("\n{}", facts.join(" · ")));
     }
-    let imp = id.and_then(|i| t(&i.impersonated)).or_else(|| {
+    let imp = id.and_then(|i| non_empty(&i.impersonated)).or_else(|| {
         ev.impersonated_user
             .as_ref()
             .map(|u| u.username.as_str())
@@ -160,7 +155,7 @@ fn actor(ev: &EventSummary) -> Option<String> {
 
 fn source(ev: &EventSummary) -> Option<String> {
     let n = ev.enrichment.as_ref().map(|e| &e.network);
-    let ip = n.and_then(|n| t(&n.client_ip)).or_else(|| {
+    let ip = n.and_then(|n| non_empty(&n.client_ip)).or_else(|| {
         ev.source_ips
             .first()
             .map(String::as_str)
@@ -170,7 +165,7 @@ fn source(ev: &EventSummary) -> Option<String> {
     let Some(n) = n else {
         return Some(text);
     };
-    let place: Vec<&str> = [t(&n.geo.city), t(&n.geo.country)]
+    let place: Vec<&str> = [non_empty(&n.geo.city), non_empty(&n.geo.country)]
         .into_iter()
         .flatten()
         .collect();
@@ -179,11 +174,11 @@ fn source(ev: &EventSummary) -> Option<String> {
     }
     if let Some(asn) = n.geo.asn {
         text.push_str(&format!("\nAS{asn}"));
-        if let Some(org) = t(&n.geo.as_org) {
+        if let Some(org) = non_empty(&n.geo.as_org) {
             text.push_str(&format!(" {}", escape(org)));
         }
     }
-    if let Some(class) = t(&n.class) {
+    if let Some(class) = non_empty(&n.class) {
         text.push_str(&format!("\n{}", escape(class)));
     }
     let g = &n.geo;
@@ -206,20 +201,20 @@ fn source(ev: &EventSummary) -> Option<String> {
 
 fn target(ev: &EventSummary) -> Option<String> {
     let o = ev.target();
-    let mut what = t(&o.resource)?.to_owned();
-    if let Some(sub) = t(&o.subresource) {
+    let mut what = non_empty(&o.resource)?.to_owned();
+    if let Some(sub) = non_empty(&o.subresource) {
         what.push('/');
         what.push_str(sub);
     }
-    if let Some(g) = t(&o.api_group) {
+    if let Some(g) = non_empty(&o.api_group) {
         what.push('.');
         what.push_str(g);
     }
     let mut text = format!("*Target*\n`{}`", escape(&what));
-    if let Some(name) = t(&o.name) {
+    if let Some(name) = non_empty(&o.name) {
         text.push_str(&format!(" `{}`", escape(name)));
     }
-    match t(&o.namespace) {
+    match non_empty(&o.namespace) {
         Some(ns) => text.push_str(&format!(" in `{}`", escape(ns))),
         None => text.push_str(" (cluster-wide)"),
     }
@@ -229,7 +224,7 @@ fn target(ev: &EventSummary) -> Option<String> {
         if !a.data_class.is_empty() {
             facts.push(escape(&a.data_class));
         }
-        if let Some(owner) = t(&a.owner) {
+        if let Some(owner) = non_empty(&a.owner) {
             facts.push(format!("owner {}", escape(owner)));
         }
     }
@@ -253,7 +248,7 @@ fn request(ev: &EventSummary) -> Option<String> {
     if !ev.request_uri.is_empty() {
         text.push_str(&format!("\n`{}`", truncate(&escape(&ev.request_uri), 300)));
     }
-    if let Some(ua) = t(&ev.user_agent) {
+    if let Some(ua) = non_empty(&ev.user_agent) {
         text.push_str(&format!("\n{}", truncate(&escape(ua), 200)));
     }
     Some(text)
