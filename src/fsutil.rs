@@ -43,6 +43,22 @@ pub fn open_append_lines(path: &Path) -> std::io::Result<(File, u64)> {
     Ok((f, len - keep))
 }
 
+/// Replaces `path`'s content with `bytes` at once: written beside it, synced, then renamed over it,
+/// so that a reader (hot reload) sees the old file or the new one, never half of it.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let mut f = File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -219,3 +219,57 @@ impl Rebalanced {
         }
     }
 }
+
+/// Someone marked an alert (true positive, benign, false positive); `replaced` is the earlier mark.
+pub struct AlertMarked<'a> {
+    pub playbook: &'a str,
+    pub verdict: &'static str,
+    pub replaced: Option<&'static str>,
+}
+
+impl AlertMarked<'_> {
+    pub fn emit(self) {
+        counter!("rampart_alert_outcomes_total", "playbook" => self.playbook.to_owned(), "outcome" => self.verdict)
+            .increment(1);
+        if let Some(before) = self.replaced {
+            counter!("rampart_alert_outcomes_replaced_total", "playbook" => self.playbook.to_owned(), "outcome" => before)
+                .increment(1);
+        }
+        tracing::info!(
+            playbook = self.playbook,
+            outcome = self.verdict,
+            "alert marked"
+        );
+    }
+}
+
+/// An alert was raised and silenced by a suppression: stored, delivered to no one.
+pub struct AlertSuppressed<'a> {
+    pub playbook: &'a str,
+}
+
+impl AlertSuppressed<'_> {
+    pub fn emit(self) {
+        counter!("rampart_alerts_suppressed_total", "playbook" => self.playbook.to_owned())
+            .increment(1);
+    }
+}
+
+/// A suppression was created or revoked.
+pub struct SuppressionChanged<'a> {
+    /// The playbook it silences, `*` for all.
+    pub playbook: &'a str,
+    /// `created` or `revoked`.
+    pub change: &'static str,
+}
+
+impl SuppressionChanged<'_> {
+    pub fn emit(self) {
+        counter!("rampart_suppressions_total", "change" => self.change).increment(1);
+        tracing::info!(
+            playbook = self.playbook,
+            change = self.change,
+            "suppression changed"
+        );
+    }
+}

@@ -37,6 +37,7 @@ pub mod sources;
 pub mod state;
 pub mod synth;
 pub mod telemetry;
+pub mod triage;
 
 /// Events are allocated on one thread and freed on another, many times a
 /// second; mimalloc handles that pattern far better than glibc's allocator.

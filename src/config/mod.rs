@@ -65,6 +65,9 @@ pub struct Config {
     /// What every responder shares: dry-run, the alerts file, retries.
     #[serde(default)]
     pub respond: RespondConfig,
+    /// The web console and the triage API: who may sign in, with what role.
+    #[serde(default)]
+    pub console: crate::triage::access::ConsoleConfig,
 }
 
 /// What differs for one cluster.

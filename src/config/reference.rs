@@ -35,6 +35,7 @@ const SOURCES: &[(&str, &str)] = &[
         include_str!("../respond/pagerduty.rs"),
     ),
     ("model::verdict", include_str!("../model/verdict.rs")),
+    ("triage::access", include_str!("../triage/access.rs")),
     ("state::sled_store", include_str!("../state/sled_store.rs")),
 ];
 

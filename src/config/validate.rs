@@ -151,6 +151,7 @@ pub fn validate(c: &Config) -> Vec<Problem> {
     }
     super::state::validate(&c.state, &mut p);
     c.respond.validate(&mut p);
+    c.console.validate(&mut p);
     if c.respond
         .slack
         .as_ref()

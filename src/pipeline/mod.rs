@@ -137,7 +137,16 @@ pub async fn start(
         .map(|r| r.name().to_owned())
         .collect();
     let targets = Arc::new(crate::respond::Targets(responders.clone()));
-    let state = Arc::new(StateStage::open(store, cfg.state.settings(sinks))?.with_targets(targets));
+    let settings = cfg.state.settings(sinks);
+    let triage = Arc::new(crate::triage::Triage::open(
+        store.clone(),
+        settings.retention,
+    )?);
+    let state = Arc::new(
+        StateStage::open(store, settings)?
+            .with_targets(targets)
+            .with_silencer(triage.clone()),
+    );
     health.set_journal(state.outbox().clone());
     maintenance.push(spawn_sweeper(
         state.clone(),
@@ -162,11 +171,27 @@ pub async fn start(
         },
         dispatch_stop.clone(),
     );
-    // Endpoints responders serve (e.g. approval buttons) reach the stage through the telemetry listener.
+    let playbooks = match &cfg.playbooks_with_clusters() {
+        Some(p) => {
+            let handle = Arc::new(PlaybookHandle::load(p).map_err(PipelineError::Playbooks)?);
+            tracing::info!(playbooks = handle.current().len(), dir = %p.dir.display(), "playbooks loaded");
+            Some(handle)
+        }
+        None => None,
+    };
+    // Endpoints responders serve (e.g. approval buttons) reach the stage through the telemetry
+    // listener, as do the triage API and the console once someone may sign in.
+    let desk = Arc::new(crate::triage::api::Desk {
+        triage,
+        outbox: state.outbox().clone(),
+        access: crate::triage::access::Access::new(&cfg.console),
+        playbooks: playbooks.clone(),
+    });
     let extra = built
         .routes
         .into_iter()
         .map(|route| route(state.clone()))
+        .chain((!desk.access.is_empty()).then(|| crate::triage::api::router(desk.clone())))
         .reduce(axum::Router::merge);
     let telemetry = match cfg.telemetry.listen {
         Some(addr) => Some(
@@ -180,15 +205,9 @@ pub async fn start(
         ),
         None => None,
     };
-    let playbooks = match &cfg.playbooks_with_clusters() {
-        Some(p) => {
-            let handle = Arc::new(PlaybookHandle::load(p).map_err(PipelineError::Playbooks)?);
-            tracing::info!(playbooks = handle.current().len(), dir = %p.dir.display(), "playbooks loaded");
-            handle.spawn_watch(shutdown.clone());
-            Some(handle)
-        }
-        None => None,
-    };
+    if let Some(h) = &playbooks {
+        h.spawn_watch(shutdown.clone());
+    }
     let output = Output::build(&cfg.output, cfg.kafka.as_ref())?;
     let resolver = ClusterResolver::new(&cfg.cluster);
     let ctx = Arc::new(WorkerContext {

@@ -172,6 +172,15 @@ impl Lists {
         self.global.contains_key(name) || self.per_cluster.values().any(|c| c.contains_key(name))
     }
 
+    /// Whether list `name` (globs allowed when `glob`) already holds `value` for `cluster`.
+    pub fn holds(&self, cluster: &str, name: &str, glob: bool, value: &str) -> bool {
+        if glob {
+            super::host_detect::list_matches(self, cluster, name, value)
+        } else {
+            self.contains(cluster, name, value)
+        }
+    }
+
     pub(super) fn contains(&self, cluster: &str, name: &str, value: &str) -> bool {
         self.global.get(name).is_some_and(|s| s.contains(value))
             || self

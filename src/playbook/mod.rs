@@ -23,6 +23,7 @@ pub use crate::model::verdict::{self, ResponseRequest, Severity, Verdict};
 pub use host::Ev;
 pub use host_objects::exec_command;
 pub use load::{load_dir, Diagnostic};
+pub use prefilter::Allowlist;
 pub use selector::{NetworkScope, Selector};
 pub use tally::{cost_table, Tally, TallyRow};
 
@@ -53,6 +54,18 @@ pub struct Playbook {
     ast: AST,
     has_rule: bool,
     has: [bool; 5],
+}
+
+impl Playbook {
+    /// The lists that exempt values from this playbook (`meta().on.where`'s `not_in_lists` and
+    /// `not_in_glob_lists`): where a false positive's value goes to silence it.
+    pub fn allowlists(&self) -> Vec<Allowlist> {
+        let mut v = prefilter::allowlists(&self.on.filters);
+        for alt in &self.on.filters_any {
+            v.extend(prefilter::allowlists(alt));
+        }
+        v
+    }
 }
 
 const OPTIONAL: [&str; 5] = ["title", "severity", "dedup", "context", "respond"];
@@ -153,6 +166,11 @@ impl PlaybookSet {
             index,
             timeout,
         }
+    }
+
+    /// The lists the playbooks read, as loaded.
+    pub fn lists(&self) -> &host::Lists {
+        &self.lists
     }
 
     /// Forgets the state helpers' memory (between test cases).
@@ -442,6 +460,8 @@ pub struct PlaybookHandle {
     dir: PathBuf,
     cfg: crate::config::PlaybooksConfig,
     fingerprint: std::sync::Mutex<Vec<(PathBuf, std::time::SystemTime, u64)>>,
+    /// The last reload's diagnostics, while the edit that caused them stands (wall ms, lines).
+    rejected: std::sync::Mutex<Option<(u64, Vec<String>)>>,
 }
 
 impl PlaybookHandle {
@@ -453,7 +473,21 @@ impl PlaybookHandle {
             dir: cfg.dir.clone(),
             cfg: cfg.clone(),
             fingerprint: std::sync::Mutex::new(load::fingerprint_all(cfg)),
+            rejected: std::sync::Mutex::default(),
         })
+    }
+
+    /// The settings it loads from (the directory, the packs, the config's lists).
+    pub fn config(&self) -> &crate::config::PlaybooksConfig {
+        &self.cfg
+    }
+
+    /// Why the last edit was refused (when, and each diagnostic), while the previous set keeps running.
+    pub fn rejected(&self) -> Option<(u64, Vec<String>)> {
+        self.rejected
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn current(&self) -> Arc<PlaybookSet> {
@@ -472,6 +506,7 @@ impl PlaybookHandle {
             Ok(set) => {
                 tracing::info!(playbooks = set.len(), "playbooks reloaded");
                 self.current.store(Arc::new(set));
+                *self.rejected.lock().unwrap_or_else(|e| e.into_inner()) = None;
                 true
             }
             Err(diags) => {
@@ -479,6 +514,10 @@ impl PlaybookHandle {
                     diagnostics: &diags,
                 }
                 .emit();
+                *self.rejected.lock().unwrap_or_else(|e| e.into_inner()) = Some((
+                    crate::state::model::wall_ms(),
+                    diags.iter().map(ToString::to_string).collect(),
+                ));
                 false
             }
         }

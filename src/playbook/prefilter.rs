@@ -207,6 +207,68 @@ pub fn list_names(clauses: &[Clause]) -> impl Iterator<Item = &str> {
         .map(String::as_str)
 }
 
+/// A list that exempts what it holds from a playbook: `where.FIELD.not_in_lists` or
+/// `not_in_glob_lists` (the playbook's id tested against a list is a switch, not an allowlist).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Allowlist {
+    /// The `where` field it is tested against (`user`, `namespace`, `annotations.<key>`, …).
+    pub field: String,
+    pub list: String,
+    /// Entries may hold `*` (`in_list_glob` semantics).
+    pub glob: bool,
+}
+
+/// The allowlists among the clauses, in the order written.
+pub fn allowlists(clauses: &[Clause]) -> Vec<Allowlist> {
+    let mut out = Vec::new();
+    for c in clauses {
+        let (lists, glob) = match &c.test {
+            Test::InLists(l, false) => (l, false),
+            Test::InGlobLists(l, false) => (l, true),
+            _ => continue,
+        };
+        if matches!(c.field, Field::Id | Field::Code) {
+            continue;
+        }
+        for list in lists {
+            out.push(Allowlist {
+                field: c.field.name(),
+                list: list.clone(),
+                glob,
+            });
+        }
+    }
+    out
+}
+
+impl Field {
+    fn name(&self) -> String {
+        match self {
+            Field::Annotation(k) => format!("annotations.{k}"),
+            f => FIELDS[[
+                Field::User,
+                Field::Verb,
+                Field::Resource,
+                Field::Subresource,
+                Field::Namespace,
+                Field::Name,
+                Field::ApiGroup,
+                Field::Uri,
+                Field::UserAgent,
+                Field::SourceIp,
+                Field::Impersonated,
+                Field::Stage,
+                Field::Code,
+                Field::Id,
+            ]
+            .iter()
+            .position(|x| x == f)
+            .unwrap_or(0)]
+            .to_owned(),
+        }
+    }
+}
+
 /// The value of `field` on `ev` (`""` when absent).
 fn text<'a>(ev: &'a AuditEvent, field: &'a Field, id: &'a str) -> std::borrow::Cow<'a, str> {
     let o = ev.object_ref.as_ref();

@@ -213,6 +213,7 @@ mod tests {
             }))
             .unwrap(),
             contributions: Vec::new(),
+            suppressed: None,
             dry_run: false,
         };
         let d = Delivery {

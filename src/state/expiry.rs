@@ -16,6 +16,8 @@ pub enum Tag {
     RiskContribution = 7,
     Decision = 8,
     ResponderMemory = 9,
+    /// An alert's outcome (triage), forgotten with the alert.
+    Outcome = 10,
 }
 
 impl Tag {
@@ -30,6 +32,7 @@ impl Tag {
             7 => Tag::RiskContribution,
             8 => Tag::Decision,
             9 => Tag::ResponderMemory,
+            10 => Tag::Outcome,
             _ => return None,
         })
     }

@@ -30,6 +30,13 @@ pub trait ResponseTargets: Send + Sync {
     fn target(&self, kind: &str, ev: &crate::event::AuditEvent) -> Option<serde_json::Value>;
 }
 
+/// Whether a standing decision of on-call's (a suppression) silences an alert about to be raised;
+/// given to the stage by whoever builds it, so that the stage names no triage.
+pub trait Silencer: Send + Sync {
+    /// The id of the suppression that silences `alert` now, if one does.
+    fn silenced_by(&self, alert: &model::Alert) -> Option<String>;
+}
+
 /// Errors of a state store.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {

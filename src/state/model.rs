@@ -77,6 +77,9 @@ pub struct Alert {
     /// For high-risk alerts: what added up.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub contributions: Vec<Contribution>,
+    /// The suppression that silenced it: stored and counted, delivered to no responder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppressed: Option<String>,
     /// The playbook is in dry-run: responders only record what they would do.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dry_run: bool,

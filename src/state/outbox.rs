@@ -12,6 +12,8 @@ use super::{Op, StateError, StateStore};
 pub const OUTBOX: &str = "outbox";
 pub const JOURNAL: &str = "journal";
 pub const ALERTS: &str = "alerts";
+/// What on-call found each alert to be (written by triage), kept as long as the alert.
+pub const OUTCOMES: &str = "outcomes";
 
 fn corrupt(tree: &str, e: &serde_json::Error) -> StateError {
     StateError::Corrupt {

@@ -176,6 +176,7 @@ fn high_risk(
         responses: Vec::new(),
         event: None,
         contributions,
+        suppressed: None,
         dry_run: false,
     }
 }

@@ -13,7 +13,7 @@ use super::model::{wall_ms, Alert, AlertKind, Contribution, Delivery};
 use super::outbox::{Outbox, ALERTS};
 use super::risk::{self, RiskSettings};
 use super::summary::EventSummary;
-use super::{Op, ResponseTargets, StateError, StateStore};
+use super::{Op, ResponseTargets, Silencer, StateError, StateStore};
 use crate::event::AuditEvent;
 use crate::model::Verdict;
 
@@ -117,6 +117,7 @@ pub struct StateStage {
     lock: Mutex<bool>,
     /// How responses find their targets in the event.
     targets: Option<Arc<dyn ResponseTargets>>,
+    silencer: Option<Arc<dyn Silencer>>,
 }
 
 impl std::fmt::Debug for StateStage {
@@ -168,7 +169,19 @@ impl StateStage {
             }),
             lock: Mutex::new(false),
             targets: None,
+            silencer: None,
         })
+    }
+
+    /// Alerts that `silencer` silences are stored and counted but go to no responder.
+    #[must_use]
+    pub fn with_silencer(mut self, silencer: Arc<dyn Silencer>) -> Self {
+        self.silencer = Some(silencer);
+        self
+    }
+
+    fn silenced(&self, a: &Alert) -> Option<String> {
+        self.silencer.as_ref()?.silenced_by(a)
     }
 
     /// Responses will carry what `targets` finds for them in the event that raised the alert.
@@ -314,13 +327,17 @@ impl StateStage {
             responses: v.responses.clone(),
             event: Some(Box::new(EventSummary::of(ev))),
             contributions: Vec::new(),
+            suppressed: None,
             dry_run: v.gating.dry_run,
         };
         let mut high = Vec::new();
+        // A suppressed alert is kept (and counted) but reaches no responder and adds to no risk.
+        alert.suppressed = self.silenced(&alert);
+        let silent = alert.suppressed.is_some();
         // A playbook on trial (dry-run) adds to no one's risk.
         let entities = std::iter::once(ev.user.username.as_str())
             .chain(ev.source_ips.first().map(String::as_str))
-            .filter(|e| !e.is_empty() && !v.gating.dry_run);
+            .filter(|e| !e.is_empty() && !v.gating.dry_run && !silent);
         for (i, entity) in entities.enumerate() {
             let c = Contribution {
                 alert: id.clone(),
@@ -338,7 +355,7 @@ impl StateStage {
             ops.append(&mut w);
         }
         for (i, r) in v.responses.iter().enumerate() {
-            if self.settings.sinks.contains(&r.kind) {
+            if silent || self.settings.sinks.contains(&r.kind) {
                 // An alert sink already gets this alert; it reads the request (e.g. a
                 // channel) from `alert.responses` instead of delivering twice.
                 continue;
@@ -348,7 +365,9 @@ impl StateStage {
             d.target = self.targets.as_ref().and_then(|t| t.target(&r.kind, ev));
             ops.push(self.outbox.enqueue(&d));
         }
-        self.to_sinks(&alert, ops);
+        if !silent {
+            self.to_sinks(&alert, ops);
+        }
         for a in &high {
             self.to_sinks(a, ops);
             ops.push(Op::Put(ALERTS, a.id.clone().into_bytes(), json(a)));
@@ -420,6 +439,10 @@ impl StateStage {
         a.count = d.count;
         a.last_seen = d.last;
         ops.push(Op::Put(ALERTS, a.id.clone().into_bytes(), json(&a)));
+        // Silenced when it was raised, or snoozed since: the count grows, no one is told.
+        if a.suppressed.is_some() || self.silenced(&a).is_some() {
+            return Ok(true);
+        }
         let mut n = a.clone();
         n.kind = kind;
         n.thread = Some(a.id.clone());
@@ -518,6 +541,7 @@ impl StateStage {
                     Tag::RiskContribution => (risk::CONTRIBUTIONS, true),
                     Tag::Decision => (super::approvals::DECISIONS, true),
                     Tag::ResponderMemory => (RESPONDER_MEMORY, true),
+                    Tag::Outcome => (super::outbox::OUTCOMES, true),
                 };
                 if gone {
                     removed += 1;

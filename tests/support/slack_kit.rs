@@ -126,6 +126,7 @@ pub fn alert(id: &str, sev: Severity, playbook: &str) -> Alert {
         ))
         .unwrap(),
         contributions: vec![],
+        suppressed: None,
         dry_run: false,
     }
 }

@@ -129,6 +129,7 @@ pub(super) mod tests {
                 ..Default::default()
             })),
             contributions: vec![],
+            suppressed: None,
             dry_run: false,
         }
     }
