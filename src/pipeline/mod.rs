@@ -183,7 +183,7 @@ pub async fn start(
     // listener, as do the triage API and the console once someone may sign in.
     let desk = Arc::new(crate::triage::api::Desk {
         triage,
-        outbox: state.outbox().clone(),
+        state: state.clone(),
         access: crate::triage::access::Access::new(&cfg.console),
         playbooks: playbooks.clone(),
     });

@@ -15,14 +15,14 @@ use super::{NewSuppression, Scope, Triage, TriageError, Verdict};
 use crate::config::Seconds;
 use crate::playbook::PlaybookHandle;
 use crate::state::model::wall_ms;
-use crate::state::outbox::Outbox;
-use crate::state::StateError;
+use crate::state::{StateError, StateStage};
 
 /// What the API, the console and Slack's buttons work on.
 #[derive(Clone)]
 pub struct Desk {
     pub triage: Arc<Triage>,
-    pub outbox: Arc<Outbox>,
+    /// The state stage: alerts, the journal, and decisions on responses waiting for approval.
+    pub state: Arc<StateStage>,
     pub access: Access,
     /// The live playbook set (allowlists for the report, health for the console).
     pub playbooks: Option<Arc<PlaybookHandle>>,
