@@ -39,8 +39,7 @@ impl std::fmt::Debug for Desk {
 impl Desk {
     /// The tuning report as of now.
     pub fn report(&self) -> Result<Report, StateError> {
-        let alerts =
-            crate::state::stage::alerts_with_live_counts(&**self.triage.store(), &self.outbox)?;
+        let alerts = self.state.alerts()?;
         let outcomes = self.triage.outcomes()?;
         let set = self.playbooks.as_ref().map(|h| (h.current(), h.config()));
         Ok(tune::report(
