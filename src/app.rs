@@ -27,10 +27,21 @@ pub enum AppError {
     TestsFailed(String),
     #[error("{0}")]
     Journal(String),
+    #[error("{0}")]
+    Triage(String),
     #[error("bench: {0}")]
     Bench(#[from] crate::bench::BenchError),
     #[error(transparent)]
     Reference(#[from] crate::config::reference::ReferenceError),
+}
+
+impl From<crate::triage::cli::TriageCliError> for AppError {
+    fn from(e: crate::triage::cli::TriageCliError) -> Self {
+        match e {
+            crate::triage::cli::TriageCliError::Config(c) => AppError::Config(c),
+            other => AppError::Triage(other.to_string()),
+        }
+    }
 }
 
 impl From<crate::journal_cli::JournalError> for AppError {

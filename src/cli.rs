@@ -67,10 +67,38 @@ pub enum Command {
         #[arg(long, default_value_t = 0)]
         min_tests: usize,
     },
-    /// List recent alerts (newest first) from the journal, with their dedup counts.
+    /// List recent alerts (newest first) from the journal, with their dedup counts; `mark` records an outcome.
     Alerts {
+        #[command(subcommand)]
+        command: Option<AlertsCommand>,
         #[command(flatten)]
         q: JournalQuery,
+    },
+    /// List suppressions (active, and ended in the last 30 days); `add` and `revoke` change them.
+    Suppressions {
+        #[command(subcommand)]
+        command: Option<SuppressionsCommand>,
+        /// Config file (its `state.dir` holds the store; a running instance is reached on `telemetry.listen`).
+        #[arg(short, long, default_value = "rampart.yaml", global = true)]
+        config: PathBuf,
+        /// One JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The tuning report: per playbook fires, outcomes, precision and suppressions; the noisiest
+    /// principals; allowlist entries that would have silenced the false positives.
+    Tune {
+        #[arg(short, long, default_value = "rampart.yaml")]
+        config: PathBuf,
+        /// The report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Write one suggested entry (`LIST=VALUE`, as the report prints it) to its list file; hot reload picks it up.
+        #[arg(long, value_name = "LIST=VALUE")]
+        apply: Option<String>,
+        /// Who applies it (default `$USER`), recorded in the list file's comment.
+        #[arg(long)]
+        by: Option<String>,
     },
     /// List recent responder actions (newest first): what was done, dry-run, skipped or failed.
     Actions {
@@ -141,6 +169,65 @@ pub enum ConfigCommand {
     Reference,
 }
 
+/// What can be done to an alert.
+#[derive(Debug, clap::Subcommand)]
+pub enum AlertsCommand {
+    /// Record what the alert was: a true positive, benign (expected) or a false positive.
+    Mark {
+        /// The alert's id (`rampart alerts --json` shows it); an update's id marks its first alert.
+        id: String,
+        #[arg(long, group = "verdict", required = true)]
+        tp: bool,
+        #[arg(long, group = "verdict")]
+        benign: bool,
+        #[arg(long, group = "verdict")]
+        fp: bool,
+        /// Why.
+        #[arg(long, default_value = "")]
+        note: String,
+        /// Who marks it (default `$USER`; through a running instance, the token's user).
+        #[arg(long)]
+        by: Option<String>,
+        #[arg(short, long, default_value = "rampart.yaml")]
+        config: PathBuf,
+    },
+}
+
+/// What can be done to suppressions.
+#[derive(Debug, clap::Subcommand)]
+pub enum SuppressionsCommand {
+    /// Stop alerting on something for a while: an alert's dedup group (`--alert`), or a playbook
+    /// (or every playbook) for a principal, a namespace or a source network.
+    Add {
+        /// Snooze this alert's dedup group (its playbook, cluster and dedup key).
+        #[arg(long)]
+        alert: Option<String>,
+        /// The playbook to silence (every playbook when absent; not with --alert).
+        #[arg(long)]
+        playbook: Option<String>,
+        #[arg(long)]
+        principal: Option<String>,
+        #[arg(long)]
+        namespace: Option<String>,
+        /// An address or CIDR.
+        #[arg(long)]
+        network: Option<String>,
+        /// How long (e.g. 24h, 7d; at most 90d).
+        #[arg(long = "for", value_parser = humantime::parse_duration)]
+        duration: std::time::Duration,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// End a suppression before it expires.
+    Revoke {
+        id: String,
+        #[arg(long)]
+        by: Option<String>,
+    },
+}
+
 /// What can be done to a recorded action.
 #[derive(Debug, clap::Subcommand)]
 pub enum ActionsCommand {
@@ -203,7 +290,80 @@ impl Command {
             } => app::test(path.as_deref(), config.as_deref(), *min_tests)
                 .await
                 .map(|report| print!("{report}")),
-            Command::Alerts { q } => {
+            Command::Alerts {
+                command:
+                    Some(AlertsCommand::Mark {
+                        id,
+                        tp,
+                        benign,
+                        fp: _,
+                        note,
+                        by,
+                        config,
+                    }),
+                ..
+            } => {
+                let verdict = if *tp {
+                    crate::triage::Verdict::TruePositive
+                } else if *benign {
+                    crate::triage::Verdict::Benign
+                } else {
+                    crate::triage::Verdict::FalsePositive
+                };
+                crate::triage::cli::mark(config, id, verdict, note, by.as_deref())
+                    .await
+                    .map(|s| println!("{s}"))
+                    .map_err(AppError::from)
+            }
+            Command::Suppressions {
+                command,
+                config,
+                json,
+            } => {
+                use crate::triage::cli;
+                match command {
+                    None => cli::list(config, *json).await,
+                    Some(SuppressionsCommand::Add {
+                        alert,
+                        playbook,
+                        principal,
+                        namespace,
+                        network,
+                        duration,
+                        reason,
+                        by,
+                    }) => {
+                        let a = cli::SuppressArgs {
+                            alert: alert.clone(),
+                            playbook: playbook.clone(),
+                            principal: principal.clone(),
+                            namespace: namespace.clone(),
+                            network: network.clone(),
+                            reason: reason.clone(),
+                            duration: *duration,
+                            by: by.clone(),
+                        };
+                        cli::suppress(config, a).await.map(|s| s + "\n")
+                    }
+                    Some(SuppressionsCommand::Revoke { id, by }) => {
+                        cli::revoke(config, id, by.as_deref())
+                            .await
+                            .map(|s| s + "\n")
+                    }
+                }
+                .map(|s| print!("{s}"))
+                .map_err(AppError::from)
+            }
+            Command::Tune {
+                config,
+                json,
+                apply,
+                by,
+            } => crate::triage::cli::tune(config, *json, apply.as_deref(), by.as_deref())
+                .await
+                .map(|s| println!("{}", s.trim_end()))
+                .map_err(AppError::from),
+            Command::Alerts { q, .. } => {
                 crate::journal_cli::list(crate::journal_cli::Listing::Alerts, q)
                     .await
                     .map(|s| print!("{s}"))

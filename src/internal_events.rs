@@ -47,6 +47,18 @@ impl PlaybookFaulted<'_> {
     }
 }
 
+/// An edited playbook set (scripts or lists) compiled and replaced the running one.
+pub struct PlaybooksReloaded {
+    pub playbooks: usize,
+}
+
+impl PlaybooksReloaded {
+    pub fn emit(self) {
+        counter!("rampart_playbook_reloads_total").increment(1);
+        tracing::info!(playbooks = self.playbooks, "playbooks reloaded");
+    }
+}
+
 /// An edited playbook set did not compile; the previous set keeps running.
 pub struct PlaybookReloadRejected<'a, D: Display> {
     pub diagnostics: &'a [D],

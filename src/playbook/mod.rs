@@ -504,7 +504,10 @@ impl PlaybookHandle {
         *seen = now;
         match load_dir(&self.dir, &self.cfg) {
             Ok(set) => {
-                tracing::info!(playbooks = set.len(), "playbooks reloaded");
+                crate::internal_events::PlaybooksReloaded {
+                    playbooks: set.len(),
+                }
+                .emit();
                 self.current.store(Arc::new(set));
                 *self.rejected.lock().unwrap_or_else(|e| e.into_inner()) = None;
                 true

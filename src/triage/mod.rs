@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod api;
+pub mod cli;
 pub mod tune;
 
 use std::sync::Arc;

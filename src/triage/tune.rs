@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Outcome, Suppression, Verdict};
 use crate::playbook::{Allowlist, PlaybookSet};
@@ -11,7 +11,7 @@ use crate::state::model::{Alert, AlertKind};
 use crate::state::summary::EventSummary;
 
 /// One playbook's line of the report.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct PlaybookRow {
     pub playbook: String,
     /// Alerts raised (first alerts of their dedup windows).
@@ -34,7 +34,7 @@ pub struct PlaybookRow {
 }
 
 /// A principal behind many alerts.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PrincipalRow {
     pub principal: String,
     pub alerts: u64,
@@ -43,7 +43,7 @@ pub struct PrincipalRow {
 }
 
 /// An allowlist entry that would have silenced alerts marked false positive.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Suggestion {
     pub playbook: String,
     pub list: String,
@@ -66,13 +66,84 @@ impl Suggestion {
 }
 
 /// The whole report.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Report {
     pub playbooks: Vec<PlaybookRow>,
     pub principals: Vec<PrincipalRow>,
     pub suggestions: Vec<Suggestion>,
     /// Playbooks with false positives and no allowlist to put them in (`meta().on.where`).
     pub without_allowlist: Vec<String>,
+}
+
+/// The report as `rampart tune` prints it.
+pub fn render(r: &Report) -> String {
+    let mut s = format!(
+        "{:<36}  {:>6}  {:>6}  {:>5}  {:>4}  {:>6}  {:>4}  {:>8}  {:>9}  {:>10}\n",
+        "PLAYBOOK",
+        "ALERTS",
+        "FIRES",
+        "KEYS",
+        "TP",
+        "BENIGN",
+        "FP",
+        "UNMARKED",
+        "PRECISION",
+        "SUPPRESSED"
+    );
+    for p in &r.playbooks {
+        s.push_str(&format!(
+            "{:<36}  {:>6}  {:>6}  {:>5}  {:>4}  {:>6}  {:>4}  {:>8}  {:>9}  {:>10}\n",
+            p.playbook,
+            p.alerts,
+            p.fires,
+            p.dedup_keys,
+            p.true_positive,
+            p.benign,
+            p.false_positive,
+            p.unmarked,
+            p.precision
+                .map_or_else(|| "-".to_owned(), |x| format!("{:.0}%", x * 100.0)),
+            format!("{} ({} on)", p.suppressed, p.active_suppressions),
+        ));
+    }
+    if !r.principals.is_empty() {
+        s.push_str("\nNoisiest principals:\n");
+        for p in &r.principals {
+            s.push_str(&format!(
+                "  {:>5} alert(s), {} false positive(s)  {}  ({})\n",
+                p.alerts,
+                p.false_positive,
+                p.principal,
+                p.playbooks.join(", ")
+            ));
+        }
+    }
+    if r.suggestions.is_empty() {
+        s.push_str("\nNo allowlist suggestions: no alert marked false positive has a value an allowlist could take.\n");
+    } else {
+        s.push_str("\nAllowlist entries that would have silenced the false positives (apply with `rampart tune --apply LIST=VALUE`):\n");
+        for x in &r.suggestions {
+            s.push_str(&format!(
+                "  {}  [{} by {}; {} alert(s); file {}]{}\n",
+                x.key(),
+                x.playbook,
+                x.field,
+                x.alerts.len(),
+                x.file.display(),
+                if x.also_silences.is_empty() {
+                    String::new()
+                } else {
+                    format!("; also silences {}", x.also_silences.join(", "))
+                }
+            ));
+        }
+    }
+    for p in &r.without_allowlist {
+        s.push_str(&format!(
+            "  {p}: false positives, but no allowlist to put them in (add `where.<field>.not_in_lists` to its meta().on)\n"
+        ));
+    }
+    s
 }
 
 /// How many principals the report lists.
