@@ -1,4 +1,4 @@
-//! The webhook responder against a real local HTTP server: signed deliveries exactly once, retries on 429/5xx with Retry-After, permanent 4xx, redirects refused, the Falcosidekick payload, and no URL token in errors.
+//! The webhook responder against a real local HTTP server: signed deliveries exactly once, retries on 429/5xx with Retry-After, permanent 4xx, redirects refused, the Falcosidekick payload (checked against Falcosidekick's own payload type), and no URL token in errors.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -260,6 +260,96 @@ async fn the_falcosidekick_format_is_a_falco_event() {
     let uuid = f["uuid"].as_str().unwrap();
     assert_eq!(uuid.len(), 36);
     assert!(f["tags"].as_array().unwrap().contains(&"T1552.007".into()));
+    r.stop().await;
+}
+
+/// Falcosidekick's `types.FalcoPayload` (types/types.go), field for field: `uuid`, `output`,
+/// `priority` (a `PriorityType` read from one of Falco's eight names, case-insensitively; any
+/// other string reads as the empty default, which its `Check()` refuses), `rule`, `time`
+/// (Go's `time.Time`: RFC 3339), `output_fields` (`map[string]interface{}`), `source`, `tags`
+/// and `hostname`. Unknown fields are refused here so that a misspelt field fails the test.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct FalcoPayload {
+    #[serde(default)]
+    uuid: String,
+    output: String,
+    priority: String,
+    rule: String,
+    time: String,
+    output_fields: serde_json::Map<String, serde_json::Value>,
+    source: String,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    hostname: String,
+}
+
+impl FalcoPayload {
+    /// Falcosidekick's `FalcoPayload.Check()`: a known priority, a rule, a time, some output fields.
+    fn check(&self) -> bool {
+        const PRIORITIES: [&str; 8] = [
+            "emergency",
+            "alert",
+            "critical",
+            "error",
+            "warning",
+            "notice",
+            "informational",
+            "debug",
+        ];
+        PRIORITIES.contains(&self.priority.to_lowercase().as_str())
+            && !self.rule.is_empty()
+            && rampart::event::time::parse_rfc3339(&self.time).is_some()
+            && !self.output_fields.is_empty()
+    }
+}
+
+#[tokio::test]
+async fn the_falcosidekick_payload_is_falcosidekicks_own_type_and_one_playbook_is_one_rule() {
+    let s = Server::default();
+    let url = serve(s.clone()).await;
+    let cfg = hook_config(&format!(
+        "{{name: sidekick, url: '{url}', format: falcosidekick, every_alert: true}}"
+    ));
+    let r = run(Webhook::build(&[cfg]).unwrap());
+    r.feed(&event("e1", "mallory", T0, None));
+    r.feed(&event("e2", "trent", T0 + 1, None));
+    journaled(&r, "prod/e1/secret-read/webhook.sidekick").await;
+    journaled(&r, "prod/e2/secret-read/webhook.sidekick").await;
+    let got = s.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 2);
+    let p: Vec<FalcoPayload> = got
+        .iter()
+        .map(|g| serde_json::from_slice(&g.body).expect("decodes as Falcosidekick's FalcoPayload"))
+        .collect();
+    for x in &p {
+        assert!(x.check(), "Falcosidekick's Check() accepts it: {x:?}");
+        assert_eq!(x.source, "k8s_audit");
+        // A Falco Talon rule matches on `rule` and `output_fields` with Falco's k8saudit names.
+        for field in [
+            "ka.user.name",
+            "ka.verb",
+            "ka.target.resource",
+            "ka.target.namespace",
+            "ka.target.name",
+            "ka.cluster.name",
+        ] {
+            assert!(
+                x.output_fields[field].is_string(),
+                "{field} in {:?}",
+                x.output_fields
+            );
+        }
+        assert_eq!(x.output_fields["ka.target.namespace"], "prod");
+    }
+    // Two alerts of one playbook: one rule (Falcosidekick's metrics and Talon's `match.rules`),
+    // each with its own output.
+    assert_eq!(p[0].rule, "secret-read");
+    assert_eq!(p[0].rule, p[1].rule);
+    assert_ne!(p[0].output, p[1].output);
+    assert_ne!(p[0].uuid, p[1].uuid);
     r.stop().await;
 }
 
