@@ -270,6 +270,62 @@ async fn a_false_positive_becomes_an_allowlist_entry_and_a_suppression_silences_
         "silenced by the allowlist: {ids:?}"
     );
 
+    // A false positive no list of the playbook's own fits as well: an exception for this playbook
+    // and this principal, which touches no other playbook.
+    cli(
+        &cli_cfg,
+        &["alerts", "mark", "default/e3/secret-read", "--fp"],
+    );
+    let report: Value = serde_json::from_str(&cli(&cli_cfg, &["tune", "--json"])).unwrap();
+    let values: Vec<(&str, &str)> = report["suggestions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["list"].as_str().unwrap(), s["value"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        values,
+        [
+            ("secret_readers", "mallory@example.com"),
+            ("exceptions", "secret-read user=mallory@example.com")
+        ],
+        "the applied entry is no longer suggested"
+    );
+    let reloads_before = metric(&telemetry, "rampart_playbook_reloads_total")
+        .await
+        .unwrap_or(0.0);
+    let said = cli(
+        &cli_cfg,
+        &[
+            "tune",
+            "--apply",
+            "exceptions=secret-read user=mallory@example.com",
+        ],
+    );
+    assert!(said.contains("lists/exceptions.yaml"), "{said}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while metric(&telemetry, "rampart_playbook_reloads_total")
+        .await
+        .unwrap_or(0.0)
+        <= reloads_before
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the exception was not reloaded"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    post(&url, &[event("e3b", "mallory@example.com", "db-other")]).await;
+    let ids: Vec<String> = alerts(&telemetry)
+        .await
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        !ids.contains(&"default/e3b/secret-read".to_owned()),
+        "exempted by the exception: {ids:?}"
+    );
+
     // A suppression for a principal: the alert is kept and counted, but no responder hears of it.
     let said = cli(
         &cli_cfg,

@@ -302,6 +302,19 @@ pub fn load_dir(dir: &Path, cfg: &PlaybooksConfig) -> Result<PlaybookSet, Vec<Di
             Err(mut d) => diags.append(&mut d),
         }
     }
+    let ids: Vec<&str> = playbooks.iter().map(|p| p.id.as_str()).collect();
+    let exceptions =
+        super::exceptions::Exceptions::build(&lists, &ids).unwrap_or_else(|problems| {
+            for p in problems {
+                diags.push(diag(
+                    &dir.join("lists").join("exceptions.yaml"),
+                    0,
+                    0,
+                    format!("exception {p}"),
+                ));
+            }
+            Default::default()
+        });
     if diags.is_empty() {
         Ok(PlaybookSet::new(
             engine,
@@ -309,6 +322,7 @@ pub fn load_dir(dir: &Path, cfg: &PlaybooksConfig) -> Result<PlaybookSet, Vec<Di
             lists,
             playbooks,
             cfg.limits.timeout.get(),
+            exceptions,
         ))
     } else {
         Err(diags)

@@ -5,6 +5,7 @@
 //! optional `title`, `severity`, `dedup`, `context` and `respond`. See
 //! `playbooks/README.md` for the contract and the host API.
 
+mod exceptions;
 pub mod host;
 mod host_detect;
 mod host_falco;
@@ -20,6 +21,7 @@ mod tally;
 pub mod testcases;
 
 pub use crate::model::verdict::{self, ResponseRequest, Severity, Verdict};
+pub use exceptions::LIST as EXCEPTIONS;
 pub use host::Ev;
 pub use host_objects::exec_command;
 pub use load::{load_dir, Diagnostic};
@@ -112,6 +114,8 @@ pub struct PlaybookSet {
     /// with a fast hash (the keys are the playbooks' own, not an attacker's).
     index: Index,
     timeout: Duration,
+    /// `lists/exceptions.yaml`: what each playbook is exempt from.
+    exceptions: exceptions::Exceptions,
 }
 
 impl std::fmt::Debug for PlaybookSet {
@@ -134,6 +138,7 @@ impl PlaybookSet {
         lists: Arc<host::Lists>,
         playbooks: Vec<Playbook>,
         timeout: Duration,
+        exceptions: exceptions::Exceptions,
     ) -> Self {
         let mut index = Index::default();
         for (i, p) in playbooks.iter().enumerate() {
@@ -165,6 +170,7 @@ impl PlaybookSet {
             playbooks,
             index,
             timeout,
+            exceptions,
         }
     }
 
@@ -220,6 +226,7 @@ impl PlaybookSet {
                         .filters_any
                         .iter()
                         .any(|g| prefilter::admits(g, ev, &p.id, &self.lists)))
+                && !self.exceptions.exempts(*i, &p.id, ev, &self.lists)
         });
         out
     }

@@ -196,6 +196,17 @@ pub(super) fn build(spec: BTreeMap<String, Tests>) -> Result<Vec<Clause>, Vec<St
     }
 }
 
+/// The clause "FIELD matches PATTERN" (exact, `*` glob, or `re:` regex), for exceptions.
+pub(super) fn matching(field: &str, pattern: &str) -> Result<Clause, String> {
+    let f = Field::parse(field)
+        .ok_or_else(|| format!("unknown field {field:?}; use one of {}", FIELDS.join(", ")))?;
+    let p = Pattern::parse(pattern).map_err(|e| format!("{field}: {e}"))?;
+    Ok(Clause {
+        field: f,
+        test: Test::Is(vec![p]),
+    })
+}
+
 /// The names of the lists the clauses read (each must be defined somewhere).
 pub fn list_names(clauses: &[Clause]) -> impl Iterator<Item = &str> {
     clauses

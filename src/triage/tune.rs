@@ -71,7 +71,7 @@ pub struct Report {
     pub playbooks: Vec<PlaybookRow>,
     pub principals: Vec<PrincipalRow>,
     pub suggestions: Vec<Suggestion>,
-    /// Playbooks with false positives and no allowlist to put them in (`meta().on.where`).
+    /// Playbooks with false positives that nothing could be suggested for (no principal, no allowlist).
     pub without_allowlist: Vec<String>,
 }
 
@@ -140,7 +140,7 @@ pub fn render(r: &Report) -> String {
     }
     for p in &r.without_allowlist {
         s.push_str(&format!(
-            "  {p}: false positives, but no allowlist to put them in (add `where.<field>.not_in_lists` to its meta().on)\n"
+            "  {p}: false positives, but nothing to suggest (no principal on the events, no allowlist in its meta().on.where)\n"
         ));
     }
     s
@@ -301,18 +301,36 @@ fn suggest(
         let lists = allow
             .get(a.playbook.as_str())
             .map_or(&[][..], Vec::as_slice);
-        if lists.is_empty() {
-            without.insert(a.playbook.clone());
+        // The playbook's own lists first, then an exception (this playbook, this principal),
+        // then lists other playbooks read too.
+        let mut options: Vec<(usize, Allowlist)> = lists
+            .iter()
+            .map(|l| (readers(&l.list).len().min(2) * 2, l.clone()))
+            .collect();
+        options.push((
+            3,
+            Allowlist {
+                field: "user".into(),
+                list: crate::playbook::EXCEPTIONS.into(),
+                glob: false,
+            },
+        ));
+        options.sort_by_key(|(rank, _)| *rank);
+        // Already silenced by an entry added since (its own allowlist, or an exception).
+        let silenced = options.iter().any(|(_, l)| {
+            let v = entry(a, l);
+            !v.is_empty() && set.lists().holds(&a.cluster, &l.list, l.glob, &v)
+        });
+        if silenced {
             continue;
         }
-        // The playbook's own lists before those many playbooks share.
-        let mut ordered: Vec<&Allowlist> = lists.iter().collect();
-        ordered.sort_by_key(|l| readers(&l.list).len());
-        for l in ordered {
-            let value = field_value(a.event(), &l.field);
-            if value.is_empty() || set.lists().holds(&a.cluster, &l.list, l.glob, &value) {
+        let mut any = false;
+        for (_, l) in options {
+            let value = entry(a, &l);
+            if value.is_empty() {
                 continue;
             }
+            any = true;
             match out
                 .iter_mut()
                 .find(|s| s.playbook == a.playbook && s.list == l.list && s.value == value)
@@ -326,15 +344,29 @@ fn suggest(
                     alerts: vec![a.id.clone()],
                     also_silences: readers(&l.list)
                         .into_iter()
-                        .filter(|p| *p != a.playbook)
+                        .filter(|p| *p != a.playbook && l.list != crate::playbook::EXCEPTIONS)
                         .map(str::to_owned)
                         .collect(),
                     file: list_file(cfg, &l.list),
                 }),
             }
         }
+        if !any {
+            without.insert(a.playbook.clone());
+        }
     }
     (out, without.into_iter().collect())
+}
+
+/// The entry of list `l` that would exempt `a`'s event (`""` when the event lacks the field):
+/// the field's value, or for an exception `PLAYBOOK user=VALUE`.
+fn entry(a: &Alert, l: &Allowlist) -> String {
+    let v = field_value(a.event(), &l.field);
+    if l.list == crate::playbook::EXCEPTIONS && !v.is_empty() {
+        format!("{} {}={v}", a.playbook, l.field)
+    } else {
+        v
+    }
 }
 
 /// Errors of applying a suggestion.
