@@ -176,7 +176,10 @@ async fn a_signed_false_positive_click_is_recorded_and_shown_and_bad_clicks_reco
     assert_eq!(reply["replace_original"], true);
     let t = text_of(&reply["blocks"]);
     assert!(t.contains("Marked false positive by <@U_ALICE> at "), "{t}");
-    assert!(t.contains("Secret read from"), "the card itself stays: {t}");
+    assert!(
+        t.contains("secret_read by alice"),
+        "the card itself stays: {t}"
+    );
     assert!(t.contains("rampart.triage.snooze"), "the buttons stay: {t}");
 
     // Replayed: refused, and the outcome is the one recorded before.
