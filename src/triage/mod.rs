@@ -293,17 +293,18 @@ impl Triage {
             .push(o);
     }
 
-    /// The observers' writes for `change`, and a way to tell them once it is durable.
-    fn observed(
-        &self,
-        change: &Change<'_>,
-    ) -> Result<(Vec<Op>, Vec<Arc<dyn Observer>>), StateError> {
-        let list = self.observers.list();
+    /// The observers' writes for `change`.
+    fn observed(&self, change: &Change<'_>) -> Result<Vec<Op>, StateError> {
         let mut ops = Vec::new();
-        for o in &list {
+        for o in self.observers.list() {
             ops.extend(o.writes(change)?);
         }
-        Ok((ops, list))
+        Ok(ops)
+    }
+
+    /// Tells the observers that a change and their writes are durable.
+    fn committed(&self) {
+        self.observers.list().iter().for_each(|o| o.committed());
     }
 
     /// The retained first alerts that `s` silences now (for its observers).
@@ -376,7 +377,7 @@ impl Triage {
             at_ms: wall_ms(),
         };
         let v = serde_json::to_vec(&o).map_err(|e| corrupt(OUTCOMES, &e))?;
-        let (mut ops, observers) = self.observed(&Change::Marked {
+        let mut ops = self.observed(&Change::Marked {
             alert: &a,
             outcome: &o,
         })?;
@@ -392,7 +393,7 @@ impl Triage {
         ));
         self.store.apply(&ops)?;
         self.store.flush()?;
-        observers.iter().for_each(|o| o.committed());
+        self.committed();
         crate::internal_events::AlertMarked {
             playbook: &o.playbook,
             verdict: o.verdict.as_str(),
@@ -449,8 +450,8 @@ impl Triage {
             revoked_by: None,
             revoked_ms: None,
         };
-        let (ops, observers) = if self.observers.list().is_empty() {
-            (Vec::new(), Vec::new())
+        let ops = if self.observers.list().is_empty() {
+            Vec::new()
         } else {
             let alerts = self.silenced_alerts(&s)?;
             self.observed(&Change::Suppressed {
@@ -459,7 +460,7 @@ impl Triage {
             })?
         };
         self.write_suppression(&s, ops)?;
-        observers.iter().for_each(|o| o.committed());
+        self.committed();
         crate::internal_events::SuppressionChanged {
             playbook: s.playbook.as_deref().unwrap_or("*"),
             change: "created",
