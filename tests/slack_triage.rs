@@ -259,3 +259,120 @@ async fn without_interactivity_cards_have_no_triage_buttons() {
     let posted = text_of(&fake.to("chat.postMessage")[0].body);
     assert!(!posted.contains("rampart.triage"), "{posted}");
 }
+
+/// The whole path through `rampart run`: the Slack card's triage buttons reach the triage
+/// through the telemetry listener, and marking or snoozing acknowledges or resolves the incident
+/// PagerDuty opened for the alert.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_pipeline_slack_triage_acknowledges_and_resolves_the_pagerduty_incident() {
+    use support::common;
+    use support::fake_pagerduty::FakePagerDuty;
+    const PD_KEY: &str = "R0f3e2d1c0b9a8f7e6d5c4b3a29181706";
+    let slack = FakeSlack::start(TOKEN, WEBHOOK_PATH).await;
+    let pd = FakePagerDuty::start(PD_KEY).await;
+    let s = common::Scratch::new();
+    let playbooks = s.path("playbooks");
+    std::fs::create_dir_all(&playbooks).unwrap();
+    std::fs::write(
+        playbooks.join("admin_bound.rhai"),
+        r#"fn meta() { #{ id: "admin-bound", title: "cluster-admin bound", severity: "critical",
+    on: #{ verbs: ["create"], resources: ["clusterrolebindings"] } } }
+fn rule(e) { true }
+"#,
+    )
+    .unwrap();
+    let rest = format!(
+        "playbooks:\n  dir: {}\ntelemetry:\n  listen: 127.0.0.1:0\nrespond:\n  slack:\n    bot_token: {TOKEN}\n    api_url: {}\n    ca_file: {}\n    default_channel: '#sec'\n    channel_interval: 10ms\n    approvals:\n      signing_secret: {SIGNING}\n      approvers: [U_ALICE]\n  pagerduty:\n    routing_key: {PD_KEY}\n    url: {}\n",
+        playbooks.display(),
+        slack.api_url(),
+        slack.ca_file.display(),
+        pd.url,
+    );
+    let (running, url, shutdown) = common::start_webhook(&s, "", &rest).await;
+    let event = json!({
+        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata",
+        "auditID": "ev-1", "stage": "ResponseComplete", "verb": "create",
+        "requestURI": "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+        "user": {"username": "mallory@example.com"}, "sourceIPs": ["203.0.113.7"],
+        "objectRef": {"resource": "clusterrolebindings", "name": "ops-admin", "apiGroup": "rbac.authorization.k8s.io"},
+        "responseStatus": {"code": 201},
+        "requestReceivedTimestamp": "2026-01-01T00:00:00.000000Z",
+        "stageTimestamp": "2026-01-01T00:00:00.010000Z",
+    });
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .json(&json!({"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "metadata": {}, "items": [event]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    let id = "default/ev-1/admin-bound";
+    let st = running.state.clone();
+    let journaled = |jid: String| {
+        let st = st.clone();
+        async move {
+            common::eventually(&jid.clone(), Duration::from_secs(20), move || {
+                st.outbox()
+                    .journal(&jid)
+                    .unwrap()
+                    .filter(|j| j.status == rampart::state::model::Status::Done)
+            })
+            .await
+        }
+    };
+    journaled(format!("{id}/pagerduty")).await;
+    let post = slack
+        .wait_for("chat.postMessage", 1, Duration::from_secs(20))
+        .await[0]
+        .body
+        .clone();
+    assert!(text_of(&post).contains("rampart.triage.snooze"));
+    let endpoint = format!(
+        "http://{}/slack/interactions",
+        running.telemetry_addr.unwrap()
+    );
+    let click = |action: &str, n: u32| {
+        let payload = json!({
+            "type": "block_actions",
+            "user": {"id": "U_ALICE", "username": "alice"},
+            "actions": [{"type": "button", "action_id": action, "value": id}],
+            "response_url": slack.response_url(n),
+            "container": {"type": "message", "channel_id": "CSEC", "message_ts": "1700000000.000001"},
+            "message": {"ts": "1700000000.000001", "blocks": post["blocks"]},
+        });
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair("payload", &payload.to_string())
+            .finish()
+    };
+    let signed = |body: String| {
+        let endpoint = endpoint.clone();
+        async move {
+            let ts = now();
+            let sig = interact::signature(SIGNING, &ts.to_string(), body.as_bytes());
+            send(&endpoint, ts, &sig, &body).await
+        }
+    };
+    assert_eq!(signed(click("rampart.triage.true_positive", 1)).await, 200);
+    journaled(format!("{id}/pagerduty/acknowledge")).await;
+    assert_eq!(signed(click("rampart.triage.snooze", 2)).await, 200);
+    journaled(format!("{id}/pagerduty/resolve")).await;
+    let actions: Vec<String> = pd
+        .events()
+        .iter()
+        .filter(|e| e["dedup_key"] == id)
+        .map(|e| e["event_action"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(actions, ["trigger", "acknowledge", "resolve"]);
+    let reply = &slack
+        .wait_for("/respond/2", 1, Duration::from_secs(10))
+        .await[0]
+        .body;
+    let t = text_of(&reply["blocks"]);
+    assert!(
+        t.contains("Marked true positive by <@U_ALICE>")
+            && t.contains("Snoozed for 24h by <@U_ALICE>"),
+        "both lines on the card: {t}"
+    );
+    shutdown.cancel();
+    running.wait().await.unwrap();
+}
