@@ -151,7 +151,7 @@ pub(super) async fn clicked(
         return ephemeral(
             cfg,
             response_url,
-            "rampart cannot record triage from here; use `rampart mark` or the console.",
+            "rampart cannot record triage from here; use the triage API or the console.",
         );
     };
     let by = format!("slack:{} ({name})", p.user.id);
