@@ -82,8 +82,12 @@ async fn desk(dedup_window: i64) -> Desk {
 
 impl Desk {
     fn feed(&self, audit_id: &str, secs: i64) {
+        self.feed_as(audit_id, secs, "alice");
+    }
+
+    fn feed_as(&self, audit_id: &str, secs: i64, user: &str) {
         self.stage
-            .process(&judged(audit_id, secs, "alice", "secret_read"))
+            .process(&judged(audit_id, secs, user, "secret_read"))
             .unwrap();
         self.stage.commit().unwrap();
     }
@@ -244,6 +248,45 @@ async fn snooze_silences_the_group_and_its_next_alert_is_stored_but_not_posted()
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(d.stage.outbox().pending().unwrap(), 0, "nothing queued");
     assert_eq!(d.fake.to("chat.postMessage").len(), 1, "no new Slack post");
+    d.stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snoozed_entity_s_high_risk_alert_is_stored_but_not_posted() {
+    let d = desk(600).await;
+    // As Snooze on a high-risk card creates it: the entity is the card's dedup key.
+    d.triage
+        .suppress(
+            rampart::triage::NewSuppression {
+                playbook: Some(rampart::state::risk::PLAYBOOK.into()),
+                scope: Scope::Group {
+                    cluster: "prod-eu".into(),
+                    dedup: "185.220.101.4".into(),
+                },
+                reason: "snoozed from Slack".into(),
+                for_secs: 86_400,
+            },
+            "slack:U_BOB (bob)",
+        )
+        .unwrap();
+    // Four alerts of 40 from one address cross the risk threshold (150).
+    for (i, user) in ["alice", "bob", "carol", "dave"].iter().enumerate() {
+        d.feed_as(&format!("r{i}"), T0 + i as i64, user);
+    }
+    let alerts = d.stage.alerts().unwrap();
+    let high: Vec<_> = alerts
+        .iter()
+        .filter(|a| a.kind == rampart::state::model::AlertKind::HighRisk)
+        .collect();
+    assert_eq!(high.len(), 1, "{alerts:#?}");
+    assert!(high[0].suppressed.is_some());
+    until_done(&d.stage, 4).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        d.fake.to("chat.postMessage").len(),
+        4,
+        "the four alerts only"
+    );
     d.stop.cancel();
 }
 

@@ -154,7 +154,11 @@ pub(super) async fn clicked(
             "rampart cannot record triage from here; use the triage API or the console.",
         );
     };
-    let by = format!("slack:{} ({name})", p.user.id);
+    let by = if name.is_empty() {
+        format!("slack:{}", p.user.id)
+    } else {
+        format!("slack:{} ({name})", p.user.id)
+    };
     let (id, who) = (root.clone(), by.clone());
     let done = tokio::task::spawn_blocking(move || match ask {
         Ask::Mark(v) => triage.mark(&id, v, "", &who).map(Done::Marked),
