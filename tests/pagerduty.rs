@@ -1,4 +1,4 @@
-//! The PagerDuty responder against a stand-in for the Events API v2: built from `respond.pagerduty` through the responder registry, it pages for serious alerts once per alert thread, skips the rest, retries throttling and outages, and reports a refused event without its routing key.
+//! The PagerDuty responder against a stand-in for the Events API v2: built from `respond.pagerduty` through the responder registry, it pages for serious alerts once per alert thread, skips the rest, retries throttling and outages, reports a refused event without its routing key, and acknowledges or resolves the incident when on-call marks or snoozes the alert.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -11,9 +11,11 @@ use std::time::Duration;
 use rampart::event::AuditEvent;
 use rampart::model::{Severity, Verdict};
 use rampart::respond::dispatch::DispatchSettings;
+use rampart::respond::on_triage::FollowUps;
 use rampart::respond::registry::{build_all, BuildContext};
 use rampart::state::model::{JournalEntry, Status};
 use rampart::state::MemoryStore;
+use rampart::triage::{NewSuppression, Scope, Triage, Verdict as Outcome};
 
 const T0: i64 = 1_767_225_600;
 const KEY: &str = "R0f3e2d1c0b9a8f7e6d5c4b3a29181706";
@@ -46,6 +48,12 @@ fn event(id: &str, user: &str, severity: Severity) -> AuditEvent {
 /// The responders `respond.pagerduty` asks for, built as `rampart run` builds them, with the
 /// real dispatcher over them.
 async fn start(url: &str, key: &str) -> common::Dispatching {
+    start_with_triage(url, key).await.0
+}
+
+/// As [`start`], with triage over the stage's store and the responders observing it, as
+/// `rampart run` wires them.
+async fn start_with_triage(url: &str, key: &str) -> (common::Dispatching, Arc<Triage>) {
     let s = common::Scratch::new();
     let cfg = s.config(&format!(
         "sources:\n  files:\n    - path: /dev/null\nrespond:\n  pagerduty:\n    routing_key: {key}\n    url: {url}\n"
@@ -62,14 +70,20 @@ async fn start(url: &str, key: &str) -> common::Dispatching {
         ["pagerduty"],
         "registered and built from its section"
     );
-    common::Dispatching::start(
-        built.responders,
+    let r = common::Dispatching::start(
+        built.responders.clone(),
         DispatchSettings {
             backoff_min: Duration::from_millis(20),
             backoff_max: Duration::from_millis(200),
             ..DispatchSettings::default()
         },
-    )
+    );
+    let triage = Arc::new(Triage::open(r.st.outbox().store().clone(), 30 * 86_400).unwrap());
+    triage.observe(Arc::new(FollowUps::new(
+        built.responders,
+        r.st.outbox().clone(),
+    )));
+    (r, triage)
 }
 
 async fn journaled(r: &common::Dispatching, id: &str) -> JournalEntry {
@@ -163,6 +177,114 @@ async fn throttling_and_outages_are_retried_and_a_refused_event_is_reported_with
         "{journal}"
     );
     assert_eq!(pd.events().len(), 1);
+    r.stop().await;
+}
+
+/// The events the fake accepted for one incident, in order.
+fn for_incident(pd: &FakePagerDuty, key: &str) -> Vec<serde_json::Value> {
+    pd.events()
+        .into_iter()
+        .filter(|e| e["dedup_key"] == key)
+        .collect()
+}
+
+#[tokio::test]
+async fn marking_acknowledges_or_resolves_the_incident_and_a_snooze_resolves_it() {
+    let pd = FakePagerDuty::start(KEY).await;
+    let (r, triage) = start_with_triage(&pd.url, KEY).await;
+    let e1 = "prod/e1/cluster-admin-binding";
+    r.feed(&event("e1", "mallory", Severity::Critical));
+    assert_eq!(
+        journaled(&r, &format!("{e1}/pagerduty")).await.status,
+        Status::Done
+    );
+
+    // False positive: resolved, with only the routing key, the dedup key and the action.
+    triage
+        .mark(e1, Outcome::FalsePositive, "", "alice")
+        .unwrap();
+    let j = journaled(&r, &format!("{e1}/pagerduty/resolve")).await;
+    assert_eq!(j.status, Status::Done, "{j:?}");
+    assert!(
+        j.detail.contains("resolved the PagerDuty incident"),
+        "{}",
+        j.detail
+    );
+    let events = for_incident(&pd, e1);
+    assert_eq!(events.len(), 2, "{events:#?}");
+    assert_eq!(events[0]["event_action"], "trigger");
+    let mut keys: Vec<&String> = events[1].as_object().unwrap().keys().collect();
+    keys.sort();
+    assert_eq!(keys, ["dedup_key", "event_action", "routing_key"]);
+    assert_eq!(events[1]["event_action"], "resolve");
+    assert_eq!(events[1]["routing_key"], KEY);
+
+    // True positive: acknowledged; marking it again sends nothing more (one delivery id).
+    let e2 = "prod/e2/cluster-admin-binding";
+    r.feed(&event("e2", "trent", Severity::High));
+    triage
+        .mark(e2, Outcome::TruePositive, "on it", "bob")
+        .unwrap();
+    let j = journaled(&r, &format!("{e2}/pagerduty/acknowledge")).await;
+    assert_eq!(j.status, Status::Done, "{j:?}");
+    triage.mark(e2, Outcome::TruePositive, "", "bob").unwrap();
+    let events = for_incident(&pd, e2);
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| e["event_action"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["trigger", "acknowledge"],
+        "the trigger went first (queued before the acknowledge)"
+    );
+
+    // A snooze of e3's group resolves its incident.
+    let e3 = "prod/e3/cluster-admin-binding";
+    r.feed(&event("e3", "oscar", Severity::Critical));
+    let s = triage
+        .suppress(
+            NewSuppression {
+                playbook: Some("cluster-admin-binding".into()),
+                scope: Scope::Group {
+                    cluster: "prod".into(),
+                    dedup: "oscar/e3".into(),
+                },
+                reason: "snoozed from Slack".into(),
+                for_secs: 86_400,
+            },
+            "slack:U1 (alice)",
+        )
+        .unwrap();
+    assert!(s.expires_ms > s.created_ms);
+    let j = journaled(&r, &format!("{e3}/pagerduty/resolve")).await;
+    assert_eq!(j.status, Status::Done, "{j:?}");
+    assert_eq!(for_incident(&pd, e3)[1]["event_action"], "resolve");
+
+    // An alert PagerDuty never paged for (below min_severity) gets nothing.
+    let e4 = "prod/e4/cluster-admin-binding";
+    r.feed(&event("e4", "peggy", Severity::Medium));
+    assert_eq!(
+        journaled(&r, &format!("{e4}/pagerduty")).await.status,
+        Status::Skipped
+    );
+    triage
+        .mark(e4, Outcome::FalsePositive, "", "alice")
+        .unwrap();
+    // Marked after it, so delivered after it if it were queued: e1 marked again (already resolved).
+    triage.mark(e1, Outcome::TruePositive, "", "alice").unwrap();
+    journaled(&r, &format!("{e1}/pagerduty/acknowledge")).await;
+    assert!(r
+        .st
+        .outbox()
+        .journal(&format!("{e4}/pagerduty/resolve"))
+        .unwrap()
+        .is_none());
+    assert!(for_incident(&pd, e4).is_empty());
+    assert_eq!(
+        for_incident(&pd, e2).len(),
+        2,
+        "the second mark sent nothing"
+    );
     r.stop().await;
 }
 

@@ -147,6 +147,11 @@ pub async fn start(
             .with_targets(targets)
             .with_silencer(triage.clone()),
     );
+    // Marks and snoozes reach the responders (PagerDuty resolves) through the outbox.
+    triage.observe(Arc::new(crate::respond::on_triage::FollowUps::new(
+        responders.clone(),
+        state.outbox().clone(),
+    )));
     health.set_journal(state.outbox().clone());
     maintenance.push(spawn_sweeper(
         state.clone(),
@@ -190,7 +195,12 @@ pub async fn start(
     let extra = built
         .routes
         .into_iter()
-        .map(|route| route(state.clone()))
+        .map(|route| {
+            route(crate::respond::registry::RouteContext {
+                state: state.clone(),
+                triage: desk.triage.clone(),
+            })
+        })
         .chain((!desk.access.is_empty()).then(|| crate::triage::api::router(desk.clone())))
         .reduce(axum::Router::merge);
     let telemetry = match cfg.telemetry.listen {

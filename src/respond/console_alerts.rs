@@ -42,6 +42,8 @@ pub fn render(d: &Delivery, link_template: Option<&str>) -> String {
         root_id: root,
         responses: &a.responses,
         decisions: None,
+        triage: false,
+        triaged: None,
     };
     let m = blocks::render(a, &view);
     let mut out = String::from("┌─────────────────────────────────────────────────────────────\n");

@@ -7,6 +7,7 @@ pub mod console_alerts;
 pub mod dispatch;
 pub mod kafka_alerts;
 pub mod kubernetes;
+pub mod on_triage;
 pub mod pagerduty;
 pub mod registry;
 pub mod slack;
@@ -136,6 +137,15 @@ pub trait Responder: Send + Sync {
     /// alert is raised (the event itself is not kept); the delivery carries it as `target`.
     fn target(&self, _ev: &crate::event::AuditEvent) -> Option<serde_json::Value> {
         None
+    }
+    /// Work that follows on-call's triage of alerts this responder handled (PagerDuty acknowledges
+    /// or resolves the incident it opened): queued in the outbox with the change ([`on_triage`]).
+    fn after_triage(
+        &self,
+        _change: &crate::triage::Change<'_>,
+        _outbox: &crate::state::outbox::Outbox,
+    ) -> Result<Vec<Delivery>, crate::state::StateError> {
+        Ok(Vec::new())
     }
     /// Carries out `d`, or (dry-run) only says what it would do; idempotent under repeats of the same `d.id`.
     fn deliver<'a>(

@@ -1,4 +1,4 @@
-//! PagerDuty: alerts at or above a severity page on-call through the Events API v2, one incident per alert thread (its dedup key), updates and follow-ups added to the same incident.
+//! PagerDuty: alerts at or above a severity page on-call through the Events API v2, one incident per alert thread (its dedup key), updates and follow-ups added to the same incident; marking the alert acknowledges (true positive) or resolves (benign, false positive) the incident, and snoozing its group resolves it.
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -6,8 +6,14 @@ use serde_json::{json, Value};
 use super::registry::{BuildContext, Built, RespondError};
 use super::{BoxFuture, Effect, Responder, Retry};
 use crate::config::{Problem, Seconds, Secret};
-use crate::model::Severity;
-use crate::state::model::{AlertKind, Delivery, Status};
+use crate::model::{ResponseRequest, Severity};
+use crate::state::model::{wall_ms, Alert, AlertKind, Delivery, Status};
+use crate::state::outbox::Outbox;
+use crate::state::StateError;
+use crate::triage::{Change, Verdict};
+
+/// The queue name, and the `kind` of the acknowledge / resolve requests it queues for itself.
+pub const NAME: &str = "pagerduty";
 
 /// `respond.pagerduty`: page on-call for serious alerts.
 #[derive(Debug, Clone, Deserialize)]
@@ -155,9 +161,66 @@ pub fn event(routing_key: &str, d: &Delivery) -> Value {
     })
 }
 
+/// `acknowledge` or `resolve` when `d` is one of those (queued after triage), else `None` (a trigger).
+pub fn closing_action(d: &Delivery) -> Option<&str> {
+    let r = d.response.as_ref().filter(|r| r.kind == NAME)?;
+    r.params
+        .get("event_action")
+        .and_then(Value::as_str)
+        .filter(|a| ["acknowledge", "resolve"].contains(a))
+}
+
+/// The Events API v2 acknowledge or resolve of the incident `d`'s alert thread opened: only the
+/// routing key, the dedup key and the action.
+pub fn closing_event(routing_key: &str, d: &Delivery, action: &str) -> Value {
+    json!({
+        "routing_key": routing_key,
+        "event_action": action,
+        "dedup_key": cut(d.alert.root(), 255),
+    })
+}
+
+/// The delivery that acknowledges or resolves `a`'s incident, once (`{root}/pagerduty/{action}`).
+pub fn closing_delivery(a: &Alert, action: &str) -> Delivery {
+    let mut params = serde_json::Map::new();
+    params.insert("event_action".into(), json!(action));
+    Delivery {
+        id: format!("{}/{NAME}/{action}", a.root()),
+        responder: NAME.into(),
+        alert: a.clone(),
+        response: Some(ResponseRequest {
+            kind: NAME.into(),
+            approval: false,
+            params,
+        }),
+        enqueued_ms: wall_ms(),
+        attempts: 0,
+        not_before_ms: 0,
+        target: None,
+        approved: None,
+    }
+}
+
 impl PagerDuty {
+    /// True when PagerDuty was (or, still queued, will be) paged for `a`: at or above
+    /// `min_severity`, not on trial, not silenced, and its trigger not skipped, refused or dry-run.
+    fn paged(&self, a: &Alert, outbox: &Outbox) -> Result<bool, StateError> {
+        if a.severity < self.cfg.min_severity || a.dry_run {
+            return Ok(false);
+        }
+        Ok(match outbox.journal(&format!("{}/{NAME}", a.id))? {
+            Some(j) => j.status == Status::Done,
+            // Still queued: the acknowledge or resolve waits behind it (one thread, in order).
+            None => a.suppressed.is_none(),
+        })
+    }
+
     async fn send(&self, d: &Delivery) -> Result<Effect, Retry> {
-        let body = event(self.cfg.routing_key.expose(), d);
+        let closing = closing_action(d);
+        let body = match closing {
+            Some(action) => closing_event(self.cfg.routing_key.expose(), d, action),
+            None => event(self.cfg.routing_key.expose(), d),
+        };
         let resp = self
             .http
             .post(&self.cfg.url)
@@ -180,10 +243,17 @@ impl PagerDuty {
                 .to_owned()
         };
         match code {
-            200..=299 => Ok(Effect::done(format!(
-                "paged PagerDuty (incident key {})",
-                said("dedup_key")
-            ))),
+            200..=299 => Ok(Effect::done(match closing {
+                Some("acknowledge") => format!(
+                    "acknowledged the PagerDuty incident (key {})",
+                    said("dedup_key")
+                ),
+                Some(_) => format!(
+                    "resolved the PagerDuty incident (key {})",
+                    said("dedup_key")
+                ),
+                None => format!("paged PagerDuty (incident key {})", said("dedup_key")),
+            })),
             // Throttled or unavailable: retried with the dispatcher's backoff (or Retry-After).
             429 | 408 | 500..=599 => Err(Retry {
                 error: format!("PagerDuty answered {code}"),
@@ -208,10 +278,36 @@ impl PagerDuty {
 
 impl Responder for PagerDuty {
     fn name(&self) -> &str {
-        "pagerduty"
+        NAME
     }
     fn takes_every_alert(&self) -> bool {
         true
+    }
+    /// True positive: acknowledge; benign or false positive: resolve; a new suppression: resolve
+    /// the incidents of the alerts it silences — each only for an alert PagerDuty was paged for.
+    fn after_triage(
+        &self,
+        change: &Change<'_>,
+        outbox: &Outbox,
+    ) -> Result<Vec<Delivery>, StateError> {
+        let (action, alerts): (&str, &[Alert]) = match change {
+            Change::Marked { alert, outcome } => (
+                if outcome.verdict == Verdict::TruePositive {
+                    "acknowledge"
+                } else {
+                    "resolve"
+                },
+                std::slice::from_ref(*alert),
+            ),
+            Change::Suppressed { alerts, .. } => ("resolve", *alerts),
+        };
+        let mut out = Vec::new();
+        for a in alerts {
+            if self.paged(a, outbox)? {
+                out.push(closing_delivery(a, action));
+            }
+        }
+        Ok(out)
     }
     fn deliver<'a>(
         &'a self,
@@ -220,7 +316,10 @@ impl Responder for PagerDuty {
     ) -> BoxFuture<'a, Result<Effect, Retry>> {
         Box::pin(async move {
             let min = Some(self.cfg.min_severity);
-            let would = || format!("would page PagerDuty: {}", d.alert.title);
+            let would = || match closing_action(d) {
+                Some(action) => format!("would {action} the PagerDuty incident: {}", d.alert.title),
+                None => format!("would page PagerDuty: {}", d.alert.title),
+            };
             match super::gate(d, min, "respond.pagerduty.min_severity", dry_run, would) {
                 Some(effect) => Ok(effect),
                 None => self.send(d).await,

@@ -38,8 +38,17 @@ pub struct BuildContext<'a> {
     pub store: Arc<dyn StateStore>,
 }
 
+/// What a responder's endpoint may reach, once the stage exists.
+#[derive(Clone)]
+pub struct RouteContext {
+    /// The state stage: alerts, the outbox (decisions on responses waiting for approval).
+    pub state: Arc<StateStage>,
+    /// Outcomes and suppressions (Slack's triage buttons).
+    pub triage: Arc<crate::triage::Triage>,
+}
+
 /// An HTTP endpoint a responder serves on the telemetry listener, made once the stage exists.
-pub type Route = Box<dyn FnOnce(Arc<StateStage>) -> axum::Router + Send>;
+pub type Route = Box<dyn FnOnce(RouteContext) -> axum::Router + Send>;
 
 /// What the responders add to a run.
 #[derive(Default)]

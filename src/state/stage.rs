@@ -368,8 +368,12 @@ impl StateStage {
         if !silent {
             self.to_sinks(&alert, ops);
         }
-        for a in &high {
-            self.to_sinks(a, ops);
+        for a in &mut high {
+            // Snoozed from its own card (its entity's group): kept, sent to no one.
+            a.suppressed = self.silenced(a);
+            if a.suppressed.is_none() {
+                self.to_sinks(a, ops);
+            }
             ops.push(Op::Put(ALERTS, a.id.clone().into_bytes(), json(a)));
             ops.push(expiry::put(
                 t + self.settings.retention,

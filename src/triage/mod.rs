@@ -207,6 +207,46 @@ pub enum TriageError {
     State(#[from] StateError),
 }
 
+/// What triage has just changed, for those who act on it ([`Observer`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Change<'a> {
+    /// `alert` (the first of its thread) was marked.
+    Marked {
+        alert: &'a Alert,
+        outcome: &'a Outcome,
+    },
+    /// A suppression was created; `alerts` are the retained first alerts it silences now.
+    Suppressed {
+        suppression: &'a Suppression,
+        alerts: &'a [Alert],
+    },
+}
+
+/// Acts on triage's changes durably (the responders: PagerDuty resolves what was paged). The
+/// writes it returns are made in the same batch as the change, before it; triage names no responder.
+pub trait Observer: Send + Sync {
+    /// The writes that go with `change` (e.g. deliveries queued in the outbox).
+    fn writes(&self, change: &Change<'_>) -> Result<Vec<Op>, StateError>;
+    /// The change and its writes are durable (e.g. wake the dispatcher).
+    fn committed(&self) {}
+}
+
+/// The registered observers.
+#[derive(Default)]
+struct Observers(std::sync::RwLock<Vec<Arc<dyn Observer>>>);
+
+impl std::fmt::Debug for Observers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} observer(s)", self.list().len())
+    }
+}
+
+impl Observers {
+    fn list(&self) -> Vec<Arc<dyn Observer>> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
 /// Outcomes and suppressions over one store.
 #[derive(Debug)]
 pub struct Triage {
@@ -217,6 +257,7 @@ pub struct Triage {
     live: ArcSwap<Vec<Suppression>>,
     /// Serialises writers (read, then write).
     write: std::sync::Mutex<()>,
+    observers: Observers,
 }
 
 fn corrupt(tree: &str, e: &serde_json::Error) -> StateError {
@@ -234,6 +275,7 @@ impl Triage {
             retention,
             live: ArcSwap::from_pointee(Vec::new()),
             write: std::sync::Mutex::new(()),
+            observers: Observers::default(),
         };
         t.reload()?;
         Ok(t)
@@ -241,6 +283,42 @@ impl Triage {
 
     pub fn store(&self) -> &Arc<dyn StateStore> {
         &self.store
+    }
+
+    /// Registers `o`: every later mark and suppression asks it for writes to make with the change.
+    pub fn observe(&self, o: Arc<dyn Observer>) {
+        self.observers
+            .0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(o);
+    }
+
+    /// The observers' writes for `change`.
+    fn observed(&self, change: &Change<'_>) -> Result<Vec<Op>, StateError> {
+        let mut ops = Vec::new();
+        for o in self.observers.list() {
+            ops.extend(o.writes(change)?);
+        }
+        Ok(ops)
+    }
+
+    /// Tells the observers that a change and their writes are durable.
+    fn committed(&self) {
+        self.observers.list().iter().for_each(|o| o.committed());
+    }
+
+    /// The retained first alerts that `s` silences now (for its observers).
+    fn silenced_alerts(&self, s: &Suppression) -> Result<Vec<Alert>, StateError> {
+        let now = wall_ms();
+        let mut out = Vec::new();
+        for (_, v) in self.store.scan(ALERTS)? {
+            let a: Alert = serde_json::from_slice(&v).map_err(|e| corrupt(ALERTS, &e))?;
+            if a.thread.is_none() && s.silences(&a, now) {
+                out.push(a);
+            }
+        }
+        Ok(out)
     }
 
     /// Reads the suppressions again, dropping those ended long enough ago.
@@ -300,18 +378,23 @@ impl Triage {
             at_ms: wall_ms(),
         };
         let v = serde_json::to_vec(&o).map_err(|e| corrupt(OUTCOMES, &e))?;
+        let mut ops = self.observed(&Change::Marked {
+            alert: &a,
+            outcome: &o,
+        })?;
         let _g = self.lock();
         let before = self.outcome(&a.id)?;
         // Forgotten with the alert: the same retention, counted from the alert's first sighting.
-        self.store.apply(&[
-            Op::Put(OUTCOMES, a.id.as_bytes().to_vec(), v),
-            expiry::put(
-                a.first_seen.saturating_add(self.retention),
-                Tag::Outcome,
-                a.id.as_bytes(),
-            ),
-        ])?;
+        // The observers' writes go first: a crash in between leaves the mark to be made again.
+        ops.push(Op::Put(OUTCOMES, a.id.as_bytes().to_vec(), v));
+        ops.push(expiry::put(
+            a.first_seen.saturating_add(self.retention),
+            Tag::Outcome,
+            a.id.as_bytes(),
+        ));
+        self.store.apply(&ops)?;
         self.store.flush()?;
+        self.committed();
         crate::internal_events::AlertMarked {
             playbook: &o.playbook,
             verdict: o.verdict.as_str(),
@@ -368,7 +451,17 @@ impl Triage {
             revoked_by: None,
             revoked_ms: None,
         };
-        self.write_suppression(&s)?;
+        let ops = if self.observers.list().is_empty() {
+            Vec::new()
+        } else {
+            let alerts = self.silenced_alerts(&s)?;
+            self.observed(&Change::Suppressed {
+                suppression: &s,
+                alerts: &alerts,
+            })?
+        };
+        self.write_suppression(&s, ops)?;
+        self.committed();
         crate::internal_events::SuppressionChanged {
             playbook: s.playbook.as_deref().unwrap_or("*"),
             change: "created",
@@ -393,7 +486,7 @@ impl Triage {
         }
         s.revoked_by = Some(by.to_owned());
         s.revoked_ms = Some(now);
-        self.write_suppression(&s)?;
+        self.write_suppression(&s, Vec::new())?;
         crate::internal_events::SuppressionChanged {
             playbook: s.playbook.as_deref().unwrap_or("*"),
             change: "revoked",
@@ -402,9 +495,11 @@ impl Triage {
         Ok(s)
     }
 
-    fn write_suppression(&self, s: &Suppression) -> Result<(), TriageError> {
+    /// Writes `s` after `first` (the observers' writes), durably.
+    fn write_suppression(&self, s: &Suppression, mut first: Vec<Op>) -> Result<(), TriageError> {
         let v = serde_json::to_vec(s).map_err(|e| corrupt(SUPPRESSIONS, &e))?;
-        self.store.put(SUPPRESSIONS, s.id.as_bytes(), &v)?;
+        first.push(Op::Put(SUPPRESSIONS, s.id.as_bytes().to_vec(), v));
+        self.store.apply(&first)?;
         self.store.flush()?;
         self.reload()?;
         Ok(())

@@ -1,4 +1,4 @@
-//! Block Kit messages from enriched alerts: who, from where, to what, how often, what rampart did or proposes (with Approve / Reject buttons) — escaped and kept within Slack's limits.
+//! Block Kit messages from enriched alerts: who, from where, to what, how often, what rampart did or proposes (with Approve / Reject buttons), and the triage buttons ([`super::triage`]) — escaped and kept within Slack's limits.
 
 use std::collections::BTreeMap;
 
@@ -43,6 +43,10 @@ pub struct View<'a> {
     pub responses: &'a [ResponseRequest],
     /// Decided approvals: delivery id → status line.
     pub decisions: Option<&'a BTreeMap<String, String>>,
+    /// Triage buttons are offered (interactivity configured).
+    pub triage: bool,
+    /// What was done with them so far: `mark` / `snooze` → line.
+    pub triaged: Option<&'a BTreeMap<String, String>>,
 }
 
 /// Escapes the three characters mrkdwn treats specially (`&`, `<`, `>`), so user text cannot mention, link or break out.
@@ -431,13 +435,17 @@ pub fn render(a: &Alert, v: &View<'_>) -> Message {
     }
     blocks.push(footer(a, v));
     blocks.extend(responses(v));
-    if blocks.len() > MAX_BLOCKS {
-        let left = blocks.len() - (MAX_BLOCKS - 1);
-        blocks.truncate(MAX_BLOCKS - 1);
+    // The triage buttons stay last and are never cut.
+    let tail = super::triage::card_blocks(a, v);
+    let room = MAX_BLOCKS - tail.len();
+    if blocks.len() > room {
+        let left = blocks.len() - (room - 1);
+        blocks.truncate(room - 1);
         blocks.push(context(&format!(
             "{TRUNCATED}: {left} more block(s); see `rampart actions`"
         )));
     }
+    blocks.extend(tail);
     Message {
         text: fallback(a),
         blocks,

@@ -72,7 +72,7 @@ pub struct Route {
 pub struct ApprovalsConfig {
     /// The app's signing secret (Basic Information → App Credentials).
     pub signing_secret: Secret,
-    /// Slack user ids (`U0123ABCD`) or usernames allowed to approve or reject.
+    /// Slack user ids (`U0123ABCD`) or usernames allowed to approve or reject, and to use the triage buttons.
     pub approvers: Vec<String>,
     /// A response not decided within this time expires (enforced by the outbox).
     #[serde(default = "default_ttl")]

@@ -1,4 +1,4 @@
-//! Slack interactivity for approvals: request signatures (HMAC-SHA256, 5-minute window, no replays), the `block_actions` payload, the [`Approvals`] decision the outbox makes, and the message edited to show who decided.
+//! Slack interactivity for approvals and triage: request signatures (HMAC-SHA256, 5-minute window, no replays), the `block_actions` payload, the [`Approvals`] decision the outbox makes, and the message edited to show who decided.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -15,8 +15,10 @@ use super::blocks::{self, APPROVE, REJECT};
 use super::client::{Client, Failure};
 use super::config::ApprovalsConfig;
 use super::store::Messages;
+use super::triage::Ask;
 use crate::config::Secret;
 use crate::state::model::{wall_ms, Decision};
+use crate::triage::Triage;
 
 /// Requests older or newer than this (seconds) are refused.
 pub const WINDOW: i64 = 300;
@@ -190,8 +192,8 @@ pub struct Interactions {
     secret: Secret,
     approvers: Vec<String>,
     path: String,
-    client: Arc<Client>,
-    messages: Arc<Messages>,
+    pub(super) client: Arc<Client>,
+    pub(super) messages: Arc<Messages>,
     verifier: Arc<Verifier>,
 }
 
@@ -222,7 +224,8 @@ impl Interactions {
         &self.path
     }
 
-    fn may_decide(&self, u: &User) -> bool {
+    /// On the approver list, which also says who may triage.
+    pub(super) fn may_decide(&self, u: &User) -> bool {
         self.approvers.iter().any(|a| {
             a == &u.id
                 || Some(a.as_str()) == u.username.as_deref()
@@ -234,14 +237,29 @@ impl Interactions {
 struct Shared {
     cfg: Interactions,
     approvals: Arc<dyn Approvals>,
+    triage: Option<Arc<Triage>>,
 }
 
-/// The interactivity endpoint, at `cfg.path()`: merge it into rampart's HTTP server.
+/// The interactivity endpoint for approvals only, at `cfg.path()` (triage buttons answer that
+/// they cannot record here): merge it into rampart's HTTP server.
 pub fn router(approvals: Arc<dyn Approvals>, cfg: Interactions) -> axum::Router {
+    router_with(approvals, None, cfg)
+}
+
+/// The interactivity endpoint for approvals and, with `triage`, the triage buttons.
+pub fn router_with(
+    approvals: Arc<dyn Approvals>,
+    triage: Option<Arc<Triage>>,
+    cfg: Interactions,
+) -> axum::Router {
     let path = cfg.path.clone();
     axum::Router::new()
         .route(&path, axum::routing::post(receive))
-        .with_state(Arc::new(Shared { cfg, approvals }))
+        .with_state(Arc::new(Shared {
+            cfg,
+            approvals,
+            triage,
+        }))
 }
 
 fn now_secs() -> i64 {
@@ -275,6 +293,14 @@ async fn receive(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -
             return (StatusCode::BAD_REQUEST, e.to_string()).into_response();
         }
     };
+    let triage = p
+        .actions
+        .first()
+        .filter(|_| p.kind == "block_actions")
+        .and_then(|a| Some((a, Ask::of(&a.action_id)?)));
+    if let (Some((action, ask)), Some(url)) = (triage, p.response_url.clone()) {
+        return super::triage::clicked(&s.cfg, s.triage.clone(), &p, action, ask, url).await;
+    }
     let action = p
         .actions
         .first()
@@ -369,7 +395,7 @@ async fn receive(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -
 }
 
 /// Answers through `response_url` after the 200 (Slack wants an answer within 3 seconds).
-fn spawn_reply(client: Arc<Client>, url: String, body: Value) {
+pub(super) fn spawn_reply(client: Arc<Client>, url: String, body: Value) {
     tokio::spawn(async move {
         if let Err(Failure::Retry { error, .. } | Failure::Fatal(error)) =
             client.respond(&url, &body).await
@@ -380,7 +406,7 @@ fn spawn_reply(client: Arc<Client>, url: String, body: Value) {
 }
 
 /// Edits the other channels' copies of the alert (bot mode) to show the decision too.
-fn spawn_copies(
+pub(super) fn spawn_copies(
     cfg: &Interactions,
     root: &str,
     clicked: &Container,

@@ -7,7 +7,8 @@
 //! - [`store`]: the `slack_messages` tree (threads, edits and repeats across restarts).
 //! - [`reconcile`]: posts sent but never confirmed are looked up before posting again.
 //! - [`pace`]: one message per channel per interval.
-//! - [`interact`]: the interactivity endpoint for approvals.
+//! - [`interact`]: the interactivity endpoint for approvals and triage.
+//! - [`triage`]: the triage buttons (True positive, Benign, False positive, Snooze 24h).
 
 pub mod blocks;
 pub mod client;
@@ -17,10 +18,13 @@ pub mod pace;
 pub mod reconcile;
 pub mod route;
 pub mod store;
+pub mod triage;
 
 pub use client::ClientError;
 pub use config::{ApprovalsConfig, Route, SlackConfig};
-pub use interact::{router, Approvals, DecideError, DecideOutcome, Interactions, PayloadError};
+pub use interact::{
+    router, router_with, Approvals, DecideError, DecideOutcome, Interactions, PayloadError,
+};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -122,10 +126,14 @@ pub fn build<'a>(
         let slack = SlackResponder::new(s.clone(), cx.store.clone())?.with_retention(retention);
         if let Some(i) = slack.interactions() {
             out.approval_ttl = s.approvals.as_ref().map(|a| a.ttl.get());
-            // Approve/Reject requests reach the outbox through the telemetry listener.
-            out.routes.push(Box::new(move |stage| {
-                tracing::info!(path = i.path(), "serving Slack interactivity (approvals)");
-                interact::router(stage, i)
+            // Approve/Reject requests reach the outbox, triage buttons the triage, through the
+            // telemetry listener.
+            out.routes.push(Box::new(move |cx| {
+                tracing::info!(
+                    path = i.path(),
+                    "serving Slack interactivity (approvals, triage)"
+                );
+                interact::router_with(cx.state, Some(cx.triage), i)
             }));
         }
         out.responders.push(Arc::new(slack));
@@ -175,6 +183,8 @@ impl SlackResponder {
             root_id,
             responses,
             decisions: rec.map(|r| &r.decisions),
+            triage: self.cfg.approvals.is_some(),
+            triaged: rec.map(|r| &r.triage),
         }
     }
 

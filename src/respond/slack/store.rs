@@ -85,6 +85,9 @@ pub struct Record {
     /// Decided approvals: delivery id → the status line shown.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub decisions: BTreeMap<String, String>,
+    /// What on-call did from the triage buttons: `mark` / `snooze` → the line shown.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub triage: BTreeMap<String, String>,
     /// Wall-clock milliseconds of the first post.
     pub at_ms: u64,
     /// Posts sent whose answer is not recorded yet.
@@ -269,5 +272,22 @@ impl Messages {
         self.modify(alert_id, |r| {
             r.decisions.insert(delivery_id.to_owned(), line.to_owned());
         })
+    }
+
+    /// Records a triage line (`key` is `mark` or `snooze`), so later edits keep showing it; the
+    /// record as it now is, or `None` when the alert has none.
+    pub fn triaged(
+        &self,
+        alert_id: &str,
+        key: &str,
+        line: &str,
+    ) -> Result<Option<Record>, StateError> {
+        if self.get(alert_id)?.is_none() {
+            return Ok(None);
+        }
+        self.modify(alert_id, |r| {
+            r.triage.insert(key.to_owned(), line.to_owned());
+        })?;
+        self.get(alert_id)
     }
 }
