@@ -17,6 +17,9 @@ use super::{Op, ResponseTargets, Silencer, StateError, StateStore};
 use crate::event::AuditEvent;
 use crate::model::Verdict;
 
+mod sweep;
+pub use sweep::spawn_sweeper;
+
 const DEDUP: &str = "dedup";
 const GATE: &str = "gate";
 const SEEN: &str = "seen";
@@ -504,62 +507,6 @@ impl StateStage {
         self.store.failure().is_none() || self.store.flush().is_ok()
     }
 
-    /// Closes due windows (emitting follow-ups) and forgets what has expired; returns how many entries went.
-    pub fn sweep(&self) -> Result<usize, StateError> {
-        if !self.store_usable() {
-            return Ok(0);
-        }
-        let Some(now) = self.now() else { return Ok(0) };
-        let mut removed = 0;
-        loop {
-            let due = expiry::due(&*self.store, now, 4096)?;
-            if due.is_empty() {
-                break;
-            }
-            let mut dirty = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-            let s = &*self.store;
-            for d in &due {
-                let mut ops = Vec::new();
-                // Entries rewritten with a later expiry keep their stale index entries; only a due one goes.
-                let (tree, gone) = match d.tag {
-                    Tag::Dedup => match load::<DedupEntry>(s, DEDUP, &d.key)? {
-                        Some(e) if e.expires <= d.at => {
-                            self.close(&e, &mut ops)?;
-                            (DEDUP, true)
-                        }
-                        _ => (DEDUP, false),
-                    },
-                    Tag::Gate => (
-                        GATE,
-                        load::<GateEntry>(s, GATE, &d.key)?.is_some_and(|g| g.expires <= d.at),
-                    ),
-                    Tag::Seen => (
-                        SEEN,
-                        s.get(SEEN, &d.key)?
-                            .and_then(|v| v.try_into().ok())
-                            .is_some_and(|v| i64::from_be_bytes(v) <= d.at),
-                    ),
-                    Tag::Risk => (risk::TREE, risk::is_expired(s, &d.key, d.at)?),
-                    Tag::Alert => (ALERTS, true),
-                    Tag::Journal => (super::outbox::JOURNAL, true),
-                    Tag::RiskContribution => (risk::CONTRIBUTIONS, true),
-                    Tag::Decision => (super::approvals::DECISIONS, true),
-                    Tag::ResponderMemory => (RESPONDER_MEMORY, true),
-                    Tag::Outcome => (super::outbox::OUTCOMES, true),
-                };
-                if gone {
-                    removed += 1;
-                    ops.push(Op::Delete(tree, d.key.clone()));
-                }
-                ops.push(d.done());
-                s.apply(&ops)?;
-            }
-            *dirty = true;
-        }
-        self.commit()?;
-        Ok(removed)
-    }
-
     /// Live dedup windows.
     pub fn open_windows(&self) -> Result<usize, StateError> {
         self.store.len(DEDUP)
@@ -598,29 +545,4 @@ impl StateStage {
         let now = self.now().unwrap_or(0);
         risk::current(&*self.store, entity, now, self.settings.risk)
     }
-}
-
-/// Runs [`StateStage::sweep`] every `every` until shutdown.
-pub fn spawn_sweeper(
-    stage: Arc<StateStage>,
-    every: std::time::Duration,
-    shutdown: tokio_util::sync::CancellationToken,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                _ = tick.tick() => {
-                    let st = stage.clone();
-                    match tokio::task::spawn_blocking(move || st.sweep()).await {
-                        Ok(Ok(n)) if n > 0 => tracing::debug!(removed = n, "state swept"),
-                        Ok(Err(e)) => tracing::error!(error = %e, "state sweep failed; retrying next tick"),
-                        _ => {}
-                    }
-                }
-            }
-        }
-    })
 }
