@@ -191,7 +191,12 @@ pub async fn start(
         .routes
         .into_iter()
         .map(|route| route(state.clone()))
-        .chain((!desk.access.is_empty()).then(|| crate::triage::api::router(desk.clone())))
+        .chain((!desk.access.is_empty()).then(|| {
+            crate::triage::api::router(desk.clone()).merge(crate::console::router(
+                desk.clone(),
+                cfg.console.session.get(),
+            ))
+        }))
         .reduce(axum::Router::merge);
     let telemetry = match cfg.telemetry.listen {
         Some(addr) => Some(
