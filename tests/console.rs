@@ -6,12 +6,11 @@
 
 mod support;
 use support::common;
+use support::webdriver::Browser;
 
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use base64::Engine as _;
 use rampart::state::model::Status;
 use serde_json::{json, Value};
 
@@ -20,205 +19,6 @@ const VIEWER: &str = "viewer-token-0123456789abcdef00";
 const EVIL_USER: &str = "<script>document.title='pwned'</script>@evil";
 const EXEC: (&str, &str, Option<&str>) = ("create", "pods", Some("exec"));
 const SECRET: (&str, &str, Option<&str>) = ("get", "secrets", None);
-const ELEMENT: &str = "element-6066-11e4-a52f-4abdb4b5b0e6";
-
-fn binary(env: &str, default: &str) -> String {
-    let path = std::env::var(env).unwrap_or_else(|_| default.to_owned());
-    assert!(
-        std::path::Path::new(&path).exists(),
-        "{path} is missing: the console test needs Debian's chromium and chromium-driver; run scripts/deps.sh (or set {env})"
-    );
-    path
-}
-
-/// A chromedriver process and one headless Chromium session, spoken to in W3C WebDriver JSON.
-struct Browser {
-    driver: Child,
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-    }
-}
-
-impl Browser {
-    async fn start() -> Self {
-        let driver_bin = binary("RAMPART_CHROMEDRIVER", "/usr/bin/chromedriver");
-        let chromium = binary("RAMPART_CHROMIUM", "/usr/bin/chromium");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let driver = Command::new(&driver_bin)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{driver_bin}: {e}; run scripts/deps.sh"));
-        let http = reqwest::Client::new();
-        let root = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let ready = http
-                .get(format!("{root}/status"))
-                .send()
-                .await
-                .ok()
-                .map(|r| r.status().is_success())
-                .unwrap_or(false);
-            if ready {
-                break;
-            }
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let caps = json!({"capabilities": {"alwaysMatch": {
-            "browserName": "chrome",
-            "goog:chromeOptions": {"binary": chromium, "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1400,1000"]}
-        }}});
-        let mut b = Browser {
-            driver,
-            http,
-            base: root.clone(),
-        };
-        let v = b.call("POST", "/session", caps).await;
-        let id = v["sessionId"].as_str().unwrap().to_owned();
-        b.base = format!("{root}/session/{id}");
-        b
-    }
-
-    async fn call(&self, method: &str, path: &str, body: Value) -> Value {
-        let url = format!("{}{path}", self.base);
-        let req = match method {
-            "GET" => self.http.get(&url),
-            "DELETE" => self.http.delete(&url),
-            _ => self.http.post(&url).json(&body),
-        };
-        let r = req.send().await.unwrap();
-        let code = r.status();
-        let v: Value = r.json().await.unwrap();
-        assert!(code.is_success(), "{method} {path}: {code} {v}");
-        v["value"].clone()
-    }
-
-    async fn go(&self, url: &str) {
-        self.call("POST", "/url", json!({ "url": url })).await;
-    }
-
-    async fn url(&self) -> String {
-        self.call("GET", "/url", Value::Null)
-            .await
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
-
-    async fn source(&self) -> String {
-        self.call("GET", "/source", Value::Null)
-            .await
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
-
-    async fn js(&self, script: &str) -> Value {
-        self.call(
-            "POST",
-            "/execute/sync",
-            json!({ "script": script, "args": [] }),
-        )
-        .await
-    }
-
-    /// The element `css` selects, waited for.
-    async fn find(&self, css: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let r = self
-                .http
-                .post(format!("{}/element", self.base))
-                .json(&json!({"using": "css selector", "value": css}))
-                .send()
-                .await
-                .unwrap();
-            if r.status().is_success() {
-                let v: Value = r.json().await.unwrap();
-                return v["value"][ELEMENT].as_str().unwrap().to_owned();
-            }
-            assert!(Instant::now() < deadline, "no element {css}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn click(&self, css: &str) {
-        let e = self.find(css).await;
-        self.call("POST", &format!("/element/{e}/click"), json!({}))
-            .await;
-    }
-
-    async fn type_into(&self, css: &str, text: &str) {
-        let e = self.find(css).await;
-        self.call("POST", &format!("/element/{e}/clear"), json!({}))
-            .await;
-        self.call(
-            "POST",
-            &format!("/element/{e}/value"),
-            json!({ "text": text }),
-        )
-        .await;
-    }
-
-    async fn text(&self, css: &str) -> String {
-        let e = self.find(css).await;
-        self.call("GET", &format!("/element/{e}/text"), Value::Null)
-            .await
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
-
-    /// Waits until the page's text holds `what`.
-    async fn wait_text(&self, what: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let t = self.text("body").await;
-            if t.contains(what) {
-                return t;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "page {} never said {what:?}:\n{t}",
-                self.url().await
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Saves the page as docs/console/NAME.png when RAMPART_CONSOLE_SCREENSHOTS=1.
-    async fn screenshot(&self, name: &str) {
-        if std::env::var("RAMPART_CONSOLE_SCREENSHOTS").as_deref() != Ok("1") {
-            return;
-        }
-        let b64 = self.call("GET", "/screenshot", Value::Null).await;
-        let png = base64::engine::general_purpose::STANDARD
-            .decode(b64.as_str().unwrap())
-            .unwrap();
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/console");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
-    }
-
-    async fn quit(&self) {
-        self.call("DELETE", "", Value::Null).await;
-    }
-}
 
 fn now_rfc3339(offset: i64) -> String {
     let secs = (rampart::state::model::wall_ms() / 1000) as i64 + offset;
@@ -274,6 +74,7 @@ async fn soar() -> (String, Arc<Mutex<u32>>) {
 fn plain() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(20))
         .build()
         .unwrap()
 }
@@ -360,6 +161,8 @@ fn rule(e) { true }
         playbooks.display()
     );
     let (running, url, shutdown) = common::start_webhook(&s, "", &rest).await;
+    // A failing assertion stops the pipeline too (its listener would keep the runtime alive).
+    let _stop = shutdown.clone().drop_guard();
     let items = vec![
         event(
             "ev-exec",
@@ -450,7 +253,6 @@ fn rule(e) { true }
     );
 
     // Filter: high and above, by principal.
-    browser.screenshot("alerts").await;
     browser
         .click("select[name=severity] option[value=high]")
         .await;
@@ -542,6 +344,29 @@ fn rule(e) { true }
     // The other pages.
     browser.go(&format!("{base}/console/suppressions")).await;
     browser.wait_text("group").await;
+    browser
+        .click("#new-suppression select[name=scope] option[value=namespace]")
+        .await;
+    browser
+        .type_into("#new-suppression input[name=value]", "payments")
+        .await;
+    browser
+        .type_into("#new-suppression input[name=reason]", "load test this week")
+        .await;
+    browser.click("#new-suppression button").await;
+    browser
+        .wait_text("namespace payments suppressed for every playbook")
+        .await;
+    let sups = api(&base, "/api/suppressions").await;
+    assert!(
+        sups.as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["scope"] == "namespace"
+                && x["name"] == "payments"
+                && x["reason"] == "load test this week"),
+        "{sups}"
+    );
     browser.screenshot("suppressions").await;
     // Mark the secret read false positive, so the tuning page suggests an allowlist entry.
     let r = plain()
@@ -566,6 +391,10 @@ fn rule(e) { true }
         "{t}"
     );
     browser.screenshot("health").await;
+    browser.go(&format!("{base}/console/alerts")).await;
+    let t = browser.wait_text("false positive").await;
+    assert!(t.contains("unmarked"), "{t}");
+    browser.screenshot("alerts").await;
 
     // Forgeries with a real session cookie: cross-site, missing or wrong CSRF token, a viewer.
     let (cookie, csrf) = sign_in(&base, APPROVER).await;
@@ -641,7 +470,14 @@ fn rule(e) { true }
         .unwrap();
     assert_eq!(ok.status(), 303);
     let after = api(&base, "/api/suppressions").await;
-    assert_eq!(after[0]["state"], "revoked", "{after}");
+    let revoked = after
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == snooze["id"])
+        .unwrap();
+    assert_eq!(revoked["state"], "revoked", "{after}");
+    assert_eq!(revoked["revoked_by"], "alice");
 
     // Sign out: the cookie no longer works.
     browser.go(&format!("{base}/console/alerts")).await;

@@ -499,11 +499,14 @@ fn journal(d: &crate::triage::api::Desk, a: &Alert, all: &[Alert]) -> Result<Str
     Ok(h)
 }
 
+/// Which alerts a related-alerts table keeps.
+type Related<'a> = Box<dyn Fn(&Alert) -> bool + 'a>;
+
 /// Alerts by the same principal, and in the same dedup group.
 fn related(a: &Alert, all: &[Alert]) -> String {
     let mut h = String::new();
     let who = principal(a);
-    let groups: [(&str, &str, Box<dyn Fn(&Alert) -> bool>); 2] = [
+    let groups: [(&str, &str, Related<'_>); 2] = [
         (
             "same-group",
             "In the same dedup group",
