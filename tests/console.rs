@@ -368,6 +368,29 @@ fn rule(e) { true }
         "{sups}"
     );
     browser.screenshot("suppressions").await;
+    // An alert the namespace suppression silences is stored, badged, and sent nowhere.
+    let late = json!({"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "metadata": {},
+        "items": [event("ev-late", "carol@example.com", "198.51.100.20", SECRET, "payments")]});
+    let r = reqwest::Client::new()
+        .post(&url)
+        .json(&late)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let late_alert = common::eventually("the silenced alert", Duration::from_secs(20), || {
+        st.alerts()
+            .unwrap()
+            .into_iter()
+            .find(|a| a.id == "default/ev-late/secret-read")
+    })
+    .await;
+    assert!(late_alert.suppressed.is_some());
+    browser
+        .go(&format!("{base}/console/alerts?principal=carol"))
+        .await;
+    let t = browser.wait_text("1 of 4 alerts").await;
+    assert!(t.contains("suppressed"), "{t}");
     // Mark the secret read false positive, so the tuning page suggests an allowlist entry.
     let r = plain()
         .post(format!("{base}/api/outcomes"))
