@@ -152,12 +152,20 @@ fn rule(e) { true }
     )
     .unwrap();
     std::fs::write(
+        playbooks.join("flaky.rhai"),
+        r#"fn meta() { #{ id: "flaky", title: "throws on every config map list", severity: "low",
+    on: #{ verbs: ["list"], resources: ["configmaps"] } } }
+fn rule(e) { throw "flaky by design"; }
+"#,
+    )
+    .unwrap();
+    std::fs::write(
         playbooks.join("lists/secret_readers.yaml"),
         "- vault@example.com\n",
     )
     .unwrap();
     let rest = format!(
-        "playbooks:\n  dir: {}\ntelemetry:\n  listen: 127.0.0.1:0\nrespond:\n  webhooks:\n    - name: soar\n      url: {hook}\nconsole:\n  session: 1h\n  users:\n    - {{ name: alice, role: approver, token: {APPROVER} }}\n    - {{ name: victor, role: viewer, token: {VIEWER} }}\n",
+        "playbooks:\n  dir: {}\n  reload_interval: 100ms\ntelemetry:\n  listen: 127.0.0.1:0\nrespond:\n  webhooks:\n    - name: soar\n      url: {hook}\nconsole:\n  session: 1h\n  users:\n    - {{ name: alice, role: approver, token: {APPROVER} }}\n    - {{ name: victor, role: viewer, token: {VIEWER} }}\n",
         playbooks.display()
     );
     let (running, url, shutdown) = common::start_webhook(&s, "", &rest).await;
@@ -179,6 +187,13 @@ fn rule(e) { true }
             "payments",
         ),
         event("ev-evil", EVIL_USER, "192.0.2.66", SECRET, "default"),
+        event(
+            "ev-flaky",
+            "dave@example.com",
+            "198.51.100.30",
+            ("list", "configmaps", None),
+            "default",
+        ),
     ];
     let list = json!({"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "metadata": {}, "items": items});
     let r = reqwest::Client::new()
@@ -339,7 +354,8 @@ fn rule(e) { true }
     assert!(st.outbox().parked().unwrap().is_empty());
     assert_eq!(*hook_calls.lock().unwrap(), 1);
     browser.go(&format!("{base}/console/approvals")).await;
-    browser.wait_text("No response is waiting").await;
+    let t = browser.wait_text("No response is waiting").await;
+    assert!(t.contains("approved") && t.contains("alice"), "{t}");
 
     // The other pages.
     browser.go(&format!("{base}/console/suppressions")).await;
@@ -407,8 +423,37 @@ fn rule(e) { true }
     browser.wait_text("added \"bob@example.com\"").await;
     let list = std::fs::read_to_string(playbooks.join("lists/secret_readers.yaml")).unwrap();
     assert!(list.contains("bob@example.com"), "{list}");
+    // A broken edit is refused; the health page says why while the previous set keeps running.
+    std::fs::write(
+        playbooks.join("broken.rhai"),
+        "fn meta() { #{ id: \"broken\", title: \"half written\" \n",
+    )
+    .unwrap();
+    let handle = running.playbooks.clone().unwrap();
+    common::eventually("the broken edit refused", Duration::from_secs(20), || {
+        handle.rejected()
+    })
+    .await;
     browser.go(&format!("{base}/console/health")).await;
     let t = browser.wait_text("Playbooks loaded").await;
+    assert!(
+        t.contains("was refused") && t.contains("broken.rhai"),
+        "{t}"
+    );
+    assert!(t.contains("Playbooks loaded: 3"), "{t}");
+    assert!(
+        rampart::internal_events::playbook_faults()
+            .get("flaky")
+            .is_some_and(|n| *n >= 1),
+        "the fault was counted"
+    );
+    let row = browser
+        .js("return [...document.querySelectorAll('#playbooks tr')].find(r => r.innerText.includes('flaky')).querySelector('strong').innerText")
+        .await;
+    assert!(
+        row.as_str().is_some_and(|n| n.parse::<u64>().unwrap() >= 1),
+        "{row}"
+    );
     assert!(
         t.contains("exec-into-pod") && t.contains("secret-read"),
         "{t}"
@@ -463,6 +508,34 @@ fn rule(e) { true }
         .unwrap();
     assert_eq!(r.status(), 403);
     assert!(st.outbox().decision(&delivery).unwrap().unwrap().approve);
+    // A later decision, however well-formed, changes nothing and says who decided first.
+    let r = plain()
+        .post(format!("{base}/console/decide"))
+        .header("cookie", &cookie)
+        .form(&[
+            ("delivery", delivery.as_str()),
+            ("decision", "reject"),
+            ("csrf", &csrf),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let page = plain()
+        .get(format!("{base}/console/approvals"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("was already approved by alice"), "{page}");
+    assert!(st.outbox().decision(&delivery).unwrap().unwrap().approve);
+    assert_eq!(
+        st.outbox().journal(&delivery).unwrap().unwrap().status,
+        Status::Done
+    );
     // A viewer sees the pages without the buttons.
     let page = plain()
         .get(format!(
