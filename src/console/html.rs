@@ -64,13 +64,12 @@ button{cursor:pointer;border:1px solid #8792a2;border-radius:3px;background:#fff
 button.bad{background:#c0392b;color:#fff;border-color:#c0392b}.muted{color:#7b8594}";
 
 /// The pages the navigation lists.
-const NAV: [(&str, &str); 6] = [
+const NAV: [(&str, &str); 5] = [
     ("alerts", "Alerts"),
     ("approvals", "Approvals"),
     ("suppressions", "Suppressions"),
     ("tuning", "Tuning"),
     ("health", "Health"),
-    ("", ""),
 ];
 
 /// A whole page: the frame (navigation, who is signed in, sign-out) around `body`.
@@ -85,8 +84,8 @@ pub fn page(title: &str, active: &str, session: Option<&Session>, body: &str) ->
         esc(title)
     );
     if let Some(s) = session {
-        for (path, name) in NAV.iter().filter(|(p, _)| !p.is_empty()) {
-            let on = if *path == active { " class=\"on\"" } else { "" };
+        for (path, name) in NAV {
+            let on = if path == active { " class=\"on\"" } else { "" };
             let _ = write!(h, "<a href=\"/console/{path}\"{on}>{name}</a>");
         }
         let _ = write!(
