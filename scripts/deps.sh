@@ -39,8 +39,9 @@ ensure_cargo_fuzz() {
 
 ensure_build_deps() {
   # librdkafka, OpenSSL, zlib and zstd are built from source by their -sys crates (Cargo.toml),
-  # so only a C toolchain, make and perl are needed; python3 picks free ports for the tests.
-  ensure_apt build-essential perl python3
+  # so only a C toolchain, make and perl are needed; python3 picks free ports for the tests;
+  # chromium and its WebDriver drive the web console's test (tests/console.rs).
+  ensure_apt build-essential perl python3 chromium chromium-driver
   export PATH="$HOME/.cargo/bin:$PATH"
 }
 

@@ -43,6 +43,11 @@ impl PlaybookFaulted<'_> {
     pub fn emit(self) {
         counter!("rampart_playbook_faults_total", "playbook" => self.playbook.to_owned(), "kind" => self.kind)
             .increment(1);
+        *FAULTS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(self.playbook.to_owned())
+            .or_default() += 1;
         tracing::warn!(fault = %self.fault, "playbook fault; other playbooks still ran");
     }
 }
@@ -57,6 +62,15 @@ impl PlaybooksReloaded {
         counter!("rampart_playbook_reloads_total").increment(1);
         tracing::info!(playbooks = self.playbooks, "playbooks reloaded");
     }
+}
+
+/// Faults per playbook since start, as `rampart_playbook_faults_total` counts them (for the console's Health page).
+static FAULTS: std::sync::Mutex<std::collections::BTreeMap<String, u64>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// Faults per playbook since the process started.
+pub fn playbook_faults() -> std::collections::BTreeMap<String, u64> {
+    FAULTS.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
 /// An edited playbook set did not compile; the previous set keeps running.

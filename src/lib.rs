@@ -13,6 +13,7 @@
 //! - [`pipeline`]: bounded channels, workers, acknowledgements back to the sources, ordered shutdown.
 //! - [`respond`]: the dispatcher that takes work from the outbox (retries, backoff, dry-run, journal) and the responders; the console output of events.
 //! - [`telemetry`]: logs, Prometheus metrics, health endpoints.
+//! - [`triage`]: outcomes, suppressions, the tuning report and the bearer-token API; [`console`]: the web console over them.
 //! - [`internal_events`]: one type per noteworthy happening, whose `emit()` logs and counts it.
 //! - [`fsutil`]: appending to files (dead letters, output).
 //! - [`journal_cli`]: `rampart alerts` / `rampart actions`.
@@ -23,6 +24,7 @@ pub mod app;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod deadletter;
 pub mod enrich;
 pub mod event;

@@ -201,7 +201,12 @@ pub async fn start(
                 triage: desk.triage.clone(),
             })
         })
-        .chain((!desk.access.is_empty()).then(|| crate::triage::api::router(desk.clone())))
+        .chain((!desk.access.is_empty()).then(|| {
+            crate::triage::api::router(desk.clone()).merge(crate::console::router(
+                desk.clone(),
+                cfg.console.session.get(),
+            ))
+        }))
         .reduce(axum::Router::merge);
     let telemetry = match cfg.telemetry.listen {
         Some(addr) => Some(

@@ -12,3 +12,4 @@ pub mod slack_kit;
 pub mod spawned;
 pub mod tcp_proxy;
 pub mod test_tls;
+pub mod webdriver;
