@@ -419,7 +419,9 @@ fn rule(e) { throw "flaky by design"; }
     browser.go(&format!("{base}/console/tuning")).await;
     browser.wait_text("bob@example.com").await;
     browser.screenshot("tuning").await;
-    browser.click("#suggestions button").await;
+    browser
+        .click("#suggestions tr[data-key=\"secret_readers=bob@example.com\"] button")
+        .await;
     browser.wait_text("added \"bob@example.com\"").await;
     let list = std::fs::read_to_string(playbooks.join("lists/secret_readers.yaml")).unwrap();
     assert!(list.contains("bob@example.com"), "{list}");

@@ -230,7 +230,8 @@ pub fn tuning(d: &Desk, s: &Session) -> Rendered {
             };
             let _ = write!(
                 h,
-                "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{apply}</td></tr>",
+                "<tr data-key=\"{}\"><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{apply}</td></tr>",
+                esc(&x.key()),
                 esc(&x.playbook),
                 esc(&x.value),
                 esc(&x.list),
