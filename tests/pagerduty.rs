@@ -54,9 +54,14 @@ async fn start(url: &str, key: &str) -> common::Dispatching {
 /// As [`start`], with triage over the stage's store and the responders observing it, as
 /// `rampart run` wires them.
 async fn start_with_triage(url: &str, key: &str) -> (common::Dispatching, Arc<Triage>) {
+    start_with(&format!("routing_key: {key}\n    url: {url}\n")).await
+}
+
+/// As [`start_with_triage`], with `section` as `respond.pagerduty` (indented four spaces).
+async fn start_with(section: &str) -> (common::Dispatching, Arc<Triage>) {
     let s = common::Scratch::new();
     let cfg = s.config(&format!(
-        "sources:\n  files:\n    - path: /dev/null\nrespond:\n  pagerduty:\n    routing_key: {key}\n    url: {url}\n"
+        "sources:\n  files:\n    - path: /dev/null\nrespond:\n  pagerduty:\n    {section}"
     ));
     let built = build_all(&BuildContext {
         config: &cfg,
@@ -286,6 +291,68 @@ async fn marking_acknowledges_or_resolves_the_incident_and_a_snooze_resolves_it(
         "the second mark sent nothing"
     );
     r.stop().await;
+}
+
+#[tokio::test]
+async fn routes_page_the_actor_s_team_or_the_severity_s_service_and_closing_events_follow() {
+    const PAYMENTS: &str = "Rpaymentsteam00000000000000000000";
+    const CRITICAL: &str = "Rcriticalsvc000000000000000000000";
+    let pd = FakePagerDuty::start_with_keys(&[KEY, PAYMENTS, CRITICAL]).await;
+    let (r, triage) = start_with(&format!(
+        "routing_key: {KEY}\n    url: {}\n    routes:\n      - routing_key: {PAYMENTS}\n        teams: [payments]\n      - routing_key: {CRITICAL}\n        min_severity: critical\n",
+        pd.url
+    ))
+    .await;
+    let in_team = |mut ev: AuditEvent, team: &str| {
+        let mut x = rampart::model::Enrichment::default();
+        x.identity.team = Some(team.to_owned());
+        ev.enrichment = Some(Box::new(x));
+        ev
+    };
+    // A payments engineer's critical alert: the first route (the team) wins over the second.
+    r.feed(&in_team(
+        event("e1", "alice", Severity::Critical),
+        "payments",
+    ));
+    r.feed(&in_team(event("e2", "bob", Severity::Critical), "platform"));
+    r.feed(&in_team(event("e3", "carol", Severity::High), "platform"));
+    for id in ["e1", "e2", "e3"] {
+        let j = journaled(&r, &format!("prod/{id}/cluster-admin-binding/pagerduty")).await;
+        assert_eq!(j.status, Status::Done, "{j:?}");
+    }
+    let key_of = |id: &str| {
+        for_incident(&pd, &format!("prod/{id}/cluster-admin-binding"))[0]["routing_key"].clone()
+    };
+    assert_eq!(key_of("e1"), PAYMENTS);
+    assert_eq!(key_of("e2"), CRITICAL);
+    assert_eq!(key_of("e3"), KEY, "no route matches: the default service");
+    // The resolve goes to the service that holds the incident.
+    let e1 = "prod/e1/cluster-admin-binding";
+    triage
+        .mark(e1, Outcome::FalsePositive, "", "alice")
+        .unwrap();
+    journaled(&r, &format!("{e1}/pagerduty/resolve")).await;
+    let events = for_incident(&pd, e1);
+    assert_eq!(events[1]["event_action"], "resolve");
+    assert_eq!(events[1]["routing_key"], PAYMENTS);
+    r.stop().await;
+}
+
+#[test]
+fn a_route_that_matches_everything_or_has_no_key_is_refused() {
+    let yaml = "sources:\n  files:\n    - path: /dev/null\nrespond:\n  pagerduty:\n    routing_key: Rdefault\n    routes:\n      - routing_key: ''\n      - routing_key: Rother\n        teams: [payments]\n";
+    let err = rampart::config::load_str(yaml, "test")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("respond.pagerduty.routes[0].routing_key"),
+        "{err}"
+    );
+    assert!(
+        err.contains("respond.pagerduty.routes[0]: matches every alert"),
+        "{err}"
+    );
+    assert!(!err.contains("routes[1]"), "{err}");
 }
 
 #[test]

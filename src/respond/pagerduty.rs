@@ -30,6 +30,41 @@ pub struct PagerDutyConfig {
     /// Longest one request may take.
     #[serde(default = "default_timeout")]
     pub timeout: Seconds,
+    /// Other services to page, by the actor's team or the alert's severity or cluster: the first
+    /// route that matches an alert takes it (its acknowledge and resolve too); the rest go to
+    /// `routing_key`.
+    #[serde(default)]
+    pub routes: Vec<PagerDutyRoute>,
+}
+
+/// One route: where alerts that match every test given go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PagerDutyRoute {
+    /// The integration key of that service's Events API v2 integration (a secret).
+    pub routing_key: Secret,
+    /// The actor's team (identity enrichment) is one of these.
+    #[serde(default)]
+    pub teams: Vec<String>,
+    /// The alert is at least this severe.
+    #[serde(default)]
+    pub min_severity: Option<Severity>,
+    /// The alert's cluster is one of these.
+    #[serde(default)]
+    pub clusters: Vec<String>,
+}
+
+impl PagerDutyRoute {
+    fn matches(&self, a: &Alert) -> bool {
+        let team = a
+            .event()
+            .enrichment
+            .as_ref()
+            .and_then(|e| e.identity.team.as_deref());
+        (self.teams.is_empty() || team.is_some_and(|t| self.teams.iter().any(|x| x == t)))
+            && self.min_severity.is_none_or(|m| a.severity >= m)
+            && (self.clusters.is_empty() || self.clusters.contains(&a.cluster))
+    }
 }
 
 fn default_min_severity() -> Severity {
@@ -50,6 +85,21 @@ impl PagerDutyConfig {
                 path: "respond.pagerduty.routing_key".into(),
                 message: "must be the integration key of an Events API v2 integration".into(),
             });
+        }
+        for (i, r) in self.routes.iter().enumerate() {
+            let at = format!("respond.pagerduty.routes[{i}]");
+            if r.routing_key.expose().trim().is_empty() {
+                p.push(Problem {
+                    path: format!("{at}.routing_key"),
+                    message: "must be the integration key of an Events API v2 integration".into(),
+                });
+            }
+            if r.teams.is_empty() && r.min_severity.is_none() && r.clusters.is_empty() {
+                p.push(Problem {
+                    path: at,
+                    message: "matches every alert: give teams, min_severity or clusters".into(),
+                });
+            }
         }
         if !(self.url.starts_with("https://") || self.url.starts_with("http://")) {
             p.push(Problem {
@@ -215,11 +265,22 @@ impl PagerDuty {
         })
     }
 
+    /// The routing key of the service that takes `a`: the first matching route's, else the default.
+    fn routing_key(&self, a: &Alert) -> &str {
+        self.cfg
+            .routes
+            .iter()
+            .find(|r| r.matches(a))
+            .map_or(&self.cfg.routing_key, |r| &r.routing_key)
+            .expose()
+    }
+
     async fn send(&self, d: &Delivery) -> Result<Effect, Retry> {
         let closing = closing_action(d);
+        let key = self.routing_key(&d.alert);
         let body = match closing {
-            Some(action) => closing_event(self.cfg.routing_key.expose(), d, action),
-            None => event(self.cfg.routing_key.expose(), d),
+            Some(action) => closing_event(key, d, action),
+            None => event(key, d),
         };
         let resp = self
             .http

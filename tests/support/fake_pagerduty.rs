@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 #[derive(Default)]
 struct St {
-    routing_key: String,
+    routing_keys: Vec<String>,
     /// Every event accepted, in order.
     events: Mutex<Vec<Value>>,
     /// Every request, accepted or not.
@@ -56,7 +56,7 @@ async fn enqueue(State(st): State<Arc<St>>, body: axum::body::Bytes) -> Response
             .to_owned()
     };
     let mut errors = Vec::new();
-    if s("/routing_key") != st.routing_key {
+    if !st.routing_keys.contains(&s("/routing_key")) {
         errors.push("'routing_key' is invalid".into());
     }
     if !["trigger", "acknowledge", "resolve"].contains(&s("/event_action").as_str()) {
@@ -101,8 +101,13 @@ async fn enqueue(State(st): State<Arc<St>>, body: axum::body::Bytes) -> Response
 
 impl FakePagerDuty {
     pub async fn start(routing_key: &str) -> Self {
+        Self::start_with_keys(&[routing_key]).await
+    }
+
+    /// A server with several integrations (services), one routing key each.
+    pub async fn start_with_keys(routing_keys: &[&str]) -> Self {
         let st = Arc::new(St {
-            routing_key: routing_key.to_owned(),
+            routing_keys: routing_keys.iter().map(|k| (*k).to_owned()).collect(),
             ..St::default()
         });
         let app = axum::Router::new()
