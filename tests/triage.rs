@@ -103,6 +103,27 @@ async fn metric(telemetry: &str, line_start: &str) -> Option<f64> {
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
+/// `rampart tune --apply ENTRY`, then waits until the running instance has reloaded the list.
+async fn apply_and_reload(config: &Path, telemetry: &str, entry: &str) -> String {
+    let before = metric(telemetry, "rampart_playbook_reloads_total")
+        .await
+        .unwrap_or(0.0);
+    let said = cli(config, &["tune", "--apply", entry]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while metric(telemetry, "rampart_playbook_reloads_total")
+        .await
+        .unwrap_or(0.0)
+        <= before
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{entry} was not reloaded"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    said
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_false_positive_becomes_an_allowlist_entry_and_a_suppression_silences_before_responders()
 {
@@ -209,17 +230,12 @@ async fn a_false_positive_becomes_an_allowlist_entry_and_a_suppression_silences_
     );
 
     // Applying it writes the list file and says so; hot reload picks it up.
-    let reloads_before = metric(&telemetry, "rampart_playbook_reloads_total")
-        .await
-        .unwrap_or(0.0);
-    let said = cli(
+    let said = apply_and_reload(
         &cli_cfg,
-        &[
-            "tune",
-            "--apply",
-            "secret_readers=system:serviceaccount:ci:deployer",
-        ],
-    );
+        &telemetry,
+        "secret_readers=system:serviceaccount:ci:deployer",
+    )
+    .await;
     assert!(
         said.contains("added \"system:serviceaccount:ci:deployer\""),
         "{said}"
@@ -231,18 +247,6 @@ async fn a_false_positive_becomes_an_allowlist_entry_and_a_suppression_silences_
         "comments kept: {list}"
     );
     assert!(list.contains("- \"system:serviceaccount:ci:deployer\"  # rampart tune: 1 false positive(s) of secret-read, applied by oncall"), "{list}");
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while metric(&telemetry, "rampart_playbook_reloads_total")
-        .await
-        .unwrap_or(0.0)
-        <= reloads_before
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the list was not reloaded"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 
     // The next such read (another secret: a dedup group of its own) raises nothing; someone
     // else's still alerts.
@@ -291,30 +295,13 @@ async fn a_false_positive_becomes_an_allowlist_entry_and_a_suppression_silences_
         ],
         "the applied entry is no longer suggested"
     );
-    let reloads_before = metric(&telemetry, "rampart_playbook_reloads_total")
-        .await
-        .unwrap_or(0.0);
-    let said = cli(
+    let said = apply_and_reload(
         &cli_cfg,
-        &[
-            "tune",
-            "--apply",
-            "exceptions=secret-read user=mallory@example.com",
-        ],
-    );
+        &telemetry,
+        "exceptions=secret-read user=mallory@example.com",
+    )
+    .await;
     assert!(said.contains("lists/exceptions.yaml"), "{said}");
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while metric(&telemetry, "rampart_playbook_reloads_total")
-        .await
-        .unwrap_or(0.0)
-        <= reloads_before
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the exception was not reloaded"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
     post(&url, &[event("e3b", "mallory@example.com", "db-other")]).await;
     let ids: Vec<String> = alerts(&telemetry)
         .await

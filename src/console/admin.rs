@@ -213,7 +213,7 @@ pub fn tuning(d: &Desk, s: &Session) -> Rendered {
     }
     h.push_str("</table><h2>Suggestions</h2>");
     if r.suggestions.is_empty() {
-        h.push_str("<p class=\"muted\">No suggestions: they come from alerts marked false positive whose playbook has an allowlist.</p>");
+        h.push_str("<p class=\"muted\">No suggestions: they come from alerts marked false positive (an entry of the playbook's allowlists, or an exception for the playbook and the principal).</p>");
     } else {
         h.push_str("<table id=\"suggestions\"><tr><th>Playbook</th><th>Add</th><th>To list</th><th>Field</th><th class=\"num\">False positives silenced</th><th>Also silences</th><th>File</th><th></th></tr>");
         for x in &r.suggestions {
@@ -246,7 +246,7 @@ pub fn tuning(d: &Desk, s: &Session) -> Rendered {
     if !r.without_allowlist.is_empty() {
         let _ = write!(
             h,
-            "<p>False positives without an allowlist to put them in (add <code>not_in_lists</code> to <code>meta().on.where</code>): {}</p>",
+            "<p>False positives with nothing to suggest (no principal on the event, no allowlist in <code>meta().on.where</code>): {}</p>",
             esc(&r.without_allowlist.join(", "))
         );
     }
