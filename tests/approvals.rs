@@ -359,7 +359,11 @@ fn respond(e) { [revoke_binding()] }
     status_of(&r, "prod/e1/trial/chat", Status::Done).await;
     assert_eq!(*revoke.dry.lock().unwrap(), vec![true]);
     assert_eq!(*chat.dry.lock().unwrap(), vec![true]);
-    assert_eq!(r.st.risk("mallory").unwrap(), 0.0, "a trial adds no risk");
+    assert_eq!(
+        r.st.risk("prod", "mallory").unwrap(),
+        0.0,
+        "a trial adds no risk"
+    );
 
     // The same playbook without dry_run acts for real.
     let mut ev2 = event("e2", "trent", false);

@@ -91,6 +91,9 @@ fn source_config(group: &str, topic: &str) -> (KafkaConnection, KafkaSourceConfi
         drain_timeout: Seconds::from_millis(300),
         commit_interval: Seconds::from_millis(100),
         lag_interval: Seconds::from_secs(1),
+        partition_assignment: Default::default(),
+        group_instance_id: None,
+        session_timeout: Seconds::from_secs(6),
         properties: [
             ("session.timeout.ms".to_owned(), Secret::new("6000")),
             ("heartbeat.interval.ms".to_owned(), Secret::new("500")),

@@ -295,10 +295,10 @@ async fn risk_adds_up_across_playbooks_raises_one_high_risk_alert_and_decays() {
     assert_eq!(carol.contributions[0].playbook, "odd-hour-login");
     // One more weak signal: no second high-risk alert for carol.
     assert_eq!(st.process(&weak(4, "exec")).unwrap().high_risk, 0);
-    let r0 = st.risk("carol").unwrap();
+    let r0 = st.risk("prod-eu", "carol").unwrap();
     assert!((199.0..=200.0).contains(&r0), "{r0}");
     tokio::time::advance(Duration::from_secs(3600)).await;
-    let r1 = st.risk("carol").unwrap();
+    let r1 = st.risk("prod-eu", "carol").unwrap();
     assert!(
         (r1 - r0 / 2.0).abs() < 1.0,
         "halved after an hour: {r0} -> {r1}"

@@ -309,6 +309,12 @@ async fn bridges_batches_into_kafka_and_answers_once_they_are_there() {
                 .unwrap()
                 .to_vec();
             assert_eq!(cluster, b"prod-eu");
+            // Keyed by cluster and principal: one principal's events share a partition.
+            let user = v["user"]["username"].as_str().unwrap();
+            assert_eq!(
+                m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                Some(format!("prod-eu/{user}"))
+            );
             got.push(v["auditID"].as_str().unwrap().to_owned());
         }
     }

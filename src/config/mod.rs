@@ -174,6 +174,30 @@ pub enum StartFrom {
     Latest,
 }
 
+/// How a consumer group shares partitions out when an instance joins or leaves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PartitionAssignment {
+    /// Incremental: only the partitions that move stop; the others keep flowing (Kafka's cooperative-sticky assignor).
+    #[default]
+    CooperativeSticky,
+    /// Eager: every instance gives up every partition on each rebalance (librdkafka's range assignor).
+    Range,
+    /// Eager, partitions dealt out in turn (librdkafka's roundrobin assignor).
+    Roundrobin,
+}
+
+impl PartitionAssignment {
+    /// librdkafka's `partition.assignment.strategy` value.
+    pub fn strategy(self) -> &'static str {
+        match self {
+            Self::CooperativeSticky => "cooperative-sticky",
+            Self::Range => "range",
+            Self::Roundrobin => "roundrobin",
+        }
+    }
+}
+
 /// The Kafka consumer.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -194,6 +218,17 @@ pub struct KafkaSourceConfig {
     /// How often consumer lag is refreshed for the metric.
     #[serde(default = "default_lag_interval")]
     pub lag_interval: Seconds,
+    /// How partitions move between instances on a rebalance; every instance of a group must agree.
+    #[serde(default)]
+    pub partition_assignment: PartitionAssignment,
+    /// This instance's stable name in the group (static membership: write `${POD_NAME}` in a
+    /// StatefulSet). A restart within `session_timeout` then gets its partitions back without a
+    /// rebalance. Unique per instance; two live instances with one name fence each other.
+    #[serde(default)]
+    pub group_instance_id: Option<String>,
+    /// How long the group waits for a silent instance before handing its partitions to the others.
+    #[serde(default = "default_session_timeout")]
+    pub session_timeout: Seconds,
     /// Extra librdkafka properties for the consumer only.
     #[serde(default)]
     pub properties: BTreeMap<String, Secret>,
@@ -207,6 +242,9 @@ fn default_commit_interval() -> Seconds {
 }
 fn default_lag_interval() -> Seconds {
     Seconds::from_secs(10)
+}
+fn default_session_timeout() -> Seconds {
+    Seconds::from_secs(45)
 }
 
 /// The API server's webhook audit backend.

@@ -81,6 +81,23 @@ pub fn validate(c: &Config) -> Vec<Problem> {
         if k.topics.is_empty() {
             problem(&mut p, "sources.kafka.topics", "name at least one topic");
         }
+        if k.group_instance_id
+            .as_deref()
+            .is_some_and(|id| id.trim().is_empty())
+        {
+            problem(
+                &mut p,
+                "sources.kafka.group_instance_id",
+                "must not be empty (leave it out for dynamic membership)",
+            );
+        }
+        if !(6..=1800).contains(&k.session_timeout.get().as_secs()) {
+            problem(
+                &mut p,
+                "sources.kafka.session_timeout",
+                "must be between 6s and 30m (the brokers' default bounds)",
+            );
+        }
         for (i, t) in k.topics.iter().enumerate() {
             if t.trim().is_empty() {
                 problem(

@@ -114,20 +114,36 @@ impl Baseline {
         &self.shards[(hash(principal.as_bytes()) as usize) % SHARDS]
     }
 
-    /// Compares the event with the principal's history, then adds it.
-    pub fn observe(&self, principal: &str, o: &Observation<'_>) -> BaselineFlags {
+    /// Compares the event with the principal's history in `cluster`, then adds it.
+    ///
+    /// A principal of one cluster is not the same principal in another: each has its own
+    /// history. A profile stored before histories were per cluster (under the principal alone)
+    /// is taken over by the first cluster that sees the principal.
+    pub fn observe(&self, cluster: &str, principal: &str, o: &Observation<'_>) -> BaselineFlags {
+        let key = format!("{cluster}\u{1f}{principal}");
+        let principal = key.as_str();
+        let legacy = &principal[cluster.len() + 1..];
         let mut shard = self
             .shard(principal)
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         if !shard.contains_key(principal) {
-            let loaded = self
-                .store
-                .get(TREE, principal.as_bytes())
-                .ok()
-                .flatten()
-                .and_then(|b| serde_json::from_slice::<Profile>(&b).ok());
-            let fresh = loaded.is_none();
+            let read = |k: &str| {
+                self.store
+                    .get(TREE, k.as_bytes())
+                    .ok()
+                    .flatten()
+                    .and_then(|b| serde_json::from_slice::<Profile>(&b).ok())
+            };
+            let (loaded, moved) = match read(principal) {
+                Some(p) => (Some(p), false),
+                None => {
+                    let old = read(legacy);
+                    let moved = old.is_some();
+                    (old, moved)
+                }
+            };
+            let fresh = loaded.is_none() || moved;
             let profile = loaded.unwrap_or(Profile {
                 first_seen: o.time,
                 last_seen: o.time,
@@ -282,21 +298,21 @@ mod tests {
     #[test]
     fn nothing_is_flagged_during_learning_and_novelty_is_flagged_after() {
         let b = baseline(Arc::new(MemoryStore::default()));
-        let f = b.observe("alice", &obs(T0, "GB"));
+        let f = b.observe("", "alice", &obs(T0, "GB"));
         assert!(f.learning);
-        let f = b.observe("alice", &obs(T0 + DAY, "SE"));
+        let f = b.observe("", "alice", &obs(T0 + DAY, "SE"));
         assert!(f.learning && !f.new_country, "learning: no flags");
         let after = T0 + 8 * DAY;
-        let f = b.observe("alice", &obs(after, "GB"));
+        let f = b.observe("", "alice", &obs(after, "GB"));
         assert!(!f.learning && !f.new_country, "{f:?}");
-        let f = b.observe("alice", &obs(after, "CN"));
+        let f = b.observe("", "alice", &obs(after, "CN"));
         assert!(f.new_country);
         let mut o = obs(after, "GB");
         o.verb_resource = "delete secrets";
         o.user_agent = Some("curl/8.5.0");
         o.asn = Some(7018);
         o.network = Some("12.81.92.0/24");
-        let f = b.observe("alice", &o);
+        let f = b.observe("", "alice", &o);
         assert!(
             f.new_verb_resource
                 && f.new_user_agent
@@ -304,7 +320,7 @@ mod tests {
                 && f.new_source_network
                 && !f.new_country
         );
-        let f = b.observe("alice", &o);
+        let f = b.observe("", "alice", &o);
         assert!(
             !f.new_verb_resource && !f.new_user_agent,
             "seen once is known"
@@ -312,7 +328,7 @@ mod tests {
         let mut upgraded = obs(after, "GB");
         upgraded.user_agent = Some("kubectl/v1.31.0 (linux/amd64)");
         assert!(
-            !b.observe("alice", &upgraded).new_user_agent,
+            !b.observe("", "alice", &upgraded).new_user_agent,
             "a new kubectl version is not a new agent"
         );
     }
@@ -321,11 +337,11 @@ mod tests {
     fn an_hour_never_active_is_unusual() {
         let b = baseline(Arc::new(MemoryStore::default()));
         for day in 0..8 {
-            b.observe("bob", &obs(T0 + day * DAY, "GB")); // 10:00 every day
+            b.observe("", "bob", &obs(T0 + day * DAY, "GB")); // 10:00 every day
         }
-        assert!(!b.observe("bob", &obs(T0 + 14 * DAY, "GB")).unusual_hour);
+        assert!(!b.observe("", "bob", &obs(T0 + 14 * DAY, "GB")).unusual_hour);
         assert!(
-            b.observe("bob", &obs(T0 + 14 * DAY + 5 * 3600 + 7200, "GB"))
+            b.observe("", "bob", &obs(T0 + 14 * DAY + 5 * 3600 + 7200, "GB"))
                 .unusual_hour,
             "17:00 never seen"
         );
@@ -335,13 +351,13 @@ mod tests {
     fn values_are_capped_with_least_recent_eviction() {
         let b = baseline(Arc::new(MemoryStore::default()));
         let after = T0 + 8 * DAY;
-        b.observe("carol", &obs(T0, "GB"));
+        b.observe("", "carol", &obs(T0, "GB"));
         for (i, c) in ["SE", "US", "CN", "BT", "DE"].iter().enumerate() {
-            b.observe("carol", &obs(after + i as i64, c));
+            b.observe("", "carol", &obs(after + i as i64, c));
         }
         // cap 4: GB (oldest) was evicted, so it is new again
-        assert!(b.observe("carol", &obs(after + 10, "GB")).new_country);
-        assert!(!b.observe("carol", &obs(after + 11, "DE")).new_country);
+        assert!(b.observe("", "carol", &obs(after + 10, "GB")).new_country);
+        assert!(!b.observe("", "carol", &obs(after + 11, "DE")).new_country);
     }
 
     #[test]
@@ -356,7 +372,7 @@ mod tests {
             },
         );
         for i in 0..200 {
-            b.observe(&format!("user-{i}"), &obs(T0 + i, "GB"));
+            b.observe("", &format!("user-{i}"), &obs(T0 + i, "GB"));
         }
         assert!(b.resident() <= 32 + SHARDS, "resident {}", b.resident());
         b.flush();
@@ -369,10 +385,44 @@ mod tests {
                 max_values: 8,
             },
         );
-        let f = again.observe("user-0", &obs(T0 + 1000, "GB"));
+        let f = again.observe("", "user-0", &obs(T0 + 1000, "GB"));
         assert_eq!(f.first_seen, T0);
         assert!(!f.new_country);
-        assert!(again.observe("user-0", &obs(T0 + 1001, "SE")).new_country);
+        assert!(
+            again
+                .observe("", "user-0", &obs(T0 + 1001, "SE"))
+                .new_country
+        );
+    }
+
+    #[test]
+    fn each_cluster_has_its_own_history_and_an_older_profile_is_taken_over() {
+        let store: Arc<dyn StateStore> = Arc::new(MemoryStore::default());
+        let b = baseline(store.clone());
+        let after = T0 + 8 * DAY;
+        b.observe("prod", "alice", &obs(T0, "GB"));
+        let f = b.observe("prod", "alice", &obs(after, "GB"));
+        assert!(!f.learning && !f.new_country);
+        let f = b.observe("staging", "alice", &obs(after, "GB"));
+        assert!(f.learning, "alice is new to staging: {f:?}");
+        assert_eq!(f.first_seen, after);
+
+        // A profile stored under the principal alone (before histories were per cluster).
+        let old = Profile {
+            first_seen: T0,
+            last_seen: T0,
+            ..Profile::default()
+        };
+        store
+            .apply(&[crate::state::Op::Put(
+                TREE,
+                b"bob".to_vec(),
+                serde_json::to_vec(&old).unwrap(),
+            )])
+            .unwrap();
+        let f = baseline(store).observe("prod", "bob", &obs(after, "GB"));
+        assert_eq!(f.first_seen, T0, "bob's history carried over: {f:?}");
+        assert!(!f.learning);
     }
 
     #[test]

@@ -157,6 +157,7 @@ impl Enricher {
                 .then(|| network.client_ip.as_deref().and_then(prefix_of))
                 .flatten();
             b.observe(
+                &ev.provenance.cluster,
                 &identity.actor,
                 &Observation {
                     time: ev.event_time(),

@@ -341,6 +341,13 @@ pub fn register(engine: &mut Engine, lists: Arc<Lists>, state: Arc<super::state_
         },
     );
     let st = state.clone();
+    engine.register_fn(
+        "threshold",
+        move |key: &str, n: i64, window: Dynamic| -> Result<bool, Box<rhai::EvalAltResult>> {
+            Ok(st.threshold(key, n, window_secs(&window).map_err(|e| e.to_string())?))
+        },
+    );
+    let st = state.clone();
     engine.register_fn("first_seen", move |key: &str| st.first_seen(key));
     let st = state.clone();
     engine.register_fn(

@@ -254,10 +254,11 @@ impl PlaybookSet {
                 Ok(Some(v)) => {
                     // Every verdict adds its score to the actor's and the client address's risk.
                     let now = ev.time();
+                    let cluster = &ev.event().provenance.cluster;
                     self.state
-                        .add_risk(&ev.event().user.username, v.score as f64, now);
+                        .add_risk(cluster, &ev.event().user.username, v.score as f64, now);
                     if let Some(ip) = ev.event().source_ips.first() {
-                        self.state.add_risk(ip, v.score as f64, now);
+                        self.state.add_risk(cluster, ip, v.score as f64, now);
                     }
                     crate::internal_events::PlaybookFired { playbook: &p.id }.emit();
                     out.verdicts.push(v);

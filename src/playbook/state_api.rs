@@ -1,7 +1,8 @@
-//! State helpers for playbooks: windowed counts, distinct counts and first-seen, scoped per playbook and keyed by event time.
+//! State helpers for playbooks: windowed counts, thresholds, distinct counts and first-seen, scoped per playbook and cluster, in event time.
 //!
 //! Held in memory, sharded and bounded; durability and correlation across
-//! restarts belong to the state stage (the sled store).
+//! restarts belong to the state stage (the sled store). Every key is the
+//! calling playbook's and the event's cluster's: two clusters never share a count.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -46,6 +47,8 @@ fn current() -> (String, i64) {
 
 enum Entry {
     Times(VecDeque<i64>),
+    /// Event times in the window, and the event time the threshold last fired at.
+    Threshold(VecDeque<i64>, Option<i64>),
     Distinct(HashMap<u64, i64>),
     Seen,
     /// Event time at which each step of a sequence was last seen.
@@ -94,7 +97,7 @@ impl WindowState {
         f: impl FnOnce(&mut Entry, i64) -> T,
     ) -> T {
         let (playbook, now) = current();
-        let full = format!("{playbook}\u{0}{kind}\u{0}{key}");
+        let full = with_cluster(|cluster| format!("{playbook}\u{0}{cluster}\u{0}{kind}\u{0}{key}"));
         let mut shard = self.shards[(hash(&full) as usize) % SHARDS]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
@@ -126,6 +129,38 @@ impl WindowState {
                     times.iter().filter(|t| **t <= now).count() as i64
                 }
                 _ => 0,
+            },
+        )
+    }
+
+    /// Adds this event under `key`; true once per `window` when `key` has had `n` or more events
+    /// within `window` seconds. Unlike `count(key, window) == n`, it does not skip `n` when
+    /// events arrive out of order, and it fires again only once the window has passed.
+    pub fn threshold(&self, key: &str, n: i64, window: i64) -> bool {
+        self.with_entry(
+            "threshold",
+            key,
+            || Entry::Threshold(VecDeque::new(), None),
+            |e, now| match e {
+                Entry::Threshold(times, fired) => {
+                    // Kept in event-time order, so that an early arrival is not dropped first.
+                    let at = times.partition_point(|t| *t <= now);
+                    times.insert(at, now);
+                    let newest = times.back().copied().unwrap_or(now);
+                    while times.front().is_some_and(|t| *t <= newest - window)
+                        || times.len() > MAX_PER_KEY
+                    {
+                        times.pop_front();
+                    }
+                    let due = fired.is_none_or(|f| (now - f).abs() >= window);
+                    if due && times.len() as i64 >= n.max(1) {
+                        *fired = Some(now);
+                        true
+                    } else {
+                        false
+                    }
+                }
+                _ => false,
             },
         )
     }
@@ -204,23 +239,25 @@ impl WindowState {
         )
     }
 
-    /// Adds `points` to an entity's risk, which halves every hour of event time; returns the new risk.
-    pub fn add_risk(&self, entity: &str, points: f64, now: i64) -> f64 {
+    /// Adds `points` to an entity's risk in `cluster`, which halves every hour of event time; returns the new risk.
+    pub fn add_risk(&self, cluster: &str, entity: &str, points: f64, now: i64) -> f64 {
+        let key = format!("{cluster}\u{0}{entity}");
         let mut r = self.risk.lock().unwrap_or_else(|e| e.into_inner());
-        if r.len() >= self.max_keys && !r.contains_key(entity) {
+        if r.len() >= self.max_keys && !r.contains_key(&key) {
             r.retain(|_, (v, at)| decayed(*v, *at, now) >= 1.0);
         }
-        let e = r.entry(entity.to_owned()).or_insert((0.0, now));
+        let e = r.entry(key).or_insert((0.0, now));
         let value = decayed(e.0, e.1, now) + points;
         *e = (value, now.max(e.1));
         value
     }
 
-    /// An entity's current risk.
+    /// An entity's current risk in the cluster of the event being judged.
     pub fn risk(&self, entity: &str) -> f64 {
         let (_, now) = current();
+        let key = with_cluster(|cluster| format!("{cluster}\u{0}{entity}"));
         let r = self.risk.lock().unwrap_or_else(|e| e.into_inner());
-        r.get(entity).map_or(0.0, |(v, at)| decayed(*v, *at, now))
+        r.get(&key).map_or(0.0, |(v, at)| decayed(*v, *at, now))
     }
 
     /// Forgets everything (between playbook test cases).
@@ -320,13 +357,56 @@ mod tests {
     #[test]
     fn risk_accumulates_and_decays_by_half_every_hour() {
         let s = WindowState::new(1000);
-        assert_eq!(s.add_risk("alice", 40.0, 0), 40.0);
-        assert_eq!(s.add_risk("alice", 40.0, 0), 80.0);
+        assert_eq!(s.add_risk("", "alice", 40.0, 0), 40.0);
+        assert_eq!(s.add_risk("", "alice", 40.0, 0), 80.0);
         assert_eq!(
             with_context("p", RISK_HALF_LIFE, "", || s.risk("alice")),
             40.0
         );
         assert_eq!(with_context("p", 0, "", || s.risk("bob")), 0.0);
+        assert_eq!(
+            with_context("p", 0, "prod", || s.risk("alice")),
+            0.0,
+            "alice in another cluster is another entity"
+        );
+    }
+
+    #[test]
+    fn keys_are_per_cluster() {
+        let s = WindowState::new(1000);
+        let count = |cluster: &str| with_context("p", 10, cluster, || s.count("alice", 300));
+        assert_eq!(count("prod"), 1);
+        assert_eq!(count("prod"), 2);
+        assert_eq!(
+            count("staging"),
+            1,
+            "another cluster's alice is counted apart"
+        );
+        assert!(with_context("p", 10, "prod", || s.first_seen("k")));
+        assert!(with_context("p", 10, "staging", || s.first_seen("k")));
+    }
+
+    #[test]
+    fn a_threshold_fires_once_per_window_whatever_the_arrival_order() {
+        let s = WindowState::new(1000);
+        let hit = |t: i64| with_context("p", t, "", || s.threshold("mallory", 5, 300));
+        // Events at 1..=5 s arrive as 1, 2, 4, 5, 3: `count(..) == 5` never sees 5 (the event
+        // at 5 s counts 4 at or before it, the one at 3 s counts 3), the threshold does.
+        let fired: Vec<bool> = [1, 2, 4, 5, 3].into_iter().map(hit).collect();
+        assert_eq!(fired, [false, false, false, false, true]);
+        assert!(!hit(6), "once per window");
+        assert!(!hit(200));
+        assert!(
+            hit(303),
+            "a window after firing, five events within 300 s again (4, 5, 6, 200, 303)"
+        );
+        assert!(!hit(304), "once per window");
+        // Below the count the threshold never fires, whatever the order.
+        let other = |t: i64| with_context("p", t, "", || s.threshold("trent", 3, 60));
+        assert!(
+            !other(100) && !other(10) && !other(50),
+            "10 is out of 100's window"
+        );
     }
 
     #[test]

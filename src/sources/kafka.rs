@@ -266,7 +266,18 @@ impl KafkaSource {
                 "statistics.interval.ms",
                 cfg.lag_interval.get().as_millis().to_string(),
             )
-            .set("enable.partition.eof", "false");
+            .set("enable.partition.eof", "false")
+            .set(
+                "partition.assignment.strategy",
+                cfg.partition_assignment.strategy(),
+            )
+            .set(
+                "session.timeout.ms",
+                cfg.session_timeout.get().as_millis().to_string(),
+            );
+        if let Some(id) = cfg.group_instance_id.as_deref() {
+            cc.set("group.instance.id", id);
+        }
         for (k, v) in &cfg.properties {
             cc.set(k, v.expose());
         }

@@ -310,12 +310,42 @@ async fn process(s: &Shared, origin: Origin, body: Bytes) -> Response {
     }
 }
 
-/// Produces each event of the batch to Kafka (acks=all) and answers once all are durable.
+/// The Kafka key of one event: its cluster and the principal who made the request, so that one
+/// principal's events share a partition (and so one instance's state) while a cluster's spread.
+fn record_key(cluster: Option<&str>, item: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct User<'a> {
+        #[serde(borrow, default)]
+        username: Option<std::borrow::Cow<'a, str>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Item<'a> {
+        #[serde(borrow, default)]
+        user: Option<User<'a>>,
+    }
+    let user = serde_json::from_slice::<Item<'_>>(item)
+        .ok()
+        .and_then(|i| i.user?.username)
+        .filter(|u| !u.is_empty());
+    match (cluster, user) {
+        (Some(c), Some(u)) => Some(format!("{c}/{u}")),
+        (None, Some(u)) => Some(u.into_owned()),
+        (Some(c), None) => Some(c.to_owned()),
+        (None, None) => None,
+    }
+}
+
+/// Produces each event of the batch to Kafka (acks=all), keyed by cluster and principal, and
+/// answers once all are durable.
 async fn bridge(s: &Shared, producer: &FutureProducer, topic: &str, body: &[u8]) -> Response {
     let items = split_items(body);
+    let keys: Vec<Option<String>> = items
+        .iter()
+        .map(|item| record_key(s.cluster.as_deref(), item))
+        .collect();
     let cluster = s.cluster.as_deref();
     let header_name = s.cluster_header.as_deref();
-    let sends = items.iter().map(|item| {
+    let sends = items.iter().zip(&keys).map(|(item, key)| {
         let mut headers = OwnedHeaders::new();
         if let (Some(key), Some(value)) = (header_name, cluster) {
             headers = headers.insert(Header {
@@ -325,8 +355,8 @@ async fn bridge(s: &Shared, producer: &FutureProducer, topic: &str, body: &[u8])
         }
         let record: FutureRecord<'_, [u8], [u8]> =
             FutureRecord::to(topic).payload(*item).headers(headers);
-        let record = match cluster {
-            Some(c) => record.key(c.as_bytes()),
+        let record = match key {
+            Some(k) => record.key(k.as_bytes()),
             None => record,
         };
         producer.send(record, s.ack_timeout)
@@ -384,5 +414,24 @@ mod tests {
         );
         assert_eq!(split_items(br#"[{"a":1}]"#), vec![&br#"{"a":1}"#[..]]);
         assert_eq!(split_items(br#"{"a":1}"#), vec![&br#"{"a":1}"#[..]]);
+    }
+
+    #[test]
+    fn records_are_keyed_by_cluster_and_principal() {
+        let ev = br#"{"auditID":"a","user":{"username":"system:serviceaccount:ci:deployer","groups":["x"]}}"#;
+        assert_eq!(
+            record_key(Some("prod"), ev).as_deref(),
+            Some("prod/system:serviceaccount:ci:deployer")
+        );
+        assert_eq!(
+            record_key(None, br#"{"user":{"username":"alice\u0040example.com"}}"#).as_deref(),
+            Some("alice@example.com"),
+            "escaped names are read as the API server meant them"
+        );
+        assert_eq!(
+            record_key(Some("prod"), br#"{"user":{}}"#).as_deref(),
+            Some("prod")
+        );
+        assert_eq!(record_key(None, b"not json"), None);
     }
 }

@@ -64,14 +64,21 @@ fn expires(value: f64, at: i64, half_life: i64) -> i64 {
     at.saturating_add(halvings.saturating_mul(half_life.max(1)))
 }
 
-/// Reads an entity's current risk.
+/// Where an entity's risk is stored: an entity is a principal or an address in one cluster.
+fn entity_key(cluster: &str, entity: &str) -> String {
+    format!("{cluster}\u{1f}{entity}")
+}
+
+/// Reads an entity's current risk in `cluster`.
 pub fn current(
     store: &dyn StateStore,
+    cluster: &str,
     entity: &str,
     now: i64,
     s: RiskSettings,
 ) -> Result<f64, StateError> {
-    Ok(load(store, entity)?.map_or(0.0, |e| decayed(e.value, e.at, now, s.half_life)))
+    Ok(load(store, &entity_key(cluster, entity))?
+        .map_or(0.0, |e| decayed(e.value, e.at, now, s.half_life)))
 }
 
 fn load(store: &dyn StateStore, entity: &str) -> Result<Option<RiskEntry>, StateError> {
@@ -86,7 +93,7 @@ fn load(store: &dyn StateStore, entity: &str) -> Result<Option<RiskEntry>, State
         .transpose()
 }
 
-/// Adds `c` to `entity`'s risk; returns the writes, the new risk, and the high-risk alert when it crosses the threshold.
+/// Adds `c` to `entity`'s risk in `cluster`; returns the writes, the new risk, and the high-risk alert when it crosses the threshold.
 pub fn add(
     store: &dyn StateStore,
     entity: &str,
@@ -95,7 +102,8 @@ pub fn add(
     s: RiskSettings,
 ) -> Result<(Vec<Op>, f64, Option<Alert>), StateError> {
     let now = c.at;
-    let mut e = load(store, entity)?.unwrap_or(RiskEntry {
+    let key = entity_key(cluster, entity);
+    let mut e = load(store, &key)?.unwrap_or(RiskEntry {
         value: 0.0,
         at: now,
         armed: true,
@@ -124,11 +132,11 @@ pub fn add(
     let mut ops = Vec::with_capacity(2);
     if e.expires > e.indexed {
         e.indexed = e.expires.saturating_add(s.half_life.max(1));
-        ops.push(expiry::put(e.indexed, Tag::Risk, entity.as_bytes()));
+        ops.push(expiry::put(e.indexed, Tag::Risk, key.as_bytes()));
     }
     ops.push(Op::Put(
         TREE,
-        entity.as_bytes().to_vec(),
+        key.into_bytes(),
         serde_json::to_vec(&e).unwrap_or_default(),
     ));
     Ok((ops, e.value, alert))
@@ -147,6 +155,9 @@ fn high_risk(
     cluster: &str,
 ) -> Alert {
     let first = contributions.iter().map(|c| c.at).min().unwrap_or(e.at);
+    // Named after the alert that crossed the threshold (itself `cluster/audit id/playbook`):
+    // unique whichever instance raises it, and the same when a replay raises it again.
+    let crossing = contributions.last().map_or("", |c| c.alert.as_str());
     let mut context = serde_json::Map::new();
     context.insert("entity".into(), entity.into());
     context.insert(
@@ -154,7 +165,7 @@ fn high_risk(
         serde_json::json!((e.value * 10.0).round() / 10.0),
     );
     Alert {
-        id: format!("risk/{entity}/{}", e.at),
+        id: format!("risk/{cluster}/{entity}/{crossing}"),
         kind: AlertKind::HighRisk,
         thread: None,
         playbook: PLAYBOOK.to_owned(),

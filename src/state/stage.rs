@@ -540,9 +540,9 @@ pub fn alerts_with_live_counts(
 }
 
 impl StateStage {
-    /// An entity's current risk in stream time.
-    pub fn risk(&self, entity: &str) -> Result<f64, StateError> {
+    /// An entity's current risk in `cluster`, in stream time.
+    pub fn risk(&self, cluster: &str, entity: &str) -> Result<f64, StateError> {
         let now = self.now().unwrap_or(0);
-        risk::current(&*self.store, entity, now, self.settings.risk)
+        risk::current(&*self.store, cluster, entity, now, self.settings.risk)
     }
 }
