@@ -6,6 +6,7 @@ use std::path::Path;
 #[test]
 fn every_overlay_config_is_a_valid_rampart_config() {
     std::env::set_var("KAFKA_PASSWORD", "not-a-real-password");
+    std::env::set_var("POD_NAME", "rampart-0");
     std::env::set_var("SLACK_BOT_TOKEN", "xoxb-not-a-real-token");
     std::env::set_var("SLACK_SIGNING_SECRET", "not-a-real-signing-secret");
     let overlays = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kustomize/overlays");
@@ -26,7 +27,7 @@ fn every_overlay_config_is_a_valid_rampart_config() {
     assert_eq!(n, 2);
 }
 
-/// Where the Deployment mounts what, mapped onto this checkout: the image's default pack and
+/// Where the StatefulSet mounts what, mapped onto this checkout: the image's default pack and
 /// enrichers, the base's local-playbooks ConfigMap, and scratch for the state volume.
 fn mapped_overlay_config(overlay: &Path, scratch: &Path) -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -76,6 +77,7 @@ fn every_overlay_passes_rampart_check_with_the_default_pack_it_deploys() {
             .args(["check", "-c"])
             .arg(&cfg)
             .env("KAFKA_PASSWORD", "not-a-real-password")
+            .env("POD_NAME", "rampart-0")
             .env("SLACK_BOT_TOKEN", "xoxb-not-a-real-token")
             .env("SLACK_SIGNING_SECRET", "not-a-real-signing-secret")
             .env_remove("RAMPART_LOG")
@@ -87,21 +89,27 @@ fn every_overlay_passes_rampart_check_with_the_default_pack_it_deploys() {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(out.status.success(), "{}: {text}", dir.display());
-        // Where playbooks run, the whole default pack is deployed, not a handful of them (the
+        // Where playbooks run, both shipped packs are deployed whole, not a handful of them (the
         // webhook receiver only bridges batches into the topic).
         let bridge = std::fs::read_to_string(dir.join("rampart.yaml"))
             .unwrap()
             .contains("bridge_topic:");
-        let playbooks = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks"))
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let playbooks: usize = ["playbooks", "playbooks/falco"]
+            .iter()
+            .map(|pack| {
+                std::fs::read_dir(root.join(pack))
                     .unwrap()
-                    .path()
-                    .extension()
-                    .is_some_and(|x| x == "rhai")
+                    .filter(|e| {
+                        e.as_ref()
+                            .unwrap()
+                            .path()
+                            .extension()
+                            .is_some_and(|x| x == "rhai")
+                    })
+                    .count()
             })
-            .count();
+            .sum();
         assert!(
             bridge || text.contains(&format!("{playbooks} playbooks")),
             "{}: {text}",
