@@ -314,3 +314,65 @@ async fn two_consumers_in_one_group_split_partitions_and_a_rebalance_loses_nothi
         "nothing lost across rebalances"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_restarting_under_cooperative_rebalancing_loses_nothing() {
+    let topic = unique("audit");
+    let group = unique("group");
+    create_topic(&topic, 4).await;
+    let (lines, ids) = events(600, 15);
+    // The default assignment is cooperative-sticky: a member joining or leaving moves only
+    // the partitions that change hands. (Static membership, `group_instance_id`, is not
+    // exercised here: tansu 0.6 never evicts a static member that died, see operator guide.)
+    let a = Scratch::new();
+    let b = Scratch::new();
+    let cfg_a = a.config(&kafka_yaml(&[&topic], &group, ""));
+    let cfg_b = b.config(&kafka_yaml(&[&topic], &group, ""));
+    let union = |a: &Scratch, b: &Scratch| {
+        audit_ids(&a.output())
+            .into_iter()
+            .chain(audit_ids(&b.output()))
+            .collect::<HashSet<_>>()
+    };
+
+    let stop_a = CancellationToken::new();
+    let stop_b = CancellationToken::new();
+    let run_a = pipeline::start(&cfg_a, RunOptions::default(), stop_a.clone())
+        .await
+        .unwrap();
+    let run_b = pipeline::start(&cfg_b, RunOptions::default(), stop_b.clone())
+        .await
+        .unwrap();
+    produce(&topic, &lines[..300], 4).await;
+    eventually("the first half through A and B", WAIT, || {
+        (union(&a, &b).len() >= 300).then_some(())
+    })
+    .await;
+
+    // A restarts with its state directory (a pod rescheduled with its claim) while events keep
+    // coming.
+    stop_a.cancel();
+    run_a.wait().await.unwrap();
+    produce(&topic, &lines[300..], 4).await;
+    let stop_a = CancellationToken::new();
+    let run_a = pipeline::start(&cfg_a, RunOptions::default(), stop_a.clone())
+        .await
+        .unwrap();
+    eventually("every event after the restart", WAIT, || {
+        (union(&a, &b).len() >= 600).then_some(())
+    })
+    .await;
+    stop_a.cancel();
+    stop_b.cancel();
+    run_a.wait().await.unwrap();
+    run_b.wait().await.unwrap();
+    assert_eq!(
+        union(&a, &b),
+        ids.iter().cloned().collect::<HashSet<_>>(),
+        "nothing lost"
+    );
+    assert!(
+        !audit_ids(&a.output()).is_empty() && !audit_ids(&b.output()).is_empty(),
+        "both members were given partitions"
+    );
+}

@@ -520,11 +520,12 @@ fn rename_all(attrs: &[Attribute]) -> Option<String> {
 fn renamed(ident: &str, rule: Option<&str>) -> String {
     match rule {
         Some("lowercase") => ident.to_lowercase(),
-        Some("snake_case") => {
+        Some(rule @ ("snake_case" | "kebab-case")) => {
+            let sep = if rule == "snake_case" { '_' } else { '-' };
             let mut s = String::new();
             for (i, c) in ident.chars().enumerate() {
                 if c.is_uppercase() && i > 0 {
-                    s.push('_');
+                    s.push(sep);
                 }
                 s.extend(c.to_lowercase());
             }
