@@ -118,7 +118,8 @@ impl Baseline {
     ///
     /// A principal of one cluster is not the same principal in another: each has its own
     /// history. A profile stored before histories were per cluster (under the principal alone)
-    /// is taken over by the first cluster that sees the principal.
+    /// is the starting point of each cluster's history of the principal, so an upgrade sends no
+    /// one back to learning.
     pub fn observe(&self, cluster: &str, principal: &str, o: &Observation<'_>) -> BaselineFlags {
         // Built by hand: `format!` costs about ten times as much on this per-event path.
         let mut key = String::with_capacity(cluster.len() + 1 + principal.len());
