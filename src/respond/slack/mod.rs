@@ -544,6 +544,9 @@ fn outcome(done: Vec<String>, failed: Vec<String>, undo: Vec<Value>) -> Effect {
     e
 }
 
+/// Deliveries of different alert threads in flight at once.
+const SLACK_CONCURRENCY: usize = 4;
+
 impl Responder for SlackResponder {
     fn name(&self) -> &str {
         "slack"
@@ -551,6 +554,13 @@ impl Responder for SlackResponder {
 
     fn takes_every_alert(&self) -> bool {
         true
+    }
+
+    fn concurrency(&self) -> usize {
+        // Alerts of different threads post side by side (one thread's messages stay in order):
+        // one alert's post no longer waits behind the durable writes and round trips of every
+        // alert before it. The pacer still holds each channel to one message per interval.
+        SLACK_CONCURRENCY
     }
 
     fn deliver<'a>(
