@@ -539,3 +539,38 @@ fn records_an_older_build_kept_move_to_the_shared_memory_once() {
     assert!(store.scan("slack_messages").unwrap().is_empty());
     assert_eq!(migrate_legacy(&*store, 86_400).unwrap(), 0, "moved once");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_slow_slack_call_does_not_hold_up_the_alerts_of_other_threads() {
+    let fake = FakeSlack::start(TOKEN, WEBHOOK_PATH).await;
+    // The first post never gets an answer; the call gives up only after a minute.
+    fake.script("chat.postMessage", Behave::Hang);
+    let store = Arc::new(MemoryStore::default());
+    let mut cfg = bot_cfg(&fake);
+    cfg.timeout = Seconds::from_secs(60);
+    cfg.channel_interval = Seconds::from_millis(1);
+    let r: Arc<dyn Responder> = Arc::new(responder(cfg, &store));
+    let settings = StateSettings {
+        sinks: vec!["slack".into()],
+        ..StateSettings::default()
+    };
+    let stage = Arc::new(StateStage::open(store.clone(), settings).unwrap());
+    let shutdown = CancellationToken::new();
+    let _stop = shutdown.clone().drop_guard();
+    let _tasks = dispatch::spawn(stage.clone(), vec![r], Default::default(), shutdown);
+    // Three alerts of three threads (three users' dedup groups).
+    for (i, user) in ["alice", "bob", "carol"].iter().enumerate() {
+        let ev = judged(&format!("s{i}"), 1_795_000_000, user, "secret_read");
+        stage.process(&ev).unwrap();
+    }
+    stage.commit().unwrap();
+    // The other two are posted while the first call still hangs (well within its minute).
+    fake.wait_for("chat.postMessage", 3, Duration::from_secs(20))
+        .await;
+    let posted: HashSet<String> = fake.messages().iter().map(|(_, _, b)| text_of(b)).collect();
+    assert_eq!(
+        posted.len(),
+        2,
+        "two alerts accepted beside the hung call: {posted:#?}"
+    );
+}
