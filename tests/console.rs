@@ -71,6 +71,19 @@ async fn soar() -> (String, Arc<Mutex<u32>>) {
 }
 
 /// A client that keeps no cookies and follows no redirects.
+/// A console page's HTML, fetched with the session cookie.
+async fn console_page(base: &str, path: &str, cookie: &str) -> String {
+    plain()
+        .get(format!("{base}{path}"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 fn plain() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -107,15 +120,7 @@ async fn sign_in(base: &str, token: &str) -> (String, String) {
         .next()
         .unwrap()
         .to_owned();
-    let page = plain()
-        .get(format!("{base}/console/suppressions"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = console_page(base, "/console/suppressions", &cookie).await;
     let csrf = page
         .split("name=\"csrf\" value=\"")
         .nth(1)
@@ -523,15 +528,7 @@ fn rule(e) { throw "flaky by design"; }
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
-    let page = plain()
-        .get(format!("{base}/console/approvals"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = console_page(&base, "/console/approvals", &cookie).await;
     assert!(page.contains("was already approved by alice"), "{page}");
     assert!(st.outbox().decision(&delivery).unwrap().unwrap().approve);
     assert_eq!(

@@ -103,6 +103,19 @@ async fn metric(telemetry: &str, line_start: &str) -> Option<f64> {
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
+/// The recorded outcomes, as a viewer reads them from the triage API.
+async fn recorded_outcomes(telemetry: &str) -> Vec<Value> {
+    reqwest::Client::new()
+        .get(format!("{telemetry}/api/outcomes"))
+        .bearer_auth(VIEWER)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// `rampart tune --apply ENTRY`, then waits until the running instance has reloaded the list.
 async fn apply_and_reload(config: &Path, telemetry: &str, entry: &str) -> String {
     let before = metric(telemetry, "rampart_playbook_reloads_total")
@@ -189,15 +202,7 @@ async fn a_false_positive_becomes_an_allowlist_entry_and_a_suppression_silences_
         ],
     );
     assert!(said.contains("marked false positive by oncall"), "{said}");
-    let outcomes: Vec<Value> = reqwest::Client::new()
-        .get(format!("{telemetry}/api/outcomes"))
-        .bearer_auth(VIEWER)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let outcomes: Vec<Value> = recorded_outcomes(&telemetry).await;
     assert_eq!(outcomes.len(), 1);
     assert_eq!(outcomes[0]["verdict"], "false_positive");
     assert_eq!(outcomes[0]["by"], "oncall");
@@ -409,15 +414,7 @@ async fn a_false_positive_becomes_an_allowlist_entry_and_a_suppression_silences_
     assert_eq!(viewer.status(), 403);
     let body = viewer.text().await.unwrap();
     assert!(!body.contains(VIEWER), "no token in answers");
-    let still: Vec<Value> = c
-        .get(format!("{telemetry}/api/outcomes"))
-        .bearer_auth(VIEWER)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let still: Vec<Value> = recorded_outcomes(&telemetry).await;
     assert_eq!(
         still[0]["verdict"], "false_positive",
         "refused writes changed nothing"
