@@ -27,6 +27,10 @@ pub struct Person {
     /// human or bot.
     #[serde(default)]
     pub kind: Option<String>,
+    /// Where the person works, as an IANA time zone (`Europe/Berlin`): behavioural analytics
+    /// judge hours of the week in it (UTC when absent).
+    #[serde(default)]
+    pub timezone: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -145,6 +149,7 @@ pub fn apply(id: &mut Identity, p: &Person) {
     id.slack.clone_from(&p.slack);
     id.oncall.clone_from(&p.oncall);
     id.directory_kind.clone_from(&p.kind);
+    id.timezone.clone_from(&p.timezone);
 }
 
 #[cfg(test)]

@@ -60,6 +60,9 @@ pub struct Identity {
     /// `human` or `bot`, as the directory says.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub directory_kind: Option<String>,
+    /// The IANA time zone the directory gives (`Europe/Berlin`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
 }
 
 /// Network facts for one event.
