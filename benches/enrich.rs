@@ -71,7 +71,7 @@ fn main() {
     .enumerate()
     {
         let cfg = load_str(&config(level), "bench").unwrap();
-        let enricher = Enricher::build(&cfg.enrich, Arc::new(MemoryStore::default())).unwrap();
+        let enricher = Enricher::build(&cfg.enrich, Arc::new(MemoryStore::default()), "").unwrap();
         let mut times: Vec<Duration> = Vec::with_capacity(events.len() * 2);
         rt.block_on(async {
             // Two passes: the second sees warm baselines, as a long-running process does.

@@ -68,7 +68,7 @@ fn main() {
         .build()
         .unwrap();
     let cfg = load_str("sources:\n  files: [{ path: x }]\n", "bench").unwrap();
-    let enricher = Enricher::build(&cfg.enrich, Arc::new(MemoryStore::default())).unwrap();
+    let enricher = Enricher::build(&cfg.enrich, Arc::new(MemoryStore::default()), "").unwrap();
     let events: Vec<AuditEvent> = Generator::new(31)
         .events(100_000)
         .into_iter()

@@ -520,7 +520,7 @@ async fn fires_on(
     let cfg = rampart::config::load_file(&repo.join("rampart.yaml")).unwrap();
     let pcfg = cfg.playbooks.clone().unwrap_or_default();
     let set = load_dir(&repo.join(&pcfg.dir), &pcfg).unwrap();
-    let enricher = Enricher::build(&cfg.enrich, Arc::new(MemoryStore::default())).unwrap();
+    let enricher = Enricher::build(&cfg.enrich, Arc::new(MemoryStore::default()), "").unwrap();
     let mut fires: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut faults = Vec::new();
     let mut decoded = 0;

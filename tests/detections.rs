@@ -52,7 +52,7 @@ async fn setup() -> (PlaybookSet, Enricher) {
     let cfg = rampart::config::load_file(&repo.join("rampart.yaml")).unwrap();
     let pcfg = cfg.playbooks.clone().unwrap_or_default();
     let set = load_dir(&repo.join(&pcfg.dir), &pcfg).unwrap();
-    let enricher = Enricher::build(&cfg.enrich, Arc::new(MemoryStore::default())).unwrap();
+    let enricher = Enricher::build(&cfg.enrich, Arc::new(MemoryStore::default()), "").unwrap();
     for id in DETECTIONS {
         assert!(
             set.playbooks().iter().any(|p| p.id == *id),

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::{Seconds, Secret};
+use super::{ByteSize, Seconds, Secret};
 use crate::enrich::Cidr;
 
 /// Enrichment settings; every part works with no files at all (derived identity, built-in ranges and asset classes).
@@ -169,6 +169,72 @@ pub struct BaselineConfig {
     /// How often changed baselines are persisted.
     #[serde(default = "default_flush")]
     pub flush_interval: Seconds,
+    /// Behavioural analytics: request rates per principal, rarity across the population, peer groups.
+    #[serde(default)]
+    pub behaviour: BehaviourConfig,
+}
+
+/// Thresholds of the behavioural signals (`e.baseline.rate`, `volume_spike`, `first_of_peers`, ...).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BehaviourConfig {
+    /// Least requests of one verb class in an hour before the hour's rate can be unusual.
+    #[serde(default = "default_min_volume")]
+    pub min_volume: u32,
+    /// Least hours a rate bucket (weekday or weekend, local hour) has learnt from before it judges.
+    #[serde(default = "default_min_samples")]
+    pub min_samples: u16,
+    /// `volume_spike` needs a score (standard deviations, with Poisson noise) of at least this.
+    #[serde(default = "default_spike_score")]
+    pub spike_score: f32,
+    /// `volume_spike` also needs this many times the usual count.
+    #[serde(default = "default_spike_ratio")]
+    pub spike_ratio: f32,
+    /// How far back "new" looks for actions and peers (whole days).
+    #[serde(default = "default_history_window")]
+    pub history_window: Seconds,
+    /// `first_of_peers` needs a peer group of at least this many principals.
+    #[serde(default = "default_min_peers")]
+    pub min_peers: u16,
+    /// Fixed memory of the population sketches (which principal and group did what, and how many did).
+    #[serde(default = "default_sketch_memory")]
+    pub sketch_memory: ByteSize,
+}
+
+fn default_min_volume() -> u32 {
+    10
+}
+fn default_min_samples() -> u16 {
+    4
+}
+fn default_spike_score() -> f32 {
+    6.0
+}
+fn default_spike_ratio() -> f32 {
+    5.0
+}
+fn default_history_window() -> Seconds {
+    Seconds::from_secs(30 * 86_400)
+}
+fn default_min_peers() -> u16 {
+    3
+}
+fn default_sketch_memory() -> ByteSize {
+    ByteSize(16 << 20)
+}
+
+impl Default for BehaviourConfig {
+    fn default() -> Self {
+        Self {
+            min_volume: default_min_volume(),
+            min_samples: default_min_samples(),
+            spike_score: default_spike_score(),
+            spike_ratio: default_spike_ratio(),
+            history_window: default_history_window(),
+            min_peers: default_min_peers(),
+            sketch_memory: default_sketch_memory(),
+        }
+    }
 }
 
 fn default_learning() -> Seconds {
@@ -192,6 +258,7 @@ impl Default for BaselineConfig {
             max_principals: default_max_principals(),
             max_values: default_max_values(),
             flush_interval: default_flush(),
+            behaviour: BehaviourConfig::default(),
         }
     }
 }

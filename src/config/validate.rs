@@ -36,6 +36,30 @@ fn validate_enrich(e: &super::EnrichConfig, at: &str, p: &mut Vec<Problem>) {
             "max_principals and max_values must be at least 1",
         );
     }
+    let h = &b.behaviour;
+    let days = h.history_window.get().as_secs() / 86_400;
+    if !(1..=3650).contains(&days) {
+        problem(
+            p,
+            &format!("{at}.baseline.behaviour.history_window"),
+            "must be between 1 day and 10 years",
+        );
+    }
+    if !(h.spike_score.is_finite() && h.spike_score > 0.0 && h.spike_ratio.is_finite() && h.spike_ratio >= 1.0)
+    {
+        problem(
+            p,
+            &format!("{at}.baseline.behaviour"),
+            "spike_score must be above 0 and spike_ratio at least 1",
+        );
+    }
+    if !((64 << 10)..=(8 << 30)).contains(&h.sketch_memory.0) {
+        problem(
+            p,
+            &format!("{at}.baseline.behaviour.sketch_memory"),
+            "must be between 64KiB and 8GiB",
+        );
+    }
     if e.network.geoip.reload_interval.get().is_zero() || b.flush_interval.get().is_zero() {
         problem(
             p,

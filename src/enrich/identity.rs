@@ -60,10 +60,27 @@ impl Directory {
             path: path.to_owned(),
             source,
         })?;
-        serde_yaml::from_str(&text).map_err(|e| EnrichError::Parse {
+        let d: Self = serde_yaml::from_str(&text).map_err(|e| EnrichError::Parse {
             path: path.to_owned(),
             message: e.to_string(),
-        })
+        })?;
+        let unknown: Vec<String> = [&d.users, &d.service_accounts, &d.groups]
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.person.timezone.as_deref())
+            .filter(|z| super::baseline::zone::parse(z).is_none())
+            .map(|z| format!("{z:?}"))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(EnrichError::Parse {
+                path: path.to_owned(),
+                message: format!(
+                    "unknown time zone {}: use IANA names such as Europe/Berlin",
+                    unknown.join(", ")
+                ),
+            });
+        }
+        Ok(d)
     }
 
     /// The first matching entry: users, then service accounts, then groups.

@@ -62,7 +62,12 @@ pub struct Enricher {
 
 impl Enricher {
     /// Opens every file the config names; the first that is missing or broken fails the build.
-    pub fn build(cfg: &EnrichConfig, store: Arc<dyn StateStore>) -> Result<Self, EnrichError> {
+    /// `scope` names this enricher's population sketches in the store (`""` for the default one).
+    pub fn build(
+        cfg: &EnrichConfig,
+        store: Arc<dyn StateStore>,
+        scope: &str,
+    ) -> Result<Self, EnrichError> {
         let directory = cfg
             .identity
             .directory
@@ -117,6 +122,7 @@ impl Enricher {
                     learning_period: b.learning_period.get(),
                     max_principals: b.max_principals,
                     max_values: b.max_values,
+                    behaviour: behaviour_settings(&b.behaviour, scope),
                 },
             )
         });
@@ -152,10 +158,13 @@ impl Enricher {
         let network = self.network.enrich(ev);
         let asset = self.assets.classify(ev);
         let baseline = self.baseline.as_ref().map(|b| {
-            let verb_resource = format!("{} {}", ev.verb, ev.resource_path());
+            let resource = ev.resource_path();
+            let verb_resource = format!("{} {resource}", ev.verb);
             let net = (!network.internal)
                 .then(|| network.client_ip.as_deref().and_then(prefix_of))
                 .flatten();
+            let o = ev.object_ref.as_ref();
+            let namespace = o.and_then(|o| o.namespace.as_deref()).unwrap_or("");
             b.observe(
                 &ev.provenance.cluster,
                 &identity.actor,
@@ -166,6 +175,19 @@ impl Enricher {
                     user_agent: ev.user_agent.as_deref(),
                     verb_resource: &verb_resource,
                     network: net.as_deref(),
+                    namespace,
+                    classes: baseline::rates::classes_of(
+                        &ev.verb,
+                        o.and_then(|o| o.resource.as_deref()).unwrap_or(""),
+                        o.and_then(|o| o.subresource.as_deref()).unwrap_or(""),
+                        o.and_then(|o| o.api_group.as_deref()).unwrap_or(""),
+                    ),
+                    action: crate::state::stable_hash([
+                        verb_resource.as_bytes(),
+                        b" in ",
+                        namespace.as_bytes(),
+                    ]),
+                    identity: Some(&identity),
                 },
             )
         });
@@ -210,6 +232,23 @@ impl Enricher {
     }
 }
 
+fn behaviour_settings(
+    c: &crate::config::BehaviourConfig,
+    scope: &str,
+) -> baseline::BehaviourSettings {
+    let days = c.history_window.get().as_secs() / 86_400;
+    baseline::BehaviourSettings {
+        min_volume: c.min_volume,
+        min_samples: c.min_samples,
+        spike_score: c.spike_score,
+        spike_ratio: c.spike_ratio,
+        window_days: u16::try_from(days.max(1)).unwrap_or(u16::MAX),
+        min_peers: c.min_peers,
+        sketch_bytes: usize::try_from(c.sketch_memory.0).unwrap_or(usize::MAX),
+        scope: scope.to_owned(),
+    }
+}
+
 /// The enricher for each cluster: the default, and those with their own settings (`clusters.<name>.enrich`).
 #[derive(Debug)]
 pub struct Enrichers {
@@ -223,11 +262,11 @@ impl Enrichers {
         cfg: &crate::config::Config,
         store: Arc<dyn StateStore>,
     ) -> Result<Self, EnrichError> {
-        let default = Arc::new(Enricher::build(&cfg.enrich, store.clone())?);
+        let default = Arc::new(Enricher::build(&cfg.enrich, store.clone(), "")?);
         let mut per_cluster = std::collections::HashMap::new();
         for (name, o) in &cfg.clusters {
             if let Some(e) = &o.enrich {
-                per_cluster.insert(name.clone(), Arc::new(Enricher::build(e, store.clone())?));
+                per_cluster.insert(name.clone(), Arc::new(Enricher::build(e, store.clone(), name)?));
             }
         }
         Ok(Self {

@@ -124,8 +124,9 @@ pub struct Asset {
     pub rule: String,
 }
 
-/// What changed compared with the principal's history.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// What changed compared with the principal's history, and how unusual the principal's behaviour is.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct BaselineFlags {
     /// Still inside the learning period: nothing is flagged.
     pub learning: bool,
@@ -137,6 +138,50 @@ pub struct BaselineFlags {
     pub new_verb_resource: bool,
     pub new_source_network: bool,
     pub unusual_hour: bool,
+    /// The most unusual request rate among this event's verb classes this hour, once the
+    /// hour has the minimum volume and its bucket enough history (sensitive classes first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<RateFlags>,
+    /// `rate` is past both the score and the ratio thresholds (and the principal past learning).
+    pub volume_spike: bool,
+    /// The principal had not done this verb on this resource in this namespace within the history window.
+    pub new_action: bool,
+    /// About how many principals of the cluster did this action recently (this one included).
+    pub action_principals: u32,
+    /// No one in the principal's peer group (team, service-account family, node pool) did this
+    /// action within the history window, and the group has enough members.
+    pub first_of_peers: bool,
+    /// The peer group, when `first_of_peers`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_group: Option<String>,
+    /// About how many principals the peer group has.
+    pub peers: u32,
+    /// About how many principals of the cluster use this user agent's family.
+    pub agent_principals: u32,
+    /// About how many principals of the cluster come from this source network (public /24).
+    pub network_principals: u32,
+    /// One sentence per signal raised, for alerts: "14x this principal's usual secret requests ...".
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub explain: Vec<String>,
+}
+
+/// How unusual this hour's count of one verb class is for the principal.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RateFlags {
+    /// `all`, `read`, `write`, `delete`, `exec`, `secrets` or `rbac`.
+    pub class: String,
+    /// Requests of the class so far this hour.
+    pub now: u32,
+    /// The usual count for this hour (weekday or weekend, local hour) and its spread.
+    pub usual: f32,
+    pub spread: f32,
+    /// `now` over the usual count (at least 1).
+    pub ratio: f32,
+    /// `(now - usual) / sqrt(spread^2 + usual + 1)`.
+    pub score: f32,
+    /// The bucket, in the principal's time zone: `weekdays 03:00`.
+    pub when: String,
 }
 
 impl PrincipalKind {

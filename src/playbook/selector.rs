@@ -45,7 +45,8 @@ pub struct Selector {
     /// Asset tiers (asset enrichment) of the object acted on: low, medium, high, critical.
     pub tiers: Option<Vec<Tier>>,
     /// Baseline flags (`new_country`, `new_asn`, `new_user_agent`, `new_verb_resource`,
-    /// `new_source_network`, `unusual_hour`): only events past the learning period with one of them set.
+    /// `new_source_network`, `unusual_hour`, `volume_spike`, `first_of_peers`, `new_action`):
+    /// only events past the learning period with one of them set.
     pub baseline: Option<Vec<BaselineFlag>>,
     /// Substrings of the raw request object: only events whose request body contains one of them
     /// (an event without a request body has none).
@@ -66,6 +67,12 @@ pub enum BaselineFlag {
     NewVerbResource,
     NewSourceNetwork,
     UnusualHour,
+    /// This hour's count of a verb class is far above the principal's usual for the hour.
+    VolumeSpike,
+    /// None of the principal's peers did this action within the history window.
+    FirstOfPeers,
+    /// The principal had not done this action (verb, resource, namespace) within the history window.
+    NewAction,
 }
 
 fn any_or_all<T>(set: Option<&Vec<T>>, ok: impl Fn(&T) -> bool) -> bool {
@@ -129,6 +136,9 @@ impl Selector {
                 BaselineFlag::NewVerbResource => b.new_verb_resource,
                 BaselineFlag::NewSourceNetwork => b.new_source_network,
                 BaselineFlag::UnusualHour => b.unusual_hour,
+                BaselineFlag::VolumeSpike => b.volume_spike,
+                BaselineFlag::FirstOfPeers => b.first_of_peers,
+                BaselineFlag::NewAction => b.new_action,
             })
     }
 

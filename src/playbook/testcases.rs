@@ -94,7 +94,7 @@ pub async fn run(
     min_tests: usize,
 ) -> Result<Report, TestRunError> {
     let set = load_dir(&cfg.dir, cfg).map_err(TestRunError::Compile)?;
-    let enricher = Enricher::build(enrich, Arc::new(MemoryStore::default()))
+    let enricher = Enricher::build(enrich, Arc::new(MemoryStore::default()), "")
         .map_err(|e| file_err(&cfg.dir, e.to_string()))?;
     let mut report = Report::default();
     for p in set.playbooks() {

@@ -1,4 +1,11 @@
-//! Behavioural baseline: what is normal for each principal (countries, ASNs, agents, networks, verb+resource, hours), persisted and bounded.
+//! Behavioural baseline: what is normal for each principal (countries, ASNs, agents, networks, actions, hours, request rates) and for its peers and the population, persisted and bounded.
+//!
+//! - Per principal ([`Profile`]): the values seen (hashed, capped, least recent
+//!   evicted), the hours of the week, and a rate model ([`rates`]) in the
+//!   principal's time zone ([`zone`]).
+//! - Across principals ([`history`]): fixed-size sketches ([`sketch`]) of which
+//!   principal and which peer group ([`peers`]) did each action on which day, and
+//!   how many principals did each action, use each agent, come from each network.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -6,7 +13,17 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::enrichment::{Identity, RateFlags};
 use crate::state::StateStore;
+
+pub mod history;
+pub mod peers;
+pub mod rates;
+pub mod sketch;
+pub mod zone;
+
+use history::History;
+use rates::{RateGuards, RateModel, VerbClass};
 
 const TREE: &str = "baseline";
 const SHARDS: usize = 16;
@@ -23,6 +40,14 @@ pub struct Observation<'a> {
     pub verb_resource: &'a str,
     /// The client's /24 (IPv4) or /48 (IPv6), public addresses only.
     pub network: Option<&'a str>,
+    /// The verb classes of the request ([`rates::classes_of`]).
+    pub classes: u8,
+    /// The namespace acted in (empty for cluster-scoped requests).
+    pub namespace: &'a str,
+    /// The action as the population sketches know it: verb, resource and namespace, hashed.
+    pub action: u64,
+    /// Who: team, service-account family, node, time zone.
+    pub identity: Option<&'a Identity>,
 }
 
 /// Limits and learning.
@@ -31,7 +56,46 @@ pub struct BaselineSettings {
     pub learning_period: Duration,
     pub max_principals: usize,
     pub max_values: usize,
+    pub behaviour: BehaviourSettings,
 }
+
+/// Thresholds of the behavioural signals and the size of the population's memory.
+#[derive(Debug, Clone)]
+pub struct BehaviourSettings {
+    /// Least requests of a class in the hour before its rate can be unusual.
+    pub min_volume: u32,
+    /// Least hours a bucket has learnt from before its rate can be unusual.
+    pub min_samples: u16,
+    /// `volume_spike` needs at least this score and this ratio.
+    pub spike_score: f32,
+    pub spike_ratio: f32,
+    /// How far back "new" looks (actions, peers), in days.
+    pub window_days: u16,
+    /// `first_of_peers` needs a peer group of at least this many principals.
+    pub min_peers: u16,
+    /// Memory of the population sketches, fixed.
+    pub sketch_bytes: usize,
+    /// The sketches' name in the store (one per enricher).
+    pub scope: String,
+}
+
+impl Default for BehaviourSettings {
+    fn default() -> Self {
+        Self {
+            min_volume: 10,
+            min_samples: 4,
+            spike_score: 6.0,
+            spike_ratio: 5.0,
+            window_days: 30,
+            min_peers: 3,
+            sketch_bytes: 16 << 20,
+            scope: String::new(),
+        }
+    }
+}
+
+/// A rate is reported (`flags.rate`) from this score on.
+const REPORT_SCORE: f32 = 3.0;
 
 const COUNTRY: usize = 0;
 const ASN: usize = 1;
@@ -48,11 +112,38 @@ struct Profile {
     tables: [Vec<(u64, i64)>; 5],
     /// Hours of the week (Monday 00:00 = 0) with activity, as bits.
     hours: [u8; 21],
+    /// Request rates by verb class and local hour.
+    #[serde(default)]
+    rates: RateModel,
 }
 
 struct Slot {
     profile: Profile,
     dirty: bool,
+    /// The time zone last resolved, its name, and the offset cached for one hour.
+    zone: Option<(String, Option<zone::Tz>)>,
+    offset_hour: i64,
+    offset: i32,
+}
+
+impl Slot {
+    /// The principal's UTC offset at `time` (cached for the hour; UTC without a known zone).
+    fn offset(&mut self, time: i64, tz_name: Option<&str>) -> i32 {
+        let hour = time.div_euclid(3600);
+        let same_zone = self.zone.as_ref().map(|(n, _)| n.as_str()) == tz_name;
+        if same_zone && hour == self.offset_hour {
+            return self.offset;
+        }
+        if !same_zone {
+            self.zone = tz_name.map(|n| (n.to_owned(), zone::parse(n)));
+        }
+        self.offset_hour = hour;
+        self.offset = match &self.zone {
+            Some((_, Some(tz))) => zone::offset(*tz, time),
+            _ => 0,
+        };
+        self.offset
+    }
 }
 
 /// Baselines for all principals, sharded for concurrent workers.
@@ -60,6 +151,7 @@ pub struct Baseline {
     shards: Vec<Mutex<HashMap<String, Slot>>>,
     store: Arc<dyn StateStore>,
     settings: BaselineSettings,
+    history: History,
 }
 
 impl std::fmt::Debug for Baseline {
@@ -103,15 +195,24 @@ impl Profile {
 
 impl Baseline {
     pub fn new(store: Arc<dyn StateStore>, settings: BaselineSettings) -> Self {
+        let b = &settings.behaviour;
+        let history = History::new(b.sketch_bytes, b.window_days, &b.scope);
+        history.load(store.as_ref());
         Self {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             store,
             settings,
+            history,
         }
     }
 
-    fn shard(&self, principal: &str) -> &Mutex<HashMap<String, Slot>> {
-        &self.shards[(hash(principal.as_bytes()) as usize) % SHARDS]
+    /// The population sketches (memory, fill).
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    fn shard(&self, key_hash: u64) -> &Mutex<HashMap<String, Slot>> {
+        &self.shards[(key_hash as usize) % SHARDS]
     }
 
     /// Compares the event with the principal's history in `cluster`, then adds it.
@@ -127,33 +228,15 @@ impl Baseline {
         key.push('\u{1f}');
         key.push_str(principal);
         let principal = key.as_str();
-        let legacy = &principal[cluster.len() + 1..];
+        let key_hash = hash(principal.as_bytes());
         let mut shard = self
-            .shard(principal)
+            .shard(key_hash)
             .lock()
             .unwrap_or_else(|e| e.into_inner());
+        let mut first_time = false;
         if !shard.contains_key(principal) {
-            let read = |k: &str| {
-                self.store
-                    .get(TREE, k.as_bytes())
-                    .ok()
-                    .flatten()
-                    .and_then(|b| serde_json::from_slice::<Profile>(&b).ok())
-            };
-            let (loaded, moved) = match read(principal) {
-                Some(p) => (Some(p), false),
-                None => {
-                    let old = read(legacy);
-                    let moved = old.is_some();
-                    (old, moved)
-                }
-            };
-            let fresh = loaded.is_none() || moved;
-            let profile = loaded.unwrap_or(Profile {
-                first_seen: o.time,
-                last_seen: o.time,
-                ..Profile::default()
-            });
+            let (profile, fresh, first) = self.load(principal, cluster.len(), o.time);
+            first_time = first;
             let cap = (self.settings.max_principals / SHARDS).max(1);
             if shard.len() >= cap {
                 self.evict(&mut shard, cap / 10 + 1);
@@ -163,12 +246,17 @@ impl Baseline {
                 Slot {
                     profile,
                     dirty: fresh,
+                    zone: None,
+                    offset_hour: i64::MIN,
+                    offset: 0,
                 },
             );
         }
         let Some(slot) = shard.get_mut(principal) else {
             return BaselineFlags::default();
         };
+        let tz = o.identity.and_then(|i| i.timezone.as_deref());
+        let offset = slot.offset(o.time, tz);
         let p = &mut slot.profile;
         slot.dirty = true;
         p.first_seen = p.first_seen.min(o.time);
@@ -187,16 +275,15 @@ impl Baseline {
             .country
             .map(|c| p.see(COUNTRY, hash(c.as_bytes()), t, cap));
         let new_asn = o.asn.map(|a| p.see(ASN, u64::from(a), t, cap));
-        let new_agent = o
-            .user_agent
-            .map(|a| p.see(AGENT, hash(agent_family(a).as_bytes()), t, cap));
+        let agent = o.user_agent.map(|a| hash(agent_family(a).as_bytes()));
+        let new_agent = agent.map(|a| p.see(AGENT, a, t, cap));
         let new_vr = p.see(VERB_RESOURCE, hash(o.verb_resource.as_bytes()), t, cap);
-        let new_net = o
-            .network
-            .map(|n| p.see(NETWORK, hash(n.as_bytes()), t, cap));
+        let net = o.network.map(|n| hash(n.as_bytes()));
+        let new_net = net.map(|n| p.see(NETWORK, n, t, cap));
         let how = hour_of_week(t);
         let seen_hour = p.hours[how / 8] & (1 << (how % 8)) != 0;
         p.hours[how / 8] |= 1 << (how % 8);
+        p.rates.count(t, offset, o.classes);
         if !learning {
             flags.new_country = new_country.unwrap_or(false);
             flags.new_asn = new_asn.unwrap_or(false);
@@ -204,8 +291,130 @@ impl Baseline {
             flags.new_verb_resource = new_vr;
             flags.new_source_network = new_net.unwrap_or(false);
             flags.unusual_hour = !seen_hour;
+            self.rate(&p.rates, o.classes, tz, &mut flags);
         }
+        drop(shard);
+        self.population(cluster, key_hash, first_time, (agent, new_agent), (net, new_net), o, &mut flags);
         flags
+    }
+
+    /// A stored profile of the principal (or its older, un-clustered one), or a new one:
+    /// (profile, to be written, never seen before).
+    fn load(&self, principal: &str, cluster_len: usize, time: i64) -> (Profile, bool, bool) {
+        let legacy = &principal[cluster_len + 1..];
+        let read = |k: &str| {
+            self.store
+                .get(TREE, k.as_bytes())
+                .ok()
+                .flatten()
+                .and_then(|b| serde_json::from_slice::<Profile>(&b).ok())
+        };
+        if let Some(p) = read(principal) {
+            return (p, false, false);
+        }
+        if let Some(p) = read(legacy) {
+            return (p, true, false);
+        }
+        let p = Profile {
+            first_seen: time,
+            last_seen: time,
+            ..Profile::default()
+        };
+        (p, true, true)
+    }
+
+    /// Sets `rate` and `volume_spike` from the principal's rate model.
+    fn rate(&self, m: &RateModel, classes: u8, tz: Option<&str>, flags: &mut BaselineFlags) {
+        let b = &self.settings.behaviour;
+        let guards = RateGuards {
+            min_volume: b.min_volume,
+            min_samples: b.min_samples,
+        };
+        let sensitive = classes & !(VerbClass::All.bit() | VerbClass::Read.bit());
+        let Some(r) = m
+            .most_unusual(sensitive, guards)
+            .filter(|r| r.score >= REPORT_SCORE)
+            .or_else(|| m.most_unusual(classes, guards))
+            .filter(|r| r.score >= REPORT_SCORE)
+        else {
+            return;
+        };
+        let when = match tz {
+            Some(z) => format!("{} {z}", rates::bucket_name(r.bucket)),
+            None => format!("{} UTC", rates::bucket_name(r.bucket)),
+        };
+        flags.volume_spike = r.score >= b.spike_score && r.ratio() >= b.spike_ratio;
+        if flags.volume_spike {
+            flags.explain.push(format!(
+                "{:.0}x this principal's usual {} for {when} (usual {:.0} \u{b1} {:.0}, now {})",
+                r.ratio(),
+                r.class.noun(),
+                r.usual,
+                r.spread,
+                r.now
+            ));
+        }
+        flags.rate = Some(RateFlags {
+            class: r.class.name().to_owned(),
+            now: r.now,
+            usual: r.usual,
+            spread: r.spread,
+            ratio: r.ratio(),
+            score: r.score,
+            when,
+        });
+    }
+
+    /// Sets the population facts: the action's novelty for the principal and its peers, and
+    /// how many principals share the action, the agent and the network.
+    #[allow(clippy::too_many_arguments)]
+    fn population(
+        &self,
+        cluster: &str,
+        principal: u64,
+        first_time: bool,
+        (agent, new_agent): (Option<u64>, Option<bool>),
+        (net, new_net): (Option<u64>, Option<bool>),
+        o: &Observation<'_>,
+        flags: &mut BaselineFlags,
+    ) {
+        let b = &self.settings.behaviour;
+        let h = &self.history;
+        let c = hash(cluster.as_bytes());
+        let group = o.identity.and_then(peers::group);
+        let gkey = group.map(|g| g.key(cluster));
+        if let (true, Some(g)) = (first_time, gkey) {
+            h.join(g);
+        }
+        let day = sketch::day(o.time);
+        let f = h.observe(c, principal, gkey, o.action, day);
+        flags.new_action = f.new_for_principal;
+        flags.action_principals = u32::from(f.principals);
+        flags.peers = u32::from(f.peers);
+        if let Some(a) = agent {
+            flags.agent_principals =
+                u32::from(h.users_of(c, pair_tag(AGENT, a), new_agent.unwrap_or(false)));
+        }
+        if let Some(n) = net {
+            flags.network_principals =
+                u32::from(h.users_of(c, pair_tag(NETWORK, n), new_net.unwrap_or(false)));
+        }
+        if flags.learning {
+            return;
+        }
+        flags.first_of_peers = f.new_for_peers && f.peers >= b.min_peers;
+        if flags.first_of_peers {
+            if let Some(g) = group {
+                let g = g.describe();
+                flags.explain.push(format!(
+                    "no one in {g} has done {} in {} in the last {} days",
+                    o.verb_resource,
+                    if o.namespace.is_empty() { "the cluster scope" } else { o.namespace },
+                    h.window_days()
+                ));
+                flags.peer_group = Some(g);
+            }
+        }
     }
 
     /// Writes back and drops the least recently active profiles of a shard.
@@ -249,6 +458,9 @@ impl Baseline {
                 self.write(&k, &p);
             }
         }
+        if let Err(e) = self.history.save(self.store.as_ref()) {
+            tracing::error!(error = %e, "cannot persist the population sketches");
+        }
         if let Err(e) = self.store.flush() {
             tracing::error!(error = %e, "cannot flush the state store");
         }
@@ -261,6 +473,11 @@ impl Baseline {
             .map(|s| s.lock().map_or(0, |m| m.len()))
             .sum()
     }
+}
+
+/// A value hash tagged with its table, so an agent and a network never share a count.
+fn pair_tag(table: usize, value: u64) -> u64 {
+    history::pair(table as u64 + 1, value)
 }
 
 /// The product part of a user agent (`kubectl/v1.30.1 (darwin/arm64) ...` is `kubectl`), so upgrades are not "new".
@@ -282,6 +499,7 @@ mod tests {
                 learning_period: Duration::from_secs(7 * DAY as u64),
                 max_principals: 1000,
                 max_values: 4,
+                behaviour: BehaviourSettings::default(),
             },
         )
     }
@@ -294,6 +512,7 @@ mod tests {
             user_agent: Some("kubectl/v1.30.1 (darwin/arm64)"),
             verb_resource: "get pods",
             network: Some("81.2.69.0/24"),
+            ..Observation::default()
         }
     }
 
@@ -374,6 +593,7 @@ mod tests {
                 learning_period: Duration::ZERO,
                 max_principals: 32,
                 max_values: 8,
+                behaviour: BehaviourSettings::default(),
             },
         );
         for i in 0..200 {
@@ -388,6 +608,7 @@ mod tests {
                 learning_period: Duration::ZERO,
                 max_principals: 32,
                 max_values: 8,
+                behaviour: BehaviourSettings::default(),
             },
         );
         let f = again.observe("", "user-0", &obs(T0 + 1000, "GB"));
