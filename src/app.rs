@@ -442,6 +442,35 @@ pub fn replay_summary(file: &Path, replay: &Replay) -> String {
     s
 }
 
+/// `rampart behaviour evaluate|memory`: prints the evaluation table or the memory table.
+pub async fn behaviour(command: &crate::cli::BehaviourCommand) -> Result<(), AppError> {
+    use crate::bench::{behaviour, behaviour_memory};
+    let text = match command {
+        crate::cli::BehaviourCommand::Evaluate {
+            config,
+            seed,
+            weeks,
+            incidents,
+        } => {
+            let opts = behaviour::EvalOptions {
+                config: config.clone(),
+                seed: *seed,
+                weeks: *weeks,
+                incidents_per_kind: *incidents,
+            };
+            let report = behaviour::evaluate(&opts).await?;
+            behaviour::render(&opts, &report)
+        }
+        crate::cli::BehaviourCommand::Memory { principals, pairs } => {
+            let (p, n) = (*principals, *pairs);
+            tokio::task::spawn_blocking(move || behaviour_memory::run(p, n))
+                .await
+                .map_err(|e| AppError::from(crate::bench::BenchError::Setup(e.to_string())))??
+        }
+    };
+    write_stdout(text.as_bytes())
+}
+
 /// `rampart config reference`: the configuration reference on stdout.
 pub fn config_reference() -> Result<(), AppError> {
     let md = crate::config::reference::markdown()?;

@@ -139,6 +139,11 @@ pub enum Command {
         #[arg(long)]
         previous: Option<PathBuf>,
     },
+    /// Behavioural analytics: the evaluation on generated weeks, and memory at scale.
+    Behaviour {
+        #[command(subcommand)]
+        command: BehaviourCommand,
+    },
     /// About the configuration file.
     Config {
         #[command(subcommand)]
@@ -158,6 +163,32 @@ pub enum Command {
         /// The benchmark's population: 300 people, 48 namespaces, pod status patches (see `rampart bench`).
         #[arg(long)]
         wide: bool,
+    },
+}
+
+/// What `rampart behaviour` measures.
+#[derive(Debug, clap::Subcommand)]
+pub enum BehaviourCommand {
+    /// Four generated weeks of a population with planted, labelled anomalies through the
+    /// enrichers and the behavioural playbooks: recall per anomaly kind, false alerts per 100k.
+    Evaluate {
+        /// The config whose enrichment and playbook directory are used.
+        #[arg(short, long, default_value = "rampart.yaml")]
+        config: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 4)]
+        weeks: u32,
+        /// Planted incidents of each kind.
+        #[arg(long, default_value_t = 20)]
+        incidents: usize,
+    },
+    /// Resident memory of the baseline as principals and distinct (principal, action) pairs grow.
+    Memory {
+        #[arg(long, default_value_t = 100_000)]
+        principals: usize,
+        #[arg(long, default_value_t = 10_000_000)]
+        pairs: usize,
     },
 }
 
@@ -424,6 +455,7 @@ impl Command {
             Command::Config {
                 command: crate::cli::ConfigCommand::Reference,
             } => app::config_reference(),
+            Command::Behaviour { command } => app::behaviour(command).await,
         }
     }
 }

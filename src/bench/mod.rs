@@ -4,6 +4,9 @@
 //! compare like with like; the table ends with each target and whether it
 //! was met. Nothing here is pass/fail: a missed target is printed, not hidden.
 
+pub mod behaviour;
+pub mod behaviour_memory;
+mod behaviour_cost;
 mod child;
 mod inprocess;
 mod kafka;
@@ -226,6 +229,11 @@ pub async fn run(opts: &BenchOptions) -> Result<String, BenchError> {
         .iter()
         .find(|r| r.playbooks == 0)
         .map(inprocess::Row::cpu_us);
+    let (on, off) = behaviour_cost::run(&opts.config, &lines).await?;
+    say(format!(
+        "behavioural analytics (rate models, population sketches, peer groups), the enrichers alone on this stream, one thread, best of 3 alternating:\n  with {on:.2} µs per event, without {off:.2} µs: {:.2} µs added\n",
+        on - off
+    ));
     match &opts.previous {
         Some(prev) => previous::run(prev, &log, opts.events, work.path(), &mut say)?,
         None => say("before and after: skipped (pass --previous DIR, a checkout of the previous build with target/release/rampart; scripts/bench.sh builds one with PREVIOUS=<git rev>)\n".into()),
@@ -291,7 +299,13 @@ pub async fn run(opts: &BenchOptions) -> Result<String, BenchError> {
         webhook_p99.map_or("no alert timed".into(), |p| format!("{:.1} ms", p * 1e3)),
         verdict(webhook_p99.is_some_and(|p| p <= 0.010))
     ));
+    say(format!(
+        "  behavioural analytics' cost per event: {:.2} µs (target <= 1): {}",
+        on - off,
+        verdict(on - off <= 1.0)
+    ));
     say("  RSS with 1M live dedup keys: `cargo bench --bench state` (target <= 200 MB)".into());
+    say("  behavioural evaluation and memory at 100k principals: `rampart behaviour evaluate`, `rampart behaviour memory`".into());
     Ok(out)
 }
 

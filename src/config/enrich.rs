@@ -178,6 +178,9 @@ pub struct BaselineConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BehaviourConfig {
+    /// Rate models, population sketches and peer groups on top of the baseline's novelty flags.
+    #[serde(default = "yes")]
+    pub enabled: bool,
     /// Least requests of one verb class in an hour before the hour's rate can be unusual.
     #[serde(default = "default_min_volume")]
     pub min_volume: u32,
@@ -226,6 +229,7 @@ fn default_sketch_memory() -> ByteSize {
 impl Default for BehaviourConfig {
     fn default() -> Self {
         Self {
+            enabled: true,
             min_volume: default_min_volume(),
             min_samples: default_min_samples(),
             spike_score: default_spike_score(),

@@ -238,6 +238,7 @@ fn behaviour_settings(
 ) -> baseline::BehaviourSettings {
     let days = c.history_window.get().as_secs() / 86_400;
     baseline::BehaviourSettings {
+        enabled: c.enabled,
         min_volume: c.min_volume,
         min_samples: c.min_samples,
         spike_score: c.spike_score,

@@ -143,7 +143,7 @@ pub async fn start(
         settings.retention,
     )?);
     let state = Arc::new(
-        StateStage::open(store, settings)?
+        StateStage::open(store.clone(), settings)?
             .with_targets(targets)
             .with_silencer(triage.clone()),
     );
@@ -179,6 +179,7 @@ pub async fn start(
     let playbooks = match &cfg.playbooks_with_clusters() {
         Some(p) => {
             let handle = Arc::new(PlaybookHandle::load(p).map_err(PipelineError::Playbooks)?);
+            handle.terms().attach(store.clone());
             tracing::info!(playbooks = handle.current().len(), dir = %p.dir.display(), "playbooks loaded");
             Some(handle)
         }
@@ -402,7 +403,14 @@ impl Running {
         for m in maintenance {
             let _ = m.await;
         }
-        let _ = tokio::task::spawn_blocking(move || enrichers.flush()).await;
+        let terms = self.playbooks.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            enrichers.flush();
+            if let Some(p) = terms {
+                p.terms().save();
+            }
+        })
+        .await;
         let outcome = result?;
         Ok(RunReport {
             records: PipelineStats::get(&stats.records),

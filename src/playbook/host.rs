@@ -245,7 +245,15 @@ pub fn field(ev: &AuditEvent, name: &str) -> String {
     }
 }
 
-pub fn register(engine: &mut Engine, lists: Arc<Lists>, state: Arc<super::state_api::WindowState>) {
+/// `new_term`'s history window when the playbook names none.
+const DEFAULT_TERM_WINDOW: i64 = 30 * 86_400;
+
+pub fn register(
+    engine: &mut Engine,
+    lists: Arc<Lists>,
+    state: Arc<super::state_api::WindowState>,
+    terms: Arc<super::terms::Terms>,
+) {
     engine.register_type_with_name::<Ev>("Event");
     super::host_falco::register(engine);
     super::host_detect::register(engine, lists.clone());
@@ -349,6 +357,19 @@ pub fn register(engine: &mut Engine, lists: Arc<Lists>, state: Arc<super::state_
     );
     let st = state.clone();
     engine.register_fn("first_seen", move |key: &str| st.first_seen(key));
+    let t = terms.clone();
+    engine.register_fn(
+        "new_term",
+        move |entity: Dynamic, value: Dynamic, window: Dynamic| -> Result<bool, Box<rhai::EvalAltResult>> {
+            let window = window_secs(&window).map_err(|e| e.to_string())?;
+            Ok(!entity.is_unit() && !value.is_unit() && t.is_new(&entity.to_string(), &value.to_string(), window))
+        },
+    );
+    engine.register_fn("new_term", move |entity: Dynamic, value: Dynamic| -> bool {
+        !entity.is_unit()
+            && !value.is_unit()
+            && terms.is_new(&entity.to_string(), &value.to_string(), DEFAULT_TERM_WINDOW)
+    });
     let st = state.clone();
     engine.register_fn(
         "sequence",

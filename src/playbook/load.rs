@@ -212,6 +212,15 @@ fn list_files(
 
 /// Compiles every playbook in `dir`; returns all problems of all files at once.
 pub fn load_dir(dir: &Path, cfg: &PlaybooksConfig) -> Result<PlaybookSet, Vec<Diagnostic>> {
+    load_dir_with(dir, cfg, Arc::default())
+}
+
+/// [`load_dir`] with the new-terms history of the set it replaces.
+pub fn load_dir_with(
+    dir: &Path,
+    cfg: &PlaybooksConfig,
+    terms: Arc<super::terms::Terms>,
+) -> Result<PlaybookSet, Vec<Diagnostic>> {
     if !dir.is_dir() {
         return Err(vec![diag(dir, 0, 0, "playbook directory not found")]);
     }
@@ -267,7 +276,7 @@ pub fn load_dir(dir: &Path, cfg: &PlaybooksConfig) -> Result<PlaybookSet, Vec<Di
         }
     }
     let lists = Arc::new(lists);
-    host::register(&mut engine, lists.clone(), state.clone());
+    host::register(&mut engine, lists.clone(), state.clone(), terms);
     let mut playbooks = Vec::new();
     let mut ids: HashMap<String, PathBuf> = HashMap::new();
     for file in dirs.iter().flat_map(|d| playbook_files(d)) {

@@ -17,6 +17,7 @@ mod prefilter;
 pub mod sandbox;
 mod selector;
 pub mod state_api;
+pub mod terms;
 mod tally;
 pub mod testcases;
 
@@ -24,7 +25,7 @@ pub use crate::model::verdict::{self, ResponseRequest, Severity, Verdict};
 pub use exceptions::LIST as EXCEPTIONS;
 pub use host::Ev;
 pub use host_objects::exec_command;
-pub use load::{load_dir, Diagnostic};
+pub use load::{load_dir, load_dir_with, Diagnostic};
 pub use prefilter::Allowlist;
 pub use selector::{NetworkScope, Selector};
 pub use tally::{cost_table, Tally, TallyRow};
@@ -470,19 +471,28 @@ pub struct PlaybookHandle {
     fingerprint: std::sync::Mutex<Vec<(PathBuf, std::time::SystemTime, u64)>>,
     /// The last reload's diagnostics, while the edit that caused them stands (wall ms, lines).
     rejected: std::sync::Mutex<Option<(u64, Vec<String>)>>,
+    /// `new_term`'s history, kept across reloads.
+    terms: Arc<terms::Terms>,
 }
 
 impl PlaybookHandle {
     /// Loads the directory; any diagnostic refuses the whole set.
     pub fn load(cfg: &crate::config::PlaybooksConfig) -> Result<Self, Vec<Diagnostic>> {
-        let set = load_dir(&cfg.dir, cfg)?;
+        let terms = Arc::new(terms::Terms::default());
+        let set = load_dir_with(&cfg.dir, cfg, terms.clone())?;
         Ok(Self {
             current: ArcSwap::from_pointee(set),
             dir: cfg.dir.clone(),
             cfg: cfg.clone(),
             fingerprint: std::sync::Mutex::new(load::fingerprint_all(cfg)),
             rejected: std::sync::Mutex::default(),
+            terms,
         })
+    }
+
+    /// `new_term`'s history (attach a store to persist it).
+    pub fn terms(&self) -> &terms::Terms {
+        &self.terms
     }
 
     /// The settings it loads from (the directory, the packs, the config's lists).
@@ -510,7 +520,7 @@ impl PlaybookHandle {
             return false;
         }
         *seen = now;
-        match load_dir(&self.dir, &self.cfg) {
+        match load_dir_with(&self.dir, &self.cfg, self.terms.clone()) {
             Ok(set) => {
                 crate::internal_events::PlaybooksReloaded {
                     playbooks: set.len(),
@@ -547,7 +557,11 @@ impl PlaybookHandle {
                     () = shutdown.cancelled() => break,
                     _ = tick.tick() => {
                         let m = me.clone();
-                        let _ = tokio::task::spawn_blocking(move || m.reload_if_changed()).await;
+                        let _ = tokio::task::spawn_blocking(move || {
+                            m.terms.save();
+                            m.reload_if_changed()
+                        })
+                        .await;
                     }
                 }
             }

@@ -41,7 +41,7 @@ pub fn with_cluster<R>(f: impl FnOnce(&str) -> R) -> R {
     CLUSTER.with(|c| f(&c.borrow()))
 }
 
-fn current() -> (String, i64) {
+pub(super) fn current() -> (String, i64) {
     CURRENT.with(|c| c.borrow().clone())
 }
 

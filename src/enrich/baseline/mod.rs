@@ -62,6 +62,8 @@ pub struct BaselineSettings {
 /// Thresholds of the behavioural signals and the size of the population's memory.
 #[derive(Debug, Clone)]
 pub struct BehaviourSettings {
+    /// Off: only the novelty flags (no rates, no population sketches, which then take no memory).
+    pub enabled: bool,
     /// Least requests of a class in the hour before its rate can be unusual.
     pub min_volume: u32,
     /// Least hours a bucket has learnt from before its rate can be unusual.
@@ -82,6 +84,7 @@ pub struct BehaviourSettings {
 impl Default for BehaviourSettings {
     fn default() -> Self {
         Self {
+            enabled: true,
             min_volume: 10,
             min_samples: 4,
             spike_score: 6.0,
@@ -93,6 +96,9 @@ impl Default for BehaviourSettings {
         }
     }
 }
+
+/// An action done by at most this many principals is explained as rare.
+const RARE_PRINCIPALS: u16 = 2;
 
 /// A rate is reported (`flags.rate`) from this score on.
 const REPORT_SCORE: f32 = 3.0;
@@ -196,7 +202,8 @@ impl Profile {
 impl Baseline {
     pub fn new(store: Arc<dyn StateStore>, settings: BaselineSettings) -> Self {
         let b = &settings.behaviour;
-        let history = History::new(b.sketch_bytes, b.window_days, &b.scope);
+        let bytes = if b.enabled { b.sketch_bytes } else { 0 };
+        let history = History::new(bytes, b.window_days, &b.scope);
         history.load(store.as_ref());
         Self {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
@@ -283,7 +290,10 @@ impl Baseline {
         let how = hour_of_week(t);
         let seen_hour = p.hours[how / 8] & (1 << (how % 8)) != 0;
         p.hours[how / 8] |= 1 << (how % 8);
-        p.rates.count(t, offset, o.classes);
+        let behaviour = self.settings.behaviour.enabled;
+        if behaviour {
+            p.rates.count(t, offset, o.classes);
+        }
         if !learning {
             flags.new_country = new_country.unwrap_or(false);
             flags.new_asn = new_asn.unwrap_or(false);
@@ -291,9 +301,14 @@ impl Baseline {
             flags.new_verb_resource = new_vr;
             flags.new_source_network = new_net.unwrap_or(false);
             flags.unusual_hour = !seen_hour;
-            self.rate(&p.rates, o.classes, tz, &mut flags);
+            if behaviour {
+                self.rate(&p.rates, o.classes, tz, &mut flags);
+            }
         }
         drop(shard);
+        if !behaviour {
+            return flags;
+        }
         self.population(cluster, key_hash, first_time, (agent, new_agent), (net, new_net), o, &mut flags);
         flags
     }
@@ -402,14 +417,31 @@ impl Baseline {
         if flags.learning {
             return;
         }
+        let place = if o.namespace.is_empty() {
+            "the cluster scope"
+        } else {
+            o.namespace
+        };
+        if flags.new_user_agent {
+            let family = o.user_agent.map_or("", agent_family);
+            flags.explain.push(format!(
+                "first use of {family} by this principal; about {} principals of the cluster use it",
+                flags.agent_principals
+            ));
+        }
+        if f.new_for_principal && f.principals <= RARE_PRINCIPALS {
+            flags.explain.push(format!(
+                "{} in {place}: new for this principal, done by about {} principal(s) of the cluster in recent weeks",
+                o.verb_resource, f.principals
+            ));
+        }
         flags.first_of_peers = f.new_for_peers && f.peers >= b.min_peers;
         if flags.first_of_peers {
             if let Some(g) = group {
                 let g = g.describe();
                 flags.explain.push(format!(
-                    "no one in {g} has done {} in {} in the last {} days",
+                    "no one in {g} has done {} in {place} in the last {} days",
                     o.verb_resource,
-                    if o.namespace.is_empty() { "the cluster scope" } else { o.namespace },
                     h.window_days()
                 ));
                 flags.peer_group = Some(g);
