@@ -459,7 +459,13 @@ pub async fn behaviour(command: &crate::cli::BehaviourCommand) -> Result<(), App
                 incidents_per_kind: *incidents,
             };
             let report = behaviour::evaluate(&opts).await?;
-            behaviour::render(&opts, &report)
+            let (events, fresh) = behaviour::fresh_install(config, *seed, 1).await?;
+            let mut text = behaviour::render(&opts, &report);
+            text.push_str(&format!(
+                "a fresh install replaying one background day ({events} events): {} behavioural alerts {fresh:?}\n",
+                fresh.values().sum::<u64>()
+            ));
+            text
         }
         crate::cli::BehaviourCommand::Memory { principals, pairs } => {
             let (p, n) = (*principals, *pairs);

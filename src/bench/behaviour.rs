@@ -101,6 +101,90 @@ fn playbook_dir(config: &crate::config::Config, dir: &Path) -> Result<PathBuf, B
     Ok(out)
 }
 
+/// The enrichers (with the population's directory) and the behavioural playbooks.
+struct Harness {
+    _tmp: tempfile::TempDir,
+    enricher: Enricher,
+    set: crate::playbook::PlaybookSet,
+    default_window: i64,
+    last_alert: HashMap<(String, String), i64>,
+}
+
+impl Harness {
+    fn new(config: &Path, scenario: &Scenario) -> Result<Self, BenchError> {
+        let tmp = tempfile::tempdir()?;
+        let directory = tmp.path().join("identity.yaml");
+        std::fs::write(&directory, scenario.directory_yaml())?;
+        let mut cfg = crate::config::load_file(config).map_err(setup)?;
+        cfg.enrich.identity.directory = Some(directory);
+        cfg.enrich.identity.api = None;
+        let dir = playbook_dir(&cfg, tmp.path())?;
+        let pcfg = crate::config::PlaybooksConfig {
+            dir: dir.clone(),
+            ..cfg.playbooks.clone().unwrap_or_default()
+        };
+        let set = crate::playbook::load_dir(&dir, &pcfg).map_err(|d| {
+            setup(
+                d.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )
+        })?;
+        let enricher = Enricher::build(&cfg.enrich, Arc::new(MemoryStore::default()), "")
+            .map_err(setup)?;
+        Ok(Self {
+            _tmp: tmp,
+            enricher,
+            set,
+            default_window: cfg.state.dedup_window.get().as_secs() as i64,
+            last_alert: HashMap::new(),
+        })
+    }
+
+    /// The alerts (playbook, title) one JSON line raises, deduplicated as the state stage does.
+    async fn alerts(&mut self, line: &str, t: &mut i64) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for mut ev in decode_record(line.as_bytes(), &DecodeOptions::default()).events {
+            *t = ev.event_time();
+            self.enricher.enrich(&mut ev).await;
+            for v in self.set.evaluate(&Ev::new(ev)).verdicts {
+                let window = v.gating.window.unwrap_or(self.default_window);
+                let key = (v.playbook.clone(), v.dedup.clone());
+                if self.last_alert.get(&key).is_some_and(|&at| *t - at < window) {
+                    continue;
+                }
+                self.last_alert.insert(key, *t);
+                out.push((v.playbook, v.title));
+            }
+        }
+        out
+    }
+}
+
+/// A fresh install replaying `days` of the population's benign traffic: alerts per playbook.
+pub async fn fresh_install(
+    config: &Path,
+    seed: u64,
+    days: u32,
+) -> Result<(u64, BTreeMap<String, u64>), BenchError> {
+    let mut scenario = Scenario::new(ScenarioOptions {
+        seed,
+        ..ScenarioOptions::default()
+    });
+    let mut h = Harness::new(config, &scenario)?;
+    let start = ScenarioOptions::default().start + 7 * 86_400;
+    let lines: Vec<String> = scenario.background(start, days).collect();
+    let mut alerts = BTreeMap::new();
+    let mut t = 0;
+    for line in &lines {
+        for (p, _) in h.alerts(line, &mut t).await {
+            *alerts.entry(p).or_default() += 1;
+        }
+    }
+    Ok((lines.len() as u64, alerts))
+}
+
 /// Runs the evaluation.
 pub async fn evaluate(opts: &EvalOptions) -> Result<EvalReport, BenchError> {
     let started = Instant::now();
@@ -112,76 +196,43 @@ pub async fn evaluate(opts: &EvalOptions) -> Result<EvalReport, BenchError> {
     });
     let scored_from = ScenarioOptions::default().start
         + i64::from(ScenarioOptions::default().learning_days) * 86_400;
-    let tmp = tempfile::tempdir()?;
-    let directory = tmp.path().join("identity.yaml");
-    std::fs::write(&directory, scenario.directory_yaml())?;
-    let mut cfg = crate::config::load_file(&opts.config).map_err(setup)?;
-    cfg.enrich.identity.directory = Some(directory);
-    cfg.enrich.identity.api = None;
-    let dir = playbook_dir(&cfg, tmp.path())?;
-    let pcfg = crate::config::PlaybooksConfig {
-        dir: dir.clone(),
-        ..cfg.playbooks.clone().unwrap_or_default()
-    };
-    let set = crate::playbook::load_dir(&dir, &pcfg).map_err(|d| {
-        setup(
-            d.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n"),
-        )
-    })?;
-    let enricher = Enricher::build(&cfg.enrich, Arc::new(MemoryStore::default()), "")
-        .map_err(setup)?;
-    let default_window = cfg.state.dedup_window.get().as_secs() as i64;
-
+    let mut h = Harness::new(&opts.config, &scenario)?;
     let mut report = EvalReport::default();
     for inc in scenario.incidents() {
         report.kinds.entry(inc.kind).or_default().incidents += 1;
     }
-    let mut last_alert: HashMap<(String, String), i64> = HashMap::new();
     let mut caught: HashMap<u32, (AnomalyKind, Vec<String>)> = HashMap::new();
     let mut false_examples: HashMap<String, usize> = HashMap::new();
-    let decode = DecodeOptions::default();
+    let mut t = 0;
     for (line, label) in scenario.events() {
-        for mut ev in decode_record(line.as_bytes(), &decode).events {
-            report.events += 1;
-            let t = ev.event_time();
-            let scored = t >= scored_from;
-            if scored && label == Label::Benign {
-                report.benign_scored += 1;
-            }
-            enricher.enrich(&mut ev).await;
-            let verdicts = set.evaluate(&Ev::new(ev)).verdicts;
-            for v in verdicts {
-                let window = v.gating.window.unwrap_or(default_window);
-                let key = (v.playbook.clone(), v.dedup.clone());
-                if last_alert.get(&key).is_some_and(|&at| t - at < window) {
-                    continue;
-                }
-                last_alert.insert(key, t);
-                match label {
-                    Label::Anomaly { kind, incident } => {
-                        let e = caught.entry(incident).or_insert((kind, Vec::new()));
-                        if !e.1.contains(&v.playbook) {
-                            e.1.push(v.playbook.clone());
-                        }
-                        let k = report.kinds.entry(kind).or_default();
-                        if k.example.is_none() {
-                            k.example = Some(v.title.clone());
-                        }
+        let alerts = h.alerts(&line, &mut t).await;
+        report.events += 1;
+        let scored = t >= scored_from;
+        if scored && label == Label::Benign {
+            report.benign_scored += 1;
+        }
+        for (playbook, title) in alerts {
+            match label {
+                Label::Anomaly { kind, incident } => {
+                    let e = caught.entry(incident).or_insert((kind, Vec::new()));
+                    if !e.1.contains(&playbook) {
+                        e.1.push(playbook.clone());
                     }
-                    Label::Benign if scored => {
-                        report.false_alerts += 1;
-                        *report.false_by_playbook.entry(v.playbook.clone()).or_default() += 1;
-                        let n = false_examples.entry(v.playbook.clone()).or_default();
-                        if *n < 3 {
-                            *n += 1;
-                            report.false_examples.push(v.title.clone());
-                        }
+                    let k = report.kinds.entry(kind).or_default();
+                    if k.example.is_none() {
+                        k.example = Some(title.clone());
                     }
-                    Label::Benign => {}
                 }
+                Label::Benign if scored => {
+                    report.false_alerts += 1;
+                    *report.false_by_playbook.entry(playbook.clone()).or_default() += 1;
+                    let n = false_examples.entry(playbook).or_default();
+                    if *n < 3 {
+                        *n += 1;
+                        report.false_examples.push(title);
+                    }
+                }
+                Label::Benign => {}
             }
         }
     }

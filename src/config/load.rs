@@ -263,6 +263,24 @@ pipeline: { workers: 0 }
     }
 
     #[test]
+    fn bad_behaviour_settings_are_reported_with_their_paths() {
+        let yaml = r#"
+sources: { files: [{ path: a.jsonl }] }
+enrich:
+  baseline:
+    behaviour: { history_window: 1h, spike_ratio: 0.5, sketch_memory: 1KiB }
+"#;
+        let text = load_str(yaml, "t.yaml").unwrap_err().to_string();
+        for needle in [
+            "enrich.baseline.behaviour.history_window",
+            "spike_ratio must be",
+            "enrich.baseline.behaviour.sketch_memory",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from {text}");
+        }
+    }
+
+    #[test]
     fn interpolates_environment_variables_with_defaults() {
         std::env::set_var("RAMPART_TEST_BROKERS", "k1:9092");
         assert_eq!(expand("${RAMPART_TEST_BROKERS}").unwrap(), "k1:9092");
