@@ -295,36 +295,3 @@ fn defaults_volume_and_time() {
         t.elapsed()
     );
 }
-
-#[test]
-#[ignore]
-fn dump_for_analysis() {
-    use std::io::Write;
-    let mut sc = Scenario::new(ScenarioOptions::default());
-    let mut f = std::io::BufWriter::new(std::fs::File::create("/tmp/beh.jsonl").unwrap());
-    let t = std::time::Instant::now();
-    for (line, label) in sc.events() {
-        let l = match label {
-            Label::Benign => "-".to_string(),
-            Label::Anomaly { kind, incident } => format!("{}#{incident}", kind.name()),
-        };
-        writeln!(f, "{l}\t{line}").unwrap();
-    }
-    std::fs::write("/tmp/beh-dir.yaml", sc.directory_yaml()).unwrap();
-    let inc: Vec<String> = sc
-        .incidents()
-        .iter()
-        .map(|i| {
-            format!(
-                "{}\t{}\t{}\t{}\t{}",
-                i.id,
-                i.kind.name(),
-                i.principal,
-                i.start,
-                i.end
-            )
-        })
-        .collect();
-    std::fs::write("/tmp/beh-inc.tsv", inc.join("\n")).unwrap();
-    eprintln!("took {:?}", t.elapsed());
-}
