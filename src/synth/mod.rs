@@ -4,6 +4,8 @@
 
 use serde_json::{json, Value};
 
+pub mod behaviour;
+
 /// A small, fast, seedable PRNG (splitmix64).
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
