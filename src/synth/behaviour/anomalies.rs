@@ -200,15 +200,31 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// Plans one incident, with another principal if the first choice yields no request.
     fn incident(&mut self, kind: AnomalyKind, day: i64) {
-        match kind {
-            AnomalyKind::StolenHumanAccount => self.stolen_human(day),
-            AnomalyKind::StolenCiToken => self.stolen_ci(day),
-            AnomalyKind::SlowSecretHarvest => self.harvest(day),
-            AnomalyKind::OffHoursAdmin => self.off_hours(day),
-            AnomalyKind::NewTool => self.new_tool(day),
-            AnomalyKind::FirstOfPeers => self.first_of_peers(day),
+        let before = self.incidents.len();
+        for _ in 0..6 {
+            match kind {
+                AnomalyKind::StolenHumanAccount => self.stolen_human(day),
+                AnomalyKind::StolenCiToken => self.stolen_ci(day),
+                AnomalyKind::SlowSecretHarvest => self.harvest(day),
+                AnomalyKind::OffHoursAdmin => self.off_hours(day),
+                AnomalyKind::NewTool => self.new_tool(day),
+                AnomalyKind::FirstOfPeers => self.first_of_peers(day),
+            }
+            if self.incidents.len() > before {
+                return;
+            }
         }
+    }
+
+    /// The first weekday from `day` on.
+    pub(super) fn weekday_from(&self, day: i64) -> i64 {
+        let mut d = day;
+        while super::basics::weekday(self.pop.start.div_euclid(DAY) + d) >= 5 {
+            d += 1;
+        }
+        d
     }
 
     /// Namespaces a team never works in: not its own, its neighbours' or the shared ones.

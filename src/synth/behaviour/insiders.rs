@@ -14,8 +14,12 @@ impl Planner<'_> {
     pub(super) fn harvest(&mut self, day: i64) {
         let pop = self.pop;
         let human = self.r.chance(0.5);
+        let day = if human { self.weekday_from(day) } else { day };
         let cands: Vec<Who> = if human {
-            self.steady_humans(|i| pop.teams[pop.humans[i].team].role != Role::Security)
+            self.steady_humans(|i| {
+                pop.teams[pop.humans[i].team].role != Role::Security
+                    && !pop.humans[i].pto.contains(&day)
+            })
         } else {
             (0..pop.sas.len())
                 .filter(|&i| {
@@ -276,6 +280,7 @@ impl Planner<'_> {
     pub(super) fn first_of_peers(&mut self, day: i64) {
         let pop = self.pop;
         let runner = self.r.chance(0.3);
+        let d = self.weekday_from(day);
         let cands = if runner {
             (0..pop.sas.len())
                 .filter(|&i| pop.sas[i].family == "ci-runner")
@@ -284,6 +289,7 @@ impl Planner<'_> {
         } else {
             self.steady_humans(|i| {
                 matches!(pop.teams[pop.humans[i].team].role, Role::Dev | Role::Data)
+                    && !pop.humans[i].pto.contains(&d)
             })
         };
         let Some(who) = self.choose(cands) else {
@@ -292,11 +298,6 @@ impl Planner<'_> {
         let r = &mut rng(&[pop.seed, 85, day as u64, self.incidents.len() as u64]);
         let (team, t0) = match who {
             Who::Human(hi) => {
-                let mut d = day;
-                while weekday(pop.start.div_euclid(DAY) + d) >= 5 || pop.humans[hi].pto.contains(&d)
-                {
-                    d += 1;
-                }
                 let mut t = self.at_local(hi, d, r.int(10 * HOUR, 15 * HOUR));
                 for _ in 0..48 {
                     if matches!(
@@ -311,10 +312,6 @@ impl Planner<'_> {
             }
             Who::Sa(si) => {
                 let z = pop.teams[pop.sas[si].team.unwrap_or(0)].main_zone;
-                let mut d = day;
-                while weekday(pop.start.div_euclid(DAY) + d) >= 5 {
-                    d += 1;
-                }
                 let tod = r.int(10 * HOUR, 16 * HOUR);
                 (
                     pop.sas[si].team.unwrap_or(0),
