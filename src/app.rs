@@ -451,12 +451,14 @@ pub async fn behaviour(command: &crate::cli::BehaviourCommand) -> Result<(), App
             seed,
             weeks,
             incidents,
+            trace_misses,
         } => {
             let opts = behaviour::EvalOptions {
                 config: config.clone(),
                 seed: *seed,
                 weeks: *weeks,
                 incidents_per_kind: *incidents,
+                trace_misses: *trace_misses,
             };
             let report = behaviour::evaluate(&opts).await?;
             let (events, fresh) = behaviour::fresh_install(config, *seed, 1).await?;

@@ -182,6 +182,9 @@ pub enum BehaviourCommand {
         /// Planted incidents of each kind.
         #[arg(long, default_value_t = 20)]
         incidents: usize,
+        /// List each missed incident's first events with what the baseline said of them.
+        #[arg(long)]
+        trace_misses: bool,
     },
     /// Resident memory of the baseline as principals and distinct (principal, action) pairs grow.
     Memory {

@@ -22,11 +22,12 @@ use crate::state::MemoryStore;
 use crate::synth::behaviour::{AnomalyKind, Label, Scenario, ScenarioOptions};
 
 /// The shipped behavioural playbooks this evaluation measures.
-pub const PLAYBOOKS: [&str; 4] = [
+pub const PLAYBOOKS: [&str; 5] = [
     "behaviour_volume_spike.rhai",
     "behaviour_rare_critical_action.rhai",
     "behaviour_first_of_peers.rhai",
     "behaviour_service_account_new_tool.rhai",
+    "behaviour_secret_reads_new_namespaces.rhai",
 ];
 
 /// What to evaluate on.
@@ -37,6 +38,8 @@ pub struct EvalOptions {
     pub seed: u64,
     pub weeks: u32,
     pub incidents_per_kind: usize,
+    /// List each missed incident's first events with what the baseline said of them.
+    pub trace_misses: bool,
 }
 
 /// One kind's result.
@@ -61,6 +64,37 @@ pub struct EvalReport {
     pub false_examples: Vec<String>,
     pub kinds: BTreeMap<AnomalyKind, KindResult>,
     pub seconds: f64,
+    /// With `trace_misses`: each missed incident and its first events.
+    pub misses: Vec<String>,
+}
+
+/// One event and the baseline's facts, for a missed incident's trace.
+fn trace(ev: &crate::event::AuditEvent) -> String {
+    let o = ev.object_ref.as_ref();
+    let b = ev
+        .enrichment
+        .as_ref()
+        .and_then(|e| e.baseline.clone())
+        .unwrap_or_default();
+    format!(
+        "{} {} {}/{} {} -> {} learning {} new_action {} peers_new {} first_of_peers {} peers {} foreign_ns {} rare {} quiet {} spike {} signals {:?}",
+        ev.verb,
+        o.and_then(|o| o.resource.as_deref()).unwrap_or(""),
+        o.and_then(|o| o.namespace.as_deref()).unwrap_or(""),
+        o.and_then(|o| o.subresource.as_deref()).unwrap_or(""),
+        ev.user_agent.as_deref().unwrap_or(""),
+        ev.response_code().unwrap_or(0),
+        b.learning,
+        b.new_action,
+        b.peers_new_action,
+        b.first_of_peers,
+        b.peers,
+        b.foreign_namespace,
+        b.rare_action,
+        b.quiet_hour,
+        b.volume_spike,
+        b.signals
+    )
 }
 
 impl EvalReport {
@@ -142,12 +176,19 @@ impl Harness {
         })
     }
 
-    /// The alerts (playbook, title) one JSON line raises, deduplicated as the state stage does.
-    async fn alerts(&mut self, line: &str, t: &mut i64) -> Vec<(String, String)> {
+    /// The alerts (playbook, title) one JSON line raises, deduplicated as the state stage does;
+    /// `seen` is given what the baseline said of each event.
+    async fn alerts(
+        &mut self,
+        line: &str,
+        t: &mut i64,
+        mut seen: impl FnMut(&crate::event::AuditEvent),
+    ) -> Vec<(String, String)> {
         let mut out = Vec::new();
         for mut ev in decode_record(line.as_bytes(), &DecodeOptions::default()).events {
             *t = ev.event_time();
             self.enricher.enrich(&mut ev).await;
+            seen(&ev);
             for v in self.set.evaluate(&Ev::new(ev)).verdicts {
                 let window = v.gating.window.unwrap_or(self.default_window);
                 let key = (v.playbook.clone(), v.dedup.clone());
@@ -178,7 +219,7 @@ pub async fn fresh_install(
     let mut alerts = BTreeMap::new();
     let mut t = 0;
     for line in &lines {
-        for (p, _) in h.alerts(line, &mut t).await {
+        for (p, _) in h.alerts(line, &mut t, |_| ()).await {
             *alerts.entry(p).or_default() += 1;
         }
     }
@@ -203,9 +244,23 @@ pub async fn evaluate(opts: &EvalOptions) -> Result<EvalReport, BenchError> {
     }
     let mut caught: HashMap<u32, (AnomalyKind, Vec<String>)> = HashMap::new();
     let mut false_examples: HashMap<String, usize> = HashMap::new();
+    let mut traces: BTreeMap<u32, Vec<String>> = BTreeMap::new();
     let mut t = 0;
     for (line, label) in scenario.events() {
-        let alerts = h.alerts(&line, &mut t).await;
+        let mut traced = None;
+        let alerts = h
+            .alerts(&line, &mut t, |ev| {
+                if opts.trace_misses {
+                    traced = Some(trace(ev));
+                }
+            })
+            .await;
+        if let (Some(line), Label::Anomaly { incident, .. }) = (&traced, label) {
+            let lines = traces.entry(incident).or_default();
+            if lines.len() < 8 {
+                lines.push(line.clone());
+            }
+        }
         report.events += 1;
         let scored = t >= scored_from;
         if scored && label == Label::Benign {
@@ -227,13 +282,27 @@ pub async fn evaluate(opts: &EvalOptions) -> Result<EvalReport, BenchError> {
                     report.false_alerts += 1;
                     *report.false_by_playbook.entry(playbook.clone()).or_default() += 1;
                     let n = false_examples.entry(playbook).or_default();
-                    if *n < 3 {
+                    if *n < 3 || opts.trace_misses {
                         *n += 1;
-                        report.false_examples.push(title);
+                        report.false_examples.push(match &traced {
+                            Some(tr) => format!("{title}\n      {tr}"),
+                            None => title,
+                        });
                     }
                 }
                 Label::Benign => {}
             }
+        }
+    }
+    for inc in scenario.incidents() {
+        if opts.trace_misses && !caught.contains_key(&inc.id) {
+            report.misses.push(format!(
+                "{} #{} {}:\n    {}",
+                inc.kind.name(),
+                inc.id,
+                inc.principal,
+                traces.remove(&inc.id).unwrap_or_default().join("\n    ")
+            ));
         }
     }
     for (kind, playbooks) in caught.into_values() {
@@ -288,6 +357,9 @@ pub fn render(opts: &EvalOptions, r: &EvalReport) -> String {
     }
     for e in &r.false_examples {
         let _ = writeln!(s, "  e.g. {e}");
+    }
+    for m in &r.misses {
+        let _ = writeln!(s, "missed {m}");
     }
     let _ = writeln!(s, "\nexamples of caught incidents:");
     for kind in AnomalyKind::ALL {

@@ -188,6 +188,7 @@ impl Enricher {
                         namespace.as_bytes(),
                     ]),
                     identity: Some(&identity),
+                    refused: matches!(ev.response_code(), Some(401 | 403)),
                 },
             )
         });

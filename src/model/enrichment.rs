@@ -154,14 +154,28 @@ pub struct BaselineFlags {
     /// The peer group, when `first_of_peers`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peer_group: Option<String>,
-    /// About how many principals the peer group has.
+    /// About how many principals the peer group has (active in recent weeks).
     pub peers: u32,
+    /// No peer (or, without a peer group, not the principal) did this action within the window; not gated by `min_peers`.
+    pub peers_new_action: bool,
+    /// Another group's namespace: no peer did anything in it within the window (groups of
+    /// `min_peers` or more), and about three peer groups or fewer work in it (a shared namespace has more).
+    pub foreign_namespace: bool,
+    /// About how many peer groups have worked in this namespace.
+    pub namespace_groups: u32,
+    /// A secret or RBAC action new for the principal that about two principals or fewer do.
+    pub rare_action: bool,
+    /// The principal is usually idle at this local hour (weekday or weekend).
+    pub quiet_hour: bool,
+    /// The behavioural signals the principal raised in the last two hours of event time, this
+    /// event's included: `new_network`, `new_agent`, `quiet_hour`, `volume_spike`,
+    /// `first_of_peers`, `rare_action`, `refused`, `foreign_namespace`.
+    pub signals: Vec<String>,
     /// About how many principals of the cluster use this user agent's family.
     pub agent_principals: u32,
     /// About how many principals of the cluster come from this source network (public /24).
     pub network_principals: u32,
     /// One sentence per signal raised, for alerts: "14x this principal's usual secret requests ...".
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub explain: Vec<String>,
 }
 

@@ -27,7 +27,8 @@ pub struct Case {
     /// Events run first, to build up state for count/distinct/first_seen (their verdicts are ignored).
     #[serde(default)]
     pub before: Vec<Value>,
-    /// Enrichment fields to set over what the enrichers derive (e.g. `identity: { known: false }`).
+    /// Enrichment fields to set over what the enrichers derive (e.g. `identity: { known: false }`),
+    /// for the event and the `before` events alike.
     #[serde(default)]
     pub enrichment: Option<Value>,
     /// List entries added for this case only, as `playbooks.lists` would add them
@@ -145,6 +146,8 @@ pub async fn run(
                 let mut ev = d.events.remove(0);
                 ev.provenance.cluster = cluster.to_owned();
                 enricher.enrich(&mut ev).await;
+                // The case's enrichment describes its whole context: the events before too.
+                let _ = apply_override(&mut ev, case);
                 set.evaluate(&Ev::new(ev));
             }
             let diffs = check(set, &enricher, &p.id, event, case).await;
@@ -245,6 +248,18 @@ fn merge(base: &mut Value, patch: &Value) {
     }
 }
 
+/// Sets the case's `enrichment` fields over what the enrichers derived.
+fn apply_override(ev: &mut AuditEvent, case: &Case) -> Result<(), String> {
+    if let (Some(patch), Some(e)) = (&case.enrichment, ev.enrichment.as_deref()) {
+        let mut v = serde_json::to_value(e).unwrap_or(Value::Null);
+        merge(&mut v, patch);
+        let e = serde_json::from_value(v)
+            .map_err(|err| format!("enrichment override does not fit the enrichment shape: {err}"))?;
+        ev.enrichment = Some(Box::new(e));
+    }
+    Ok(())
+}
+
 async fn check(
     set: &PlaybookSet,
     enricher: &Enricher,
@@ -253,17 +268,8 @@ async fn check(
     case: &Case,
 ) -> Vec<String> {
     enricher.enrich(&mut ev).await;
-    if let (Some(patch), Some(e)) = (&case.enrichment, ev.enrichment.as_deref()) {
-        let mut v = serde_json::to_value(e).unwrap_or(Value::Null);
-        merge(&mut v, patch);
-        match serde_json::from_value(v) {
-            Ok(e) => ev.enrichment = Some(Box::new(e)),
-            Err(err) => {
-                return vec![format!(
-                    "enrichment override does not fit the enrichment shape: {err}"
-                )]
-            }
-        }
+    if let Err(e) = apply_override(&mut ev, case) {
+        return vec![e];
     }
     let evaluation = set.evaluate(&Ev::new(ev));
     let mut diffs: Vec<String> = evaluation

@@ -14,14 +14,20 @@ pub struct ComboFacts {
     pub principals: u16,
     /// No member of the principal's peer group had done it within the window.
     pub new_for_peers: bool,
-    /// About how many principals the peer group has.
+    /// About how many principals the peer group has (active in recent weeks).
     pub peers: u16,
+    /// No member of the group did anything at all in the action's namespace within the window.
+    pub foreign_namespace: bool,
+    /// About how many peer groups have worked in the action's namespace (0 for cluster scope).
+    pub namespace_groups: u16,
 }
 
 /// Shared by every worker; lock-free.
 pub struct History {
     stamps: Stamps,
     population: Counts,
+    /// Counts that do not age: members of each group, groups working in each namespace.
+    structure: Counts,
     /// The week (days / 7) of the last halving of the population counts.
     week: AtomicU16,
     window_days: u16,
@@ -31,7 +37,7 @@ pub struct History {
 impl std::fmt::Debug for History {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("History")
-            .field("bytes", &(self.stamps.bytes() + self.population.bytes()))
+            .field("bytes", &self.bytes())
             .field("window_days", &self.window_days)
             .finish()
     }
@@ -45,11 +51,12 @@ pub fn pair(a: u64, b: u64) -> u64 {
 const MEMBERS: u64 = 0x6d65_6d62_6572_7321;
 
 impl History {
-    /// `bytes` in all: three quarters for the day stamps, a quarter for the counts.
+    /// `bytes` in all: three quarters for the day stamps, most of the rest for the counts.
     pub fn new(bytes: usize, window_days: u16, name: &str) -> Self {
         Self {
             stamps: Stamps::new(bytes / 4 * 3),
-            population: Counts::new(bytes / 4),
+            population: Counts::new(bytes / 16 * 3),
+            structure: Counts::new(bytes / 16),
             week: AtomicU16::new(0),
             window_days,
             name: name.to_owned(),
@@ -76,12 +83,13 @@ impl History {
 
     /// Records that `principal` (in peer group `group`) did `action` in `cluster` on `day`.
     /// All three are stable hashes; `cluster` scopes the population counts.
+    /// `namespace` is the hash of the action's namespace (0 for cluster-scoped requests).
     pub fn observe(
         &self,
         cluster: u64,
         principal: u64,
         group: Option<u64>,
-        action: u64,
+        (action, namespace): (u64, u64),
         day: u16,
     ) -> ComboFacts {
         self.age(day);
@@ -94,24 +102,39 @@ impl History {
         } else {
             self.population.get(everyone)
         };
-        let (new_for_peers, peers) = match group {
-            Some(g) => {
-                let theirs = self.stamps.stamp(pair(g, action), day);
-                (new_within(theirs, day, w), self.population.get(pair(g, MEMBERS)))
-            }
-            None => (false, 0),
+        let Some(g) = group else {
+            return ComboFacts {
+                new_for_principal,
+                principals,
+                ..ComboFacts::default()
+            };
         };
+        let members = pair(g, MEMBERS);
+        // A member counts once (the group's size does not age).
+        let peers = if self.stamps.stamp(pair(principal, members), day) == 0 {
+            self.structure.add(members)
+        } else {
+            self.structure.get(members)
+        };
+        let theirs = self.stamps.stamp(pair(g, action), day);
+        let (mut foreign_namespace, mut namespace_groups) = (false, 0);
+        if namespace != 0 {
+            let groups = pair(namespace, MEMBERS);
+            foreign_namespace = new_within(self.stamps.stamp(pair(members, namespace), day), day, w);
+            namespace_groups = if foreign_namespace {
+                self.structure.add(pair(cluster, groups))
+            } else {
+                self.structure.get(pair(cluster, groups))
+            };
+        }
         ComboFacts {
             new_for_principal,
             principals,
-            new_for_peers,
+            new_for_peers: new_within(theirs, day, w),
             peers,
+            foreign_namespace,
+            namespace_groups,
         }
-    }
-
-    /// Counts a principal as a member of `group` (once, when it is first seen).
-    pub fn join(&self, group: u64) {
-        self.population.add(pair(group, MEMBERS));
     }
 
     /// Counts one more principal using `value` (an agent family, a network) when it is new
@@ -130,7 +153,7 @@ impl History {
     }
 
     pub fn bytes(&self) -> usize {
-        self.stamps.bytes() + self.population.bytes()
+        self.stamps.bytes() + self.population.bytes() + self.structure.bytes()
     }
 
     /// Share of the day-stamp cells in use: near 1, novelty starts to be missed.
@@ -142,6 +165,8 @@ impl History {
         self.stamps.load(store, &format!("{}/stamps", self.name));
         self.population
             .load(store, &format!("{}/population", self.name));
+        self.structure
+            .load(store, &format!("{}/structure", self.name));
         if let Ok(Some(w)) = store.get(super::sketch::TREE, self.week_key().as_bytes()) {
             if let Ok(b) = <[u8; 2]>::try_from(w.as_slice()) {
                 self.week.store(u16::from_le_bytes(b), Ordering::Relaxed);
@@ -153,6 +178,8 @@ impl History {
         self.stamps.save(store, &format!("{}/stamps", self.name))?;
         self.population
             .save(store, &format!("{}/population", self.name))?;
+        self.structure
+            .save(store, &format!("{}/structure", self.name))?;
         store.put(
             super::sketch::TREE,
             self.week_key().as_bytes(),
@@ -172,29 +199,37 @@ mod tests {
     #[test]
     fn novelty_is_per_principal_and_per_group_within_the_window() {
         let h = History::new(1 << 20, 30, "t");
-        let (prod, alice, bob, payments, read_ks) = (1, 10, 11, 100, 1000);
-        let f = h.observe(prod, alice, Some(payments), read_ks, 500);
-        assert!(f.new_for_principal && f.new_for_peers);
-        assert_eq!(f.principals, 1);
-        let f = h.observe(prod, bob, Some(payments), read_ks, 501);
+        let (prod, alice, bob, payments, read_ks, ks, ns2) = (1, 10, 11, 100, 1000, 77, 78);
+        let f = h.observe(prod, alice, Some(payments), (read_ks, ks), 500);
+        assert!(f.new_for_principal && f.new_for_peers && f.foreign_namespace);
+        assert_eq!((f.principals, f.peers, f.namespace_groups), (1, 1, 1));
+        let f = h.observe(prod, bob, Some(payments), (read_ks, ks), 501);
         assert!(f.new_for_principal && !f.new_for_peers, "alice did it first");
-        assert_eq!(f.principals, 2);
-        let f = h.observe(prod, bob, Some(payments), read_ks, 502);
+        assert!(!f.foreign_namespace, "alice worked in the namespace");
+        assert_eq!((f.principals, f.peers), (2, 2));
+        let f = h.observe(prod, bob, Some(payments), (read_ks, ks), 502);
         assert!(!f.new_for_principal);
-        assert_eq!(f.principals, 2, "a repeat is not another principal");
-        let f = h.observe(prod, alice, Some(payments), read_ks, 540);
+        assert_eq!((f.principals, f.peers), (2, 2), "a repeat is not another principal");
+        let f = h.observe(prod, bob, Some(payments), (read_ks, ks), 600);
+        assert_eq!(f.peers, 2, "the group's size does not age");
+        let f = h.observe(prod, bob, Some(payments), (2000, ns2), 502);
+        assert!(f.foreign_namespace && f.new_for_peers);
+        let f = h.observe(prod, 12, Some(200), (3000, ks), 503);
+        assert_eq!(f.namespace_groups, 2, "a second group works in the namespace");
+        let f = h.observe(prod, alice, Some(payments), (read_ks, ks), 540);
         assert!(f.new_for_principal && f.new_for_peers, "38 days later");
-        let f = h.observe(2, alice, Some(payments), 2000, 540);
+        let f = h.observe(2, alice, Some(payments), (2000, 0), 540);
         assert_eq!(f.principals, 1, "another cluster's count");
+        assert!(!f.foreign_namespace, "cluster scope is no namespace");
     }
 
     #[test]
     fn population_counts_age_by_half_each_week() {
         let h = History::new(1 << 20, 30, "t");
         for p in 0..8 {
-            h.observe(1, p, None, 7, 700);
+            h.observe(1, p, None, (7, 0), 700);
         }
-        assert_eq!(h.observe(1, 0, None, 7, 701).principals, 8);
-        assert_eq!(h.observe(1, 0, None, 7, 707).principals, 4);
+        assert_eq!(h.observe(1, 0, None, (7, 0), 701).principals, 8);
+        assert_eq!(h.observe(1, 0, None, (7, 0), 707).principals, 4);
     }
 }

@@ -19,10 +19,12 @@ use crate::state::StateStore;
 pub mod history;
 pub mod peers;
 pub mod rates;
+pub mod signals;
 pub mod sketch;
 pub mod zone;
 
-use history::History;
+use history::{ComboFacts, History};
+use signals::{Recent, Signal};
 use rates::{RateGuards, RateModel, VerbClass};
 
 const TREE: &str = "baseline";
@@ -48,6 +50,8 @@ pub struct Observation<'a> {
     pub action: u64,
     /// Who: team, service-account family, node, time zone.
     pub identity: Option<&'a Identity>,
+    /// The request was refused (401 or 403).
+    pub refused: bool,
 }
 
 /// Limits and learning.
@@ -100,6 +104,12 @@ impl Default for BehaviourSettings {
 /// An action done by at most this many principals is explained as rare.
 const RARE_PRINCIPALS: u16 = 2;
 
+/// A namespace where at most this many peer groups work belongs to them (a shared one has more).
+const FOREIGN_MAX_GROUPS: u16 = 3;
+
+/// A local hour is quiet for a principal whose usual count of requests in it is below this.
+const QUIET_USUAL: f32 = 0.5;
+
 /// A rate is reported (`flags.rate`) from this score on.
 const REPORT_SCORE: f32 = 3.0;
 
@@ -130,6 +140,8 @@ struct Slot {
     zone: Option<(String, Option<zone::Tz>)>,
     offset_hour: i64,
     offset: i32,
+    /// The behavioural signals raised lately (in memory only).
+    recent: Recent,
 }
 
 impl Slot {
@@ -236,14 +248,29 @@ impl Baseline {
         key.push_str(principal);
         let principal = key.as_str();
         let key_hash = hash(principal.as_bytes());
+        let behaviour = self.settings.behaviour.enabled;
+        let cluster_key = hash(cluster.as_bytes());
+        let group = o.identity.and_then(peers::group);
+        let facts = behaviour.then(|| {
+            let ns = if o.namespace.is_empty() {
+                0
+            } else {
+                hash(o.namespace.as_bytes())
+            };
+            self.history.observe(
+                cluster_key,
+                key_hash,
+                group.map(|g| g.key(cluster)),
+                (o.action, ns),
+                sketch::day(o.time),
+            )
+        });
         let mut shard = self
             .shard(key_hash)
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        let mut first_time = false;
         if !shard.contains_key(principal) {
-            let (profile, fresh, first) = self.load(principal, cluster.len(), o.time);
-            first_time = first;
+            let (profile, fresh) = self.load(principal, cluster.len(), o.time);
             let cap = (self.settings.max_principals / SHARDS).max(1);
             if shard.len() >= cap {
                 self.evict(&mut shard, cap / 10 + 1);
@@ -256,6 +283,7 @@ impl Baseline {
                     zone: None,
                     offset_hour: i64::MIN,
                     offset: 0,
+                    recent: Recent::default(),
                 },
             );
         }
@@ -290,7 +318,6 @@ impl Baseline {
         let how = hour_of_week(t);
         let seen_hour = p.hours[how / 8] & (1 << (how % 8)) != 0;
         p.hours[how / 8] |= 1 << (how % 8);
-        let behaviour = self.settings.behaviour.enabled;
         if behaviour {
             p.rates.count(t, offset, o.classes);
         }
@@ -305,17 +332,63 @@ impl Baseline {
                 self.rate(&p.rates, o.classes, tz, &mut flags);
             }
         }
-        drop(shard);
-        if !behaviour {
+        let Some(f) = facts else {
             return flags;
+        };
+        self.peer_facts(&f, o, &mut flags);
+        if !learning {
+            record(&mut slot.recent, o, &f, &flags);
+            flags.signals = slot.recent.names(t);
         }
-        self.population(cluster, key_hash, first_time, (agent, new_agent), (net, new_net), o, &mut flags);
+        drop(shard);
+        self.population(cluster_key, (agent, new_agent), (net, new_net), o, &mut flags);
+        if let (true, Some(g)) = (flags.first_of_peers, group) {
+            let g = g.describe();
+            flags.explain.push(format!(
+                "no one in {g} has done {} in {} in the last {} days",
+                o.verb_resource,
+                place(o),
+                self.history.window_days()
+            ));
+            flags.peer_group = Some(g);
+        }
         flags
     }
 
+    /// Sets what the population sketches say of the action.
+    fn peer_facts(&self, f: &ComboFacts, o: &Observation<'_>, flags: &mut BaselineFlags) {
+        let has_group = f.peers > 0;
+        flags.new_action = f.new_for_principal;
+        flags.action_principals = u32::from(f.principals);
+        flags.peers = u32::from(f.peers);
+        flags.peers_new_action = if has_group {
+            f.new_for_peers
+        } else {
+            f.new_for_principal
+        };
+        if flags.learning {
+            return;
+        }
+        flags.first_of_peers = f.new_for_peers && f.peers >= self.settings.behaviour.min_peers;
+        flags.namespace_groups = u32::from(f.namespace_groups);
+        // Another group's namespace: no peer worked there, and only a few groups do.
+        flags.foreign_namespace = f.foreign_namespace
+            && f.peers >= self.settings.behaviour.min_peers
+            && f.namespace_groups <= FOREIGN_MAX_GROUPS;
+        if f.new_for_principal && f.principals <= RARE_PRINCIPALS && sensitive_action(o.classes) {
+            flags.rare_action = true;
+            flags.explain.push(format!(
+                "{} in {}: new for this principal, done by about {} principal(s) of the cluster in recent weeks",
+                o.verb_resource,
+                place(o),
+                f.principals
+            ));
+        }
+    }
+
     /// A stored profile of the principal (or its older, un-clustered one), or a new one:
-    /// (profile, to be written, never seen before).
-    fn load(&self, principal: &str, cluster_len: usize, time: i64) -> (Profile, bool, bool) {
+    /// (profile, to be written).
+    fn load(&self, principal: &str, cluster_len: usize, time: i64) -> (Profile, bool) {
         let legacy = &principal[cluster_len + 1..];
         let read = |k: &str| {
             self.store
@@ -325,17 +398,17 @@ impl Baseline {
                 .and_then(|b| serde_json::from_slice::<Profile>(&b).ok())
         };
         if let Some(p) = read(principal) {
-            return (p, false, false);
+            return (p, false);
         }
         if let Some(p) = read(legacy) {
-            return (p, true, false);
+            return (p, true);
         }
         let p = Profile {
             first_seen: time,
             last_seen: time,
             ..Profile::default()
         };
-        (p, true, true)
+        (p, true)
     }
 
     /// Sets `rate` and `volume_spike` from the principal's rate model.
@@ -345,6 +418,8 @@ impl Baseline {
             min_volume: b.min_volume,
             min_samples: b.min_samples,
         };
+        let all = m.score(VerbClass::All);
+        flags.quiet_hour = all.samples >= b.min_samples && all.usual < QUIET_USUAL;
         let sensitive = classes & !(VerbClass::All.bit() | VerbClass::Read.bit());
         let Some(r) = m
             .most_unusual(sensitive, guards)
@@ -380,72 +455,30 @@ impl Baseline {
         });
     }
 
-    /// Sets the population facts: the action's novelty for the principal and its peers, and
-    /// how many principals share the action, the agent and the network.
-    #[allow(clippy::too_many_arguments)]
+    /// Sets how many principals share the agent and the network, and explains a new agent.
     fn population(
         &self,
-        cluster: &str,
-        principal: u64,
-        first_time: bool,
+        cluster: u64,
         (agent, new_agent): (Option<u64>, Option<bool>),
         (net, new_net): (Option<u64>, Option<bool>),
         o: &Observation<'_>,
         flags: &mut BaselineFlags,
     ) {
-        let b = &self.settings.behaviour;
         let h = &self.history;
-        let c = hash(cluster.as_bytes());
-        let group = o.identity.and_then(peers::group);
-        let gkey = group.map(|g| g.key(cluster));
-        if let (true, Some(g)) = (first_time, gkey) {
-            h.join(g);
-        }
-        let day = sketch::day(o.time);
-        let f = h.observe(c, principal, gkey, o.action, day);
-        flags.new_action = f.new_for_principal;
-        flags.action_principals = u32::from(f.principals);
-        flags.peers = u32::from(f.peers);
         if let Some(a) = agent {
             flags.agent_principals =
-                u32::from(h.users_of(c, pair_tag(AGENT, a), new_agent.unwrap_or(false)));
+                u32::from(h.users_of(cluster, pair_tag(AGENT, a), new_agent.unwrap_or(false)));
         }
         if let Some(n) = net {
             flags.network_principals =
-                u32::from(h.users_of(c, pair_tag(NETWORK, n), new_net.unwrap_or(false)));
+                u32::from(h.users_of(cluster, pair_tag(NETWORK, n), new_net.unwrap_or(false)));
         }
-        if flags.learning {
-            return;
-        }
-        let place = if o.namespace.is_empty() {
-            "the cluster scope"
-        } else {
-            o.namespace
-        };
         if flags.new_user_agent {
             let family = o.user_agent.map_or("", agent_family);
             flags.explain.push(format!(
                 "first use of {family} by this principal; about {} principals of the cluster use it",
                 flags.agent_principals
             ));
-        }
-        if f.new_for_principal && f.principals <= RARE_PRINCIPALS {
-            flags.explain.push(format!(
-                "{} in {place}: new for this principal, done by about {} principal(s) of the cluster in recent weeks",
-                o.verb_resource, f.principals
-            ));
-        }
-        flags.first_of_peers = f.new_for_peers && f.peers >= b.min_peers;
-        if flags.first_of_peers {
-            if let Some(g) = group {
-                let g = g.describe();
-                flags.explain.push(format!(
-                    "no one in {g} has done {} in {place} in the last {} days",
-                    o.verb_resource,
-                    h.window_days()
-                ));
-                flags.peer_group = Some(g);
-            }
         }
     }
 
@@ -504,6 +537,47 @@ impl Baseline {
             .iter()
             .map(|s| s.lock().map_or(0, |m| m.len()))
             .sum()
+    }
+}
+
+/// Where an action happened, for explanations.
+fn place<'a>(o: &Observation<'a>) -> &'a str {
+    if o.namespace.is_empty() {
+        "the cluster scope"
+    } else {
+        o.namespace
+    }
+}
+
+/// Secret and RBAC actions: what a rare action and a refusal are judged on.
+fn sensitive_action(classes: u8) -> bool {
+    classes & (VerbClass::Secrets.bit() | VerbClass::Rbac.bit()) != 0
+}
+
+/// Records the signals this event raised.
+fn record(recent: &mut Recent, o: &Observation<'_>, f: &ComboFacts, flags: &BaselineFlags) {
+    let t = o.time;
+    let raised = [
+        (
+            flags.new_source_network || flags.new_asn || flags.new_country,
+            Signal::NewNetwork,
+        ),
+        (flags.new_user_agent, Signal::NewAgent),
+        (flags.quiet_hour, Signal::QuietHour),
+        (flags.volume_spike, Signal::VolumeSpike),
+        (flags.first_of_peers, Signal::FirstOfPeers),
+        (flags.rare_action, Signal::RareAction),
+        (
+            o.refused && (sensitive_action(o.classes) || o.classes & VerbClass::Exec.bit() != 0),
+            Signal::Refused,
+        ),
+        (flags.foreign_namespace, Signal::ForeignNamespace),
+    ];
+    let _ = f;
+    for (on, s) in raised {
+        if on {
+            recent.record(s, t);
+        }
     }
 }
 
