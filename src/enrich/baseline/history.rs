@@ -18,7 +18,7 @@ pub struct ComboFacts {
     pub peers: u16,
     /// No member of the group did anything at all in the action's namespace within the window.
     pub foreign_namespace: bool,
-    /// About how many peer groups have worked in the action's namespace (0 for cluster scope).
+    /// About how many teams have worked in the action's namespace (0 for cluster scope or a principal not in a team).
     pub namespace_groups: u16,
 }
 
@@ -88,7 +88,7 @@ impl History {
         &self,
         cluster: u64,
         principal: u64,
-        group: Option<u64>,
+        group: Option<(u64, bool)>,
         (action, namespace): (u64, u64),
         day: u16,
     ) -> ComboFacts {
@@ -102,7 +102,7 @@ impl History {
         } else {
             self.population.get(everyone)
         };
-        let Some(g) = group else {
+        let Some((g, team)) = group else {
             return ComboFacts {
                 new_for_principal,
                 principals,
@@ -121,7 +121,10 @@ impl History {
         if namespace != 0 {
             let groups = pair(namespace, MEMBERS);
             foreign_namespace = new_within(self.stamps.stamp(pair(members, namespace), day), day, w);
-            namespace_groups = if foreign_namespace {
+            // Teams are counted (service-account families of operators work everywhere).
+            namespace_groups = if !team {
+                0
+            } else if foreign_namespace {
                 self.structure.add(pair(cluster, groups))
             } else {
                 self.structure.get(pair(cluster, groups))
@@ -200,25 +203,25 @@ mod tests {
     fn novelty_is_per_principal_and_per_group_within_the_window() {
         let h = History::new(1 << 20, 30, "t");
         let (prod, alice, bob, payments, read_ks, ks, ns2) = (1, 10, 11, 100, 1000, 77, 78);
-        let f = h.observe(prod, alice, Some(payments), (read_ks, ks), 500);
+        let f = h.observe(prod, alice, Some((payments, true)), (read_ks, ks), 500);
         assert!(f.new_for_principal && f.new_for_peers && f.foreign_namespace);
         assert_eq!((f.principals, f.peers, f.namespace_groups), (1, 1, 1));
-        let f = h.observe(prod, bob, Some(payments), (read_ks, ks), 501);
+        let f = h.observe(prod, bob, Some((payments, true)), (read_ks, ks), 501);
         assert!(f.new_for_principal && !f.new_for_peers, "alice did it first");
         assert!(!f.foreign_namespace, "alice worked in the namespace");
         assert_eq!((f.principals, f.peers), (2, 2));
-        let f = h.observe(prod, bob, Some(payments), (read_ks, ks), 502);
+        let f = h.observe(prod, bob, Some((payments, true)), (read_ks, ks), 502);
         assert!(!f.new_for_principal);
         assert_eq!((f.principals, f.peers), (2, 2), "a repeat is not another principal");
-        let f = h.observe(prod, bob, Some(payments), (read_ks, ks), 600);
+        let f = h.observe(prod, bob, Some((payments, true)), (read_ks, ks), 600);
         assert_eq!(f.peers, 2, "the group's size does not age");
-        let f = h.observe(prod, bob, Some(payments), (2000, ns2), 502);
+        let f = h.observe(prod, bob, Some((payments, true)), (2000, ns2), 502);
         assert!(f.foreign_namespace && f.new_for_peers);
-        let f = h.observe(prod, 12, Some(200), (3000, ks), 503);
+        let f = h.observe(prod, 12, Some((200, true)), (3000, ks), 503);
         assert_eq!(f.namespace_groups, 2, "a second group works in the namespace");
-        let f = h.observe(prod, alice, Some(payments), (read_ks, ks), 540);
+        let f = h.observe(prod, alice, Some((payments, true)), (read_ks, ks), 540);
         assert!(f.new_for_principal && f.new_for_peers, "38 days later");
-        let f = h.observe(2, alice, Some(payments), (2000, 0), 540);
+        let f = h.observe(2, alice, Some((payments, true)), (2000, 0), 540);
         assert_eq!(f.principals, 1, "another cluster's count");
         assert!(!f.foreign_namespace, "cluster scope is no namespace");
     }

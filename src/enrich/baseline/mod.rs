@@ -104,7 +104,7 @@ impl Default for BehaviourSettings {
 /// An action done by at most this many principals is explained as rare.
 const RARE_PRINCIPALS: u16 = 2;
 
-/// A namespace where at most this many peer groups work belongs to them (a shared one has more).
+/// A namespace where at most this many teams work belongs to them (a shared one has more).
 const FOREIGN_MAX_GROUPS: u16 = 3;
 
 /// A local hour is quiet for a principal whose usual count of requests in it is below this.
@@ -260,7 +260,7 @@ impl Baseline {
             self.history.observe(
                 cluster_key,
                 key_hash,
-                group.map(|g| g.key(cluster)),
+                group.map(|g| (g.key(cluster), g.is_team())),
                 (o.action, ns),
                 sketch::day(o.time),
             )

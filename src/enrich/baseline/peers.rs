@@ -24,6 +24,11 @@ pub struct Group<'a> {
 }
 
 impl Group<'_> {
+    /// A team of people (the other groups are service-account families and node pools).
+    pub fn is_team(&self) -> bool {
+        self.kind == "team"
+    }
+
     /// A stable key of the group within `cluster`.
     pub fn key(&self, cluster: &str) -> u64 {
         crate::state::stable_hash([
