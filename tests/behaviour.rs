@@ -8,6 +8,9 @@ async fn a_fresh_install_replaying_a_background_day_raises_no_behavioural_alert(
         rampart::bench::behaviour::fresh_install(Path::new("rampart.yaml"), 3, 1)
             .await
             .unwrap();
-    assert!(events > 10_000, "a day of a few hundred principals: {events}");
+    assert!(
+        events > 10_000,
+        "a day of a few hundred principals: {events}"
+    );
     assert!(alerts.is_empty(), "{alerts:?}");
 }

@@ -187,7 +187,8 @@ async fn the_same_playbook_reaches_the_same_verdict_in_all_four_forms() {
     pcfg.lists
         .insert("admin_roles".into(), vec!["cluster-admin".into()]);
     let set = load_dir(&pcfg.dir, &pcfg).unwrap();
-    let enricher = Enricher::build(&Default::default(), Arc::new(MemoryStore::default()), "").unwrap();
+    let enricher =
+        Enricher::build(&Default::default(), Arc::new(MemoryStore::default()), "").unwrap();
     let mut verdicts = Vec::new();
     for bytes in [raw_event().to_string().into_bytes(), eks(), aks(), gke()] {
         let mut ev = one(&bytes);

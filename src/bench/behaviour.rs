@@ -26,7 +26,7 @@ pub const PLAYBOOKS: [&str; 5] = [
     "behaviour_volume_spike.rhai",
     "behaviour_rare_critical_action.rhai",
     "behaviour_first_of_peers.rhai",
-    "behaviour_service_account_new_tool.rhai",
+    "sa_new_user_agent.rhai",
     "behaviour_secret_reads_new_namespaces.rhai",
 ];
 
@@ -122,8 +122,7 @@ fn playbook_dir(config: &crate::config::Config, dir: &Path) -> Result<PathBuf, B
     std::fs::create_dir_all(out.join("lists"))?;
     for f in PLAYBOOKS {
         let from = src.join(f);
-        std::fs::copy(&from, out.join(f))
-            .map_err(|e| setup(format!("{}: {e}", from.display())))?;
+        std::fs::copy(&from, out.join(f)).map_err(|e| setup(format!("{}: {e}", from.display())))?;
         let tests = f.replace(".rhai", ".tests.yaml");
         let _ = std::fs::copy(src.join(&tests), out.join(tests));
     }
@@ -165,8 +164,8 @@ impl Harness {
                     .join("\n"),
             )
         })?;
-        let enricher = Enricher::build(&cfg.enrich, Arc::new(MemoryStore::default()), "")
-            .map_err(setup)?;
+        let enricher =
+            Enricher::build(&cfg.enrich, Arc::new(MemoryStore::default()), "").map_err(setup)?;
         Ok(Self {
             _tmp: tmp,
             enricher,
@@ -192,7 +191,11 @@ impl Harness {
             for v in self.set.evaluate(&Ev::new(ev)).verdicts {
                 let window = v.gating.window.unwrap_or(self.default_window);
                 let key = (v.playbook.clone(), v.dedup.clone());
-                if self.last_alert.get(&key).is_some_and(|&at| *t - at < window) {
+                if self
+                    .last_alert
+                    .get(&key)
+                    .is_some_and(|&at| *t - at < window)
+                {
                     continue;
                 }
                 self.last_alert.insert(key, *t);
@@ -280,7 +283,10 @@ pub async fn evaluate(opts: &EvalOptions) -> Result<EvalReport, BenchError> {
                 }
                 Label::Benign if scored => {
                     report.false_alerts += 1;
-                    *report.false_by_playbook.entry(playbook.clone()).or_default() += 1;
+                    *report
+                        .false_by_playbook
+                        .entry(playbook.clone())
+                        .or_default() += 1;
                     let n = false_examples.entry(playbook).or_default();
                     if *n < 3 || opts.trace_misses {
                         *n += 1;

@@ -28,9 +28,8 @@ pub fn rss_mib() -> f64 {
 /// (teams of 20, ten time zones) and prints the RSS at each tenth.
 pub fn run(principals: usize, combinations: usize) -> Result<String, BenchError> {
     let dir = tempfile::tempdir()?;
-    let store: Arc<dyn StateStore> = Arc::new(
-        SledStore::open(&dir.path().join("store")).map_err(super::setup)?,
-    );
+    let store: Arc<dyn StateStore> =
+        Arc::new(SledStore::open(&dir.path().join("store")).map_err(super::setup)?);
     let defaults = crate::config::BaselineConfig::default();
     let baseline = Baseline::new(
         store,
@@ -77,7 +76,11 @@ pub fn run(principals: usize, combinations: usize) -> Result<String, BenchError>
         // Each principal's k-th action is new: (n / principals) distinct actions each.
         let k = n / principals;
         let ns = format!("ns-{}", k % 997);
-        let verb_resource = if k % 3 == 0 { "get secrets" } else { "list pods" };
+        let verb_resource = if k % 3 == 0 {
+            "get secrets"
+        } else {
+            "list pods"
+        };
         let action = crate::state::stable_hash([
             verb_resource.as_bytes(),
             b" in ",
@@ -93,7 +96,12 @@ pub fn run(principals: usize, combinations: usize) -> Result<String, BenchError>
                 user_agent: Some("kubectl/v1.31.0 (linux/amd64)"),
                 verb_resource,
                 namespace: &ns,
-                classes: rates::classes_of(verb_resource.split(' ').next().unwrap_or(""), "pods", "", ""),
+                classes: rates::classes_of(
+                    verb_resource.split(' ').next().unwrap_or(""),
+                    "pods",
+                    "",
+                    "",
+                ),
                 action,
                 identity: Some(&identities[p]),
                 ..Observation::default()

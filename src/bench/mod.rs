@@ -5,8 +5,8 @@
 //! was met. Nothing here is pass/fail: a missed target is printed, not hidden.
 
 pub mod behaviour;
-pub mod behaviour_memory;
 mod behaviour_cost;
+pub mod behaviour_memory;
 mod child;
 mod inprocess;
 mod kafka;

@@ -45,7 +45,10 @@ fn validate_enrich(e: &super::EnrichConfig, at: &str, p: &mut Vec<Problem>) {
             "must be between 1 day and 10 years",
         );
     }
-    if !(h.spike_score.is_finite() && h.spike_score > 0.0 && h.spike_ratio.is_finite() && h.spike_ratio >= 1.0)
+    if !(h.spike_score.is_finite()
+        && h.spike_score > 0.0
+        && h.spike_ratio.is_finite()
+        && h.spike_ratio >= 1.0)
     {
         problem(
             p,

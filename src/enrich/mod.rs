@@ -268,7 +268,10 @@ impl Enrichers {
         let mut per_cluster = std::collections::HashMap::new();
         for (name, o) in &cfg.clusters {
             if let Some(e) = &o.enrich {
-                per_cluster.insert(name.clone(), Arc::new(Enricher::build(e, store.clone(), name)?));
+                per_cluster.insert(
+                    name.clone(),
+                    Arc::new(Enricher::build(e, store.clone(), name)?),
+                );
             }
         }
         Ok(Self {

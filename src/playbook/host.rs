@@ -360,9 +360,14 @@ pub fn register(
     let t = terms.clone();
     engine.register_fn(
         "new_term",
-        move |entity: Dynamic, value: Dynamic, window: Dynamic| -> Result<bool, Box<rhai::EvalAltResult>> {
+        move |entity: Dynamic,
+              value: Dynamic,
+              window: Dynamic|
+              -> Result<bool, Box<rhai::EvalAltResult>> {
             let window = window_secs(&window).map_err(|e| e.to_string())?;
-            Ok(!entity.is_unit() && !value.is_unit() && t.is_new(&entity.to_string(), &value.to_string(), window))
+            Ok(!entity.is_unit()
+                && !value.is_unit()
+                && t.is_new(&entity.to_string(), &value.to_string(), window))
         },
     );
     engine.register_fn("new_term", move |entity: Dynamic, value: Dynamic| -> bool {

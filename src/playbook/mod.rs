@@ -17,8 +17,8 @@ mod prefilter;
 pub mod sandbox;
 mod selector;
 pub mod state_api;
-pub mod terms;
 mod tally;
+pub mod terms;
 pub mod testcases;
 
 pub use crate::model::verdict::{self, ResponseRequest, Severity, Verdict};

@@ -94,9 +94,18 @@ mod tests {
         };
         assert!(new("p", T0, "prod", "ci/deployer", "kubectl"));
         assert!(!new("p", T0 + 60, "prod", "ci/deployer", "kubectl"));
-        assert!(new("p", T0, "prod", "ci/other", "kubectl"), "another entity");
-        assert!(new("q", T0, "prod", "ci/deployer", "kubectl"), "another playbook");
-        assert!(new("p", T0, "staging", "ci/deployer", "kubectl"), "another cluster");
+        assert!(
+            new("p", T0, "prod", "ci/other", "kubectl"),
+            "another entity"
+        );
+        assert!(
+            new("q", T0, "prod", "ci/deployer", "kubectl"),
+            "another playbook"
+        );
+        assert!(
+            new("p", T0, "staging", "ci/deployer", "kubectl"),
+            "another cluster"
+        );
         assert!(!new("p", T0 + 20 * DAY, "prod", "ci/deployer", "kubectl"));
         assert!(
             new("p", T0 + 51 * DAY, "prod", "ci/deployer", "kubectl"),

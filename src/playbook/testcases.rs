@@ -253,8 +253,9 @@ fn apply_override(ev: &mut AuditEvent, case: &Case) -> Result<(), String> {
     if let (Some(patch), Some(e)) = (&case.enrichment, ev.enrichment.as_deref()) {
         let mut v = serde_json::to_value(e).unwrap_or(Value::Null);
         merge(&mut v, patch);
-        let e = serde_json::from_value(v)
-            .map_err(|err| format!("enrichment override does not fit the enrichment shape: {err}"))?;
+        let e = serde_json::from_value(v).map_err(|err| {
+            format!("enrichment override does not fit the enrichment shape: {err}")
+        })?;
         ev.enrichment = Some(Box::new(e));
     }
     Ok(())

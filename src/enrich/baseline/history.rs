@@ -120,7 +120,8 @@ impl History {
         let (mut foreign_namespace, mut namespace_groups) = (false, 0);
         if namespace != 0 {
             let groups = pair(namespace, MEMBERS);
-            foreign_namespace = new_within(self.stamps.stamp(pair(members, namespace), day), day, w);
+            foreign_namespace =
+                new_within(self.stamps.stamp(pair(members, namespace), day), day, w);
             // Teams are counted (service-account families of operators work everywhere).
             namespace_groups = if !team {
                 0
@@ -207,18 +208,28 @@ mod tests {
         assert!(f.new_for_principal && f.new_for_peers && f.foreign_namespace);
         assert_eq!((f.principals, f.peers, f.namespace_groups), (1, 1, 1));
         let f = h.observe(prod, bob, Some((payments, true)), (read_ks, ks), 501);
-        assert!(f.new_for_principal && !f.new_for_peers, "alice did it first");
+        assert!(
+            f.new_for_principal && !f.new_for_peers,
+            "alice did it first"
+        );
         assert!(!f.foreign_namespace, "alice worked in the namespace");
         assert_eq!((f.principals, f.peers), (2, 2));
         let f = h.observe(prod, bob, Some((payments, true)), (read_ks, ks), 502);
         assert!(!f.new_for_principal);
-        assert_eq!((f.principals, f.peers), (2, 2), "a repeat is not another principal");
+        assert_eq!(
+            (f.principals, f.peers),
+            (2, 2),
+            "a repeat is not another principal"
+        );
         let f = h.observe(prod, bob, Some((payments, true)), (read_ks, ks), 600);
         assert_eq!(f.peers, 2, "the group's size does not age");
         let f = h.observe(prod, bob, Some((payments, true)), (2000, ns2), 502);
         assert!(f.foreign_namespace && f.new_for_peers);
         let f = h.observe(prod, 12, Some((200, true)), (3000, ks), 503);
-        assert_eq!(f.namespace_groups, 2, "a second group works in the namespace");
+        assert_eq!(
+            f.namespace_groups, 2,
+            "a second group works in the namespace"
+        );
         let f = h.observe(prod, alice, Some((payments, true)), (read_ks, ks), 540);
         assert!(f.new_for_principal && f.new_for_peers, "38 days later");
         let f = h.observe(2, alice, Some((payments, true)), (2000, 0), 540);

@@ -24,8 +24,8 @@ pub mod sketch;
 pub mod zone;
 
 use history::{ComboFacts, History};
-use signals::{Recent, Signal};
 use rates::{RateGuards, RateModel, VerbClass};
+use signals::{Recent, Signal};
 
 const TREE: &str = "baseline";
 const SHARDS: usize = 16;
@@ -341,7 +341,13 @@ impl Baseline {
             flags.signals = slot.recent.names(t);
         }
         drop(shard);
-        self.population(cluster_key, (agent, new_agent), (net, new_net), o, &mut flags);
+        self.population(
+            cluster_key,
+            (agent, new_agent),
+            (net, new_net),
+            o,
+            &mut flags,
+        );
         if let (true, Some(g)) = (flags.first_of_peers, group) {
             let g = g.describe();
             flags.explain.push(format!(

@@ -99,7 +99,10 @@ mod tests {
             team: Some("payments".into()),
             ..Identity::default()
         };
-        assert_eq!(group(&id).map(|g| g.describe()).as_deref(), Some("team payments"));
+        assert_eq!(
+            group(&id).map(|g| g.describe()).as_deref(),
+            Some("team payments")
+        );
         id.team = None;
         assert_eq!(group(&id), None);
         let peer = Identity {
@@ -133,6 +136,9 @@ mod tests {
             group(&sa).map(|g| g.key("staging")),
             "clusters apart"
         );
-        assert_eq!(group(&node).map(|g| g.describe()).as_deref(), Some("node pool gke-prod-pool*"));
+        assert_eq!(
+            group(&node).map(|g| g.describe()).as_deref(),
+            Some("node pool gke-prod-pool*")
+        );
     }
 }

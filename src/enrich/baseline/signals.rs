@@ -94,6 +94,9 @@ mod tests {
         assert_eq!(r.names(1000 + WINDOW + 1), ["quiet_hour"]);
         assert!(r.names(1500 + WINDOW + 1).is_empty());
         r.record(Signal::NewNetwork, 900);
-        assert!(r.names(1500 + WINDOW + 1).is_empty(), "an older time does not go back");
+        assert!(
+            r.names(1500 + WINDOW + 1).is_empty(),
+            "an older time does not go back"
+        );
     }
 }

@@ -12,7 +12,11 @@ pub fn parse(name: &str) -> Option<Tz> {
 /// Seconds east of UTC in `tz` at `epoch_secs`.
 pub fn offset(tz: Tz, epoch_secs: i64) -> i32 {
     chrono::DateTime::from_timestamp(epoch_secs, 0)
-        .map(|t| tz.offset_from_utc_datetime(&t.naive_utc()).fix().local_minus_utc())
+        .map(|t| {
+            tz.offset_from_utc_datetime(&t.naive_utc())
+                .fix()
+                .local_minus_utc()
+        })
         .unwrap_or(0)
 }
 
