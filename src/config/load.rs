@@ -273,7 +273,7 @@ enrich:
         let text = load_str(yaml, "t.yaml").unwrap_err().to_string();
         for needle in [
             "enrich.baseline.behaviour.history_window",
-            "spike_ratio must be",
+            "spike_ratio at least 1",
             "enrich.baseline.behaviour.sketch_memory",
         ] {
             assert!(text.contains(needle), "{needle} missing from {text}");

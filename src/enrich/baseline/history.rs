@@ -221,8 +221,6 @@ mod tests {
             (2, 2),
             "a repeat is not another principal"
         );
-        let f = h.observe(prod, bob, Some((payments, true)), (read_ks, ks), 600);
-        assert_eq!(f.peers, 2, "the group's size does not age");
         let f = h.observe(prod, bob, Some((payments, true)), (2000, ns2), 502);
         assert!(f.foreign_namespace && f.new_for_peers);
         let f = h.observe(prod, 12, Some((200, true)), (3000, ks), 503);
@@ -235,6 +233,8 @@ mod tests {
         let f = h.observe(2, alice, Some((payments, true)), (2000, 0), 540);
         assert_eq!(f.principals, 1, "another cluster's count");
         assert!(!f.foreign_namespace, "cluster scope is no namespace");
+        let f = h.observe(prod, bob, Some((payments, true)), (read_ks, ks), 600);
+        assert_eq!(f.peers, 2, "the group's size does not age");
     }
 
     #[test]
