@@ -452,6 +452,8 @@ pub async fn behaviour(command: &crate::cli::BehaviourCommand) -> Result<(), App
             weeks,
             incidents,
             trace_misses,
+            humans,
+            service_accounts,
         } => {
             let opts = behaviour::EvalOptions {
                 config: config.clone(),
@@ -459,6 +461,8 @@ pub async fn behaviour(command: &crate::cli::BehaviourCommand) -> Result<(), App
                 weeks: *weeks,
                 incidents_per_kind: *incidents,
                 trace_misses: *trace_misses,
+                humans: *humans,
+                service_accounts: *service_accounts,
             };
             let report = behaviour::evaluate(&opts).await?;
             let (events, fresh) = behaviour::fresh_install(config, *seed, 1).await?;

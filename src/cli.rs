@@ -185,6 +185,12 @@ pub enum BehaviourCommand {
         /// List each missed incident's first events with what the baseline said of them.
         #[arg(long)]
         trace_misses: bool,
+        /// People in the population.
+        #[arg(long, default_value_t = 240)]
+        humans: usize,
+        /// Service accounts in the population.
+        #[arg(long, default_value_t = 120)]
+        service_accounts: usize,
     },
     /// Resident memory of the baseline as principals and distinct (principal, action) pairs grow.
     Memory {

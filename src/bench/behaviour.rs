@@ -40,6 +40,9 @@ pub struct EvalOptions {
     pub incidents_per_kind: usize,
     /// List each missed incident's first events with what the baseline said of them.
     pub trace_misses: bool,
+    /// The population: people and service accounts.
+    pub humans: usize,
+    pub service_accounts: usize,
 }
 
 /// One kind's result.
@@ -236,6 +239,8 @@ pub async fn evaluate(opts: &EvalOptions) -> Result<EvalReport, BenchError> {
         seed: opts.seed,
         weeks: opts.weeks,
         incidents_per_kind: opts.incidents_per_kind,
+        humans: opts.humans,
+        service_accounts: opts.service_accounts,
         ..ScenarioOptions::default()
     });
     let scored_from = ScenarioOptions::default().start
@@ -325,8 +330,8 @@ pub async fn evaluate(opts: &EvalOptions) -> Result<EvalReport, BenchError> {
 /// The report as printed.
 pub fn render(opts: &EvalOptions, r: &EvalReport) -> String {
     let mut s = format!(
-        "behavioural evaluation: seed {}, {} weeks, {} incidents per kind; {} events in {:.0} s\n\n",
-        opts.seed, opts.weeks, opts.incidents_per_kind, r.events, r.seconds
+        "behavioural evaluation: seed {}, {} weeks, {} people, {} service accounts, {} incidents per kind; {} events in {:.0} s\n\n",
+        opts.seed, opts.weeks, opts.humans, opts.service_accounts, opts.incidents_per_kind, r.events, r.seconds
     );
     let _ = writeln!(
         s,
