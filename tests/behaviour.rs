@@ -29,7 +29,11 @@ async fn planted_anomalies_are_caught_and_benign_weeks_stay_nearly_quiet() {
         service_accounts: 40,
     };
     let r = evaluate(&opts).await.unwrap();
-    assert!(r.benign_scored > 100_000, "{} benign events scored", r.benign_scored);
+    assert!(
+        r.benign_scored > 100_000,
+        "{} benign events scored",
+        r.benign_scored
+    );
     // The kinds the full evaluation catches nearly always: each must catch most of its incidents here.
     for kind in [
         AnomalyKind::StolenHumanAccount,

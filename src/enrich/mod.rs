@@ -218,7 +218,12 @@ impl Enricher {
                     }
                     _ = flush.tick() => {
                         let m = me.clone();
-                        let _ = tokio::task::spawn_blocking(move || m.flush()).await;
+                        let _ = tokio::task::spawn_blocking(move || {
+                            if let Some(b) = &m.baseline {
+                                b.flush_periodic();
+                            }
+                        })
+                        .await;
                     }
                 }
             }
