@@ -159,9 +159,10 @@ pub struct BaselineFlags {
     /// No peer (or, without a peer group, not the principal) did this action within the window; not gated by `min_peers`.
     pub peers_new_action: bool,
     /// Another group's namespace: no peer did anything in it within the window (groups of
-    /// `min_peers` or more), and about three peer groups or fewer work in it (a shared namespace has more).
+    /// `min_peers` or more), and, for a person, about three teams or fewer work in it (a shared
+    /// namespace has more).
     pub foreign_namespace: bool,
-    /// About how many peer groups have worked in this namespace.
+    /// About how many teams have worked in this namespace (for a person; 0 otherwise).
     pub namespace_groups: u32,
     /// A secret or RBAC action new for the principal that about two principals or fewer do.
     pub rare_action: bool,
